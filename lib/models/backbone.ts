@@ -1,0 +1,35 @@
+/**
+ * What the trainer and the CL methods may know about a model.
+ *
+ * A backbone exposes named LoRA sites in a fixed order (that order is the
+ * TreeLoRA tree's depth order), its frozen base weights, and a forward pass.
+ * Methods never reach into model internals: they ask for sites.
+ *
+ * @module
+ */
+
+import type * as tf from "@tensorflow/tfjs";
+
+/** The adapter's configuration, a plain record (PEFT style). */
+export interface LoraConfig {
+  /** Rank r. */
+  rank: number;
+  /** Alpha; the LoRA branch is scaled by alpha / rank. */
+  alpha: number;
+  /** Dropout probability on the LoRA branch input (training only). */
+  dropout: number;
+}
+
+/** One adapted linear map y = W0·x + b + (alpha/r)·B·A·drop(x). */
+export interface LoraSite {
+  /** Stable name, e.g. `blocks.0.attn.q`. */
+  name: string;
+  /** Input width d_in. */
+  dIn: number;
+  /** Output width d_out. */
+  dOut: number;
+  /** Down-projection A, shape [r, d_in], initialised U(-1/sqrt(d_in), 1/sqrt(d_in)). */
+  a: tf.Variable;
+  /** Up-projection B, shape [d_out, r], initialised to zeros. */
+  b: tf.Variable;
+}
