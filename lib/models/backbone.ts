@@ -33,3 +33,15 @@ export interface LoraSite {
   /** Up-projection B, shape [d_out, r], initialised to zeros. */
   b: tf.Variable;
 }
+
+/**
+ * The part of a model a CL method may see: its LoRA sites in tree-depth order
+ * and the variables of its task head (empty for a language model, whose
+ * output layer is part of the frozen base).
+ */
+export interface AdaptedModel {
+  /** LoRA sites in their fixed order (the TreeLoRA depth order). */
+  loraSites(): LoraSite[];
+  /** Trainable head variables (classifier weight and bias), possibly empty. */
+  headVariables(): tf.Variable[];
+}

@@ -1,0 +1,98 @@
+/**
+ * The one interface every continual-learning method implements.
+ *
+ * The trainer owns the loop, the data and the evaluation (Mammoth style); a
+ * method only hooks into it:
+ *
+ * ```
+ * for each task:   beginTask
+ *   for each epoch:  beginEpoch
+ *     for each batch: beforeStep → [tape: task loss → loss()] → clip → Adam → afterStep
+ *   endTask
+ *   evaluate every task seen so far
+ * ```
+ *
+ * `loss()` runs inside the gradient tape and must be synchronous; any work
+ * that reads tensor values (bandit draws, signatures) belongs in
+ * `beforeStep` / `afterStep`, which may be async.
+ *
+ * @module
+ */
+
+import type * as tf from "@tensorflow/tfjs";
+import type { AdaptedModel } from "../models/backbone.ts";
+import type { Rng, RngState } from "../random.ts";
+import type { Timer } from "../train/timer.ts";
+
+/** Where a method is being called from: the model, the task, the position in the schedule. */
+export interface MethodContext {
+  /** The model's LoRA sites and head. */
+  model: AdaptedModel;
+  /** 0-based index of the current task. */
+  taskIndex: number;
+  /** Number of tasks in the stream. */
+  numTasks: number;
+  /** 0-based epoch within the task. */
+  epoch: number;
+  /** Epochs of this task. */
+  epochs: number;
+  /** 0-based step within the epoch (the spec's t). */
+  step: number;
+  /** Steps in one epoch of this task (the spec's T). */
+  stepsPerEpoch: number;
+  /** The method's own random stream (bandit draws, sampling). */
+  rng: Rng;
+  /** Timer for the method's named components. */
+  timer: Timer;
+}
+
+/** The loss a method returns: the total to differentiate and its named terms for `losses.csv`. */
+export interface LossParts {
+  /** Scalar to differentiate. */
+  total: tf.Scalar;
+  /** Named terms (e.g. `regularizer`), logged alongside `task`. */
+  terms: Record<string, tf.Scalar>;
+}
+
+/** A method's checkpointable state: JSON plus named float arrays. */
+export interface MethodState {
+  /** Plain JSON data (counters, options, RNG states). */
+  json: Record<string, unknown>;
+  /** Named arrays (stored signatures, adapters). */
+  arrays: Record<string, { shape: number[]; data: Float32Array }>;
+  /** RNG state of the method stream when relevant. */
+  rng?: RngState;
+}
+
+/** What every CL method implements. */
+export interface ContinualMethod {
+  /** Registry name (`seqlora`, `treelora`, …). */
+  readonly name: string;
+  /** The resolved options, written into `config.json`. */
+  options(): Record<string, unknown>;
+  /** Called once before the first epoch of a task. */
+  beginTask(ctx: MethodContext): void | Promise<void>;
+  /** Called at the start of every epoch. */
+  beginEpoch?(ctx: MethodContext): void | Promise<void>;
+  /** The variables the optimiser updates during this task. */
+  trainableVariables(ctx: MethodContext): tf.Variable[];
+  /** Called before every step, outside the gradient tape. */
+  beforeStep?(ctx: MethodContext): void | Promise<void>;
+  /** Inside the tape: the task loss plus the method's terms. Synchronous. */
+  loss(ctx: MethodContext, taskLoss: tf.Scalar): LossParts;
+  /** Called after the optimiser step, with the step's task-loss value. */
+  afterStep?(ctx: MethodContext, info: { taskLoss: number }): void | Promise<void>;
+  /** Called once after the last epoch of a task, before evaluation. */
+  endTask(ctx: MethodContext): void | Promise<void>;
+  /** Checkpointable state. */
+  state(): MethodState;
+  /** Restore a state returned by {@link ContinualMethod.state}. */
+  restore(state: MethodState): void;
+  /** Release tensors the method holds. */
+  dispose(): void;
+}
+
+/** The loss parts of a method that adds nothing to the task loss. */
+export function taskLossOnly(taskLoss: tf.Scalar): LossParts {
+  return { total: taskLoss, terms: {} };
+}

@@ -1,0 +1,50 @@
+/**
+ * Methods by name, so experiments can list them declaratively.
+ *
+ * @module
+ */
+
+import type { ContinualMethod } from "./method.ts";
+import { createSeqLora } from "./seq_lora.ts";
+
+/** Which experiment track a method is built for (sets track-specific defaults). */
+export type Track = "vit" | "lm";
+
+/** A method factory: options from the experiment spec/CLI, the track. */
+export type MethodFactory = (
+  options: Record<string, unknown>,
+  context: { track: Track },
+) => ContinualMethod;
+
+const FACTORIES: Record<string, MethodFactory> = {
+  seqlora: (options) => {
+    const keys = Object.keys(options);
+    if (keys.length > 0) throw new Error(`seqlora takes no options; got ${keys.join(", ")}`);
+    return createSeqLora();
+  },
+};
+
+/** Names of the registered methods. */
+export function methodNames(): string[] {
+  return Object.keys(FACTORIES);
+}
+
+/**
+ * Build a method by registry name.
+ *
+ * @example
+ * ```ts
+ * import { createMethod } from "./registry.ts";
+ * const m = createMethod("seqlora", { options: {}, track: "vit" });
+ * ```
+ */
+export function createMethod(
+  name: string,
+  options: { options?: Record<string, unknown>; track: Track },
+): ContinualMethod {
+  const factory = FACTORIES[name];
+  if (!factory) {
+    throw new Error(`unknown method "${name}"; known methods: ${methodNames().join(", ")}`);
+  }
+  return factory(options.options ?? {}, { track: options.track });
+}

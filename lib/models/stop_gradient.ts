@@ -1,0 +1,29 @@
+/**
+ * `stopGradient`: the identity in the forward pass, zero gradient backwards.
+ *
+ * TensorFlow.js has no stop-gradient op. Regularisers that normalise by their
+ * own value (TreeLoRA's code-mode regulariser, spec §4.6) need one.
+ *
+ * @module
+ */
+
+import * as tf from "@tensorflow/tfjs";
+
+/**
+ * Return a tensor equal to `x` through which no gradient flows.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { stopGradient } from "./stop_gradient.ts";
+ * const x = tf.scalar(3);
+ * const g = tf.grad((v: tf.Tensor) => tf.mul(v, stopGradient(v)))(x); // 3, not 6
+ * ```
+ */
+export function stopGradient<T extends tf.Tensor>(x: T): T {
+  const f = tf.customGrad((v: tf.Tensor) => ({
+    value: v.clone(),
+    gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy),
+  }));
+  return f(x) as T;
+}

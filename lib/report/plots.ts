@@ -1,0 +1,383 @@
+/**
+ * Vega-Lite v6 spec builders for the report plots.
+ *
+ * Every builder returns a plain JSON object (a Vega-Lite `TopLevelSpec`) with
+ * `$schema`, a title, axis titles with units, and the data inline in
+ * `data.values`, so a `*.vl.json` file is self-contained and opens in the
+ * Vega editor. Rows whose plotted value is not finite (`NaN`, e.g. forgetting
+ * after task 1 or an unevaluated cell of R) are dropped from the data.
+ * Task indices in rows are 1-based, as in the CSV files.
+ *
+ * Render with `renderSvg` / `writePlot` from `render.ts`.
+ *
+ * @module
+ */
+
+import type { TopLevelSpec } from "vega-lite";
+
+/** The Vega-Lite schema the specs declare. */
+export const VEGA_LITE_SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json";
+
+/** Options common to the spec builders. */
+export interface PlotOptions {
+  /** Chart title; each builder has a default. */
+  title?: string;
+  /** Width of the plot area (of one facet cell for faceted plots), px. */
+  width?: number;
+  /** Height of the plot area (of one facet cell for faceted plots), px. */
+  height?: number;
+}
+
+/** A point of an accuracy curve: A_t (%) of `method` after training through `task`. */
+export interface AccuracyCurveRow {
+  method: string;
+  task: number;
+  acc: number;
+}
+
+/** A point of a forgetting curve: F_k (percentage points) of `method` after `task`. */
+export interface ForgettingCurveRow {
+  method: string;
+  task: number;
+  forgetting: number;
+}
+
+/** Seconds spent in one named component while training one task. */
+export interface TrainingTimeRow {
+  method: string;
+  task: number;
+  component: string;
+  seconds: number;
+}
+
+/** Final accuracy and training throughput of one run. */
+export interface AccuracyThroughputRow {
+  method: string;
+  acc: number;
+  imagesPerSecond: number;
+}
+
+/** One logged loss-term value. */
+export interface LossCurveRow {
+  method: string;
+  task: number;
+  /** Step on a run-wide axis (cumulative over tasks and epochs), so tasks follow each other. */
+  step: number;
+  term: string;
+  value: number;
+}
+
+const FONT_CONFIG = { font: "sans-serif" };
+
+function finiteRows<T extends object>(rows: readonly T[], key: keyof T): T[] {
+  return rows.filter((r) => typeof r[key] === "number" && Number.isFinite(r[key] as number))
+    .map((r) => ({ ...r }));
+}
+
+/**
+ * Average accuracy A_t after each task, one line with points per method.
+ *
+ * @example
+ * ```ts
+ * import { accuracyCurveSpec } from "./plots.ts";
+ * const spec = accuracyCurveSpec([
+ *   { method: "seqlora", task: 1, acc: 95 },
+ *   { method: "seqlora", task: 2, acc: 80 },
+ * ]);
+ * ```
+ */
+export function accuracyCurveSpec(
+  rows: readonly AccuracyCurveRow[],
+  options: PlotOptions = {},
+): TopLevelSpec {
+  return {
+    $schema: VEGA_LITE_SCHEMA,
+    title: options.title ?? "Average accuracy after each task",
+    width: options.width ?? 400,
+    height: options.height ?? 260,
+    config: FONT_CONFIG,
+    data: { values: finiteRows(rows, "acc") },
+    mark: { type: "line", point: true },
+    encoding: {
+      x: {
+        field: "task",
+        type: "ordinal",
+        title: "Tasks trained (count)",
+        axis: { labelAngle: 0 },
+      },
+      y: {
+        field: "acc",
+        type: "quantitative",
+        title: "Average accuracy A_t (%)",
+        scale: { zero: false },
+      },
+      color: { field: "method", type: "nominal", title: "Method" },
+      tooltip: [
+        { field: "method", type: "nominal" },
+        { field: "task", type: "ordinal" },
+        { field: "acc", type: "quantitative", format: ".2f" },
+      ],
+    },
+  };
+}
+
+/**
+ * Average forgetting F_k after each task, one line with points per method.
+ * Rows with non-finite forgetting (k = 1) are dropped.
+ *
+ * @example
+ * ```ts
+ * import { forgettingCurveSpec } from "./plots.ts";
+ * const spec = forgettingCurveSpec([{ method: "seqlora", task: 2, forgetting: 12.5 }]);
+ * ```
+ */
+export function forgettingCurveSpec(
+  rows: readonly ForgettingCurveRow[],
+  options: PlotOptions = {},
+): TopLevelSpec {
+  return {
+    $schema: VEGA_LITE_SCHEMA,
+    title: options.title ?? "Average forgetting after each task",
+    width: options.width ?? 400,
+    height: options.height ?? 260,
+    config: FONT_CONFIG,
+    data: { values: finiteRows(rows, "forgetting") },
+    mark: { type: "line", point: true },
+    encoding: {
+      x: {
+        field: "task",
+        type: "ordinal",
+        title: "Tasks trained (count)",
+        axis: { labelAngle: 0 },
+      },
+      y: {
+        field: "forgetting",
+        type: "quantitative",
+        title: "Average forgetting F_k (percentage points)",
+      },
+      color: { field: "method", type: "nominal", title: "Method" },
+      tooltip: [
+        { field: "method", type: "nominal" },
+        { field: "task", type: "ordinal" },
+        { field: "forgetting", type: "quantitative", format: ".2f" },
+      ],
+    },
+  };
+}
+
+/**
+ * Training time per task, stacked by component, one facet column per method.
+ *
+ * @example
+ * ```ts
+ * import { trainingTimeSpec } from "./plots.ts";
+ * const spec = trainingTimeSpec([
+ *   { method: "treelora", task: 1, component: "backward", seconds: 12.5 },
+ *   { method: "treelora", task: 1, component: "search", seconds: 0.4 },
+ * ]);
+ * ```
+ */
+export function trainingTimeSpec(
+  rows: readonly TrainingTimeRow[],
+  options: PlotOptions = {},
+): TopLevelSpec {
+  return {
+    $schema: VEGA_LITE_SCHEMA,
+    title: options.title ?? "Training time per task by component",
+    config: FONT_CONFIG,
+    data: { values: finiteRows(rows, "seconds") },
+    mark: { type: "bar" },
+    width: options.width ?? 260,
+    height: options.height ?? 220,
+    encoding: {
+      column: { field: "method", type: "nominal", title: "Method" },
+      x: { field: "task", type: "ordinal", title: "Task", axis: { labelAngle: 0 } },
+      y: {
+        aggregate: "sum",
+        field: "seconds",
+        type: "quantitative",
+        title: "Wall-clock time (s)",
+        stack: "zero",
+      },
+      color: { field: "component", type: "nominal", title: "Component" },
+      tooltip: [
+        { field: "method", type: "nominal" },
+        { field: "task", type: "ordinal" },
+        { field: "component", type: "nominal" },
+        { aggregate: "sum", field: "seconds", type: "quantitative", format: ".3f", title: "s" },
+      ],
+    },
+  };
+}
+
+/**
+ * Heatmap of the accuracy matrix R with the value printed in each cell:
+ * trained-through task on y, evaluated task on x (both 1-based). `NaN`
+ * (unevaluated) cells are left blank. Colour scale fixed to 0–100 %.
+ *
+ * @example
+ * ```ts
+ * import { accuracyHeatmapSpec } from "./plots.ts";
+ * const spec = accuracyHeatmapSpec([[90, NaN], [70, 92]], { method: "seqlora" });
+ * ```
+ */
+export function accuracyHeatmapSpec(
+  R: readonly (readonly number[])[],
+  options: PlotOptions & { method: string; digits?: number },
+): TopLevelSpec {
+  const values: { trained: number; task: number; acc: number }[] = [];
+  R.forEach((row, i) =>
+    row.forEach((acc, j) => {
+      if (Number.isFinite(acc)) values.push({ trained: i + 1, task: j + 1, acc });
+    })
+  );
+  const T = R.length;
+  const digits = options.digits ?? 1;
+  return {
+    $schema: VEGA_LITE_SCHEMA,
+    title: options.title ?? `Accuracy matrix R (%): ${options.method}`,
+    width: options.width ?? Math.max(160, 36 * T),
+    height: options.height ?? Math.max(160, 36 * T),
+    config: FONT_CONFIG,
+    data: { values },
+    encoding: {
+      x: {
+        field: "task",
+        type: "ordinal",
+        title: "Evaluated task j",
+        axis: { labelAngle: 0, orient: "top" },
+      },
+      y: { field: "trained", type: "ordinal", title: "Trained through task i" },
+    },
+    layer: [
+      {
+        mark: { type: "rect" },
+        encoding: {
+          color: {
+            field: "acc",
+            type: "quantitative",
+            title: "Accuracy (%)",
+            scale: { domain: [0, 100], scheme: "viridis" },
+          },
+          tooltip: [
+            { field: "trained", type: "ordinal", title: "trained through" },
+            { field: "task", type: "ordinal", title: "task" },
+            { field: "acc", type: "quantitative", format: ".2f", title: "acc (%)" },
+          ],
+        },
+      },
+      {
+        mark: { type: "text", fontSize: T > 12 ? 7 : 10 },
+        encoding: {
+          text: { field: "acc", type: "quantitative", format: `.${digits}f` },
+          color: { condition: { test: "datum.acc < 60", value: "white" }, value: "black" },
+        },
+      },
+    ],
+  };
+}
+
+/**
+ * Final accuracy against training throughput, one labelled point per row.
+ *
+ * @example
+ * ```ts
+ * import { accuracyVsThroughputSpec } from "./plots.ts";
+ * const spec = accuracyVsThroughputSpec([
+ *   { method: "seqlora", acc: 60.2, imagesPerSecond: 410 },
+ *   { method: "treelora", acc: 71.8, imagesPerSecond: 380 },
+ * ]);
+ * ```
+ */
+export function accuracyVsThroughputSpec(
+  rows: readonly AccuracyThroughputRow[],
+  options: PlotOptions = {},
+): TopLevelSpec {
+  const values = finiteRows(finiteRows(rows, "acc"), "imagesPerSecond");
+  const encoding = {
+    x: {
+      field: "imagesPerSecond",
+      type: "quantitative" as const,
+      title: "Training throughput (images/s)",
+      scale: { zero: false },
+    },
+    y: {
+      field: "acc",
+      type: "quantitative" as const,
+      title: "Final average accuracy (%)",
+      scale: { zero: false },
+    },
+    color: { field: "method", type: "nominal" as const, title: "Method" },
+  };
+  return {
+    $schema: VEGA_LITE_SCHEMA,
+    title: options.title ?? "Accuracy vs training throughput",
+    width: options.width ?? 400,
+    height: options.height ?? 260,
+    config: FONT_CONFIG,
+    data: { values },
+    encoding,
+    layer: [
+      {
+        mark: { type: "point", filled: true, size: 80 },
+        encoding: {
+          tooltip: [
+            { field: "method", type: "nominal" },
+            { field: "acc", type: "quantitative", format: ".2f" },
+            { field: "imagesPerSecond", type: "quantitative", format: ".1f" },
+          ],
+        },
+      },
+      {
+        mark: { type: "text", align: "left", dx: 7, dy: -7 },
+        encoding: { text: { field: "method", type: "nominal" } },
+      },
+    ],
+  };
+}
+
+/**
+ * Loss terms over training steps: one facet row per term (independent y
+ * scales, since a regulariser and the task loss differ in scale), one colour
+ * per method, and a separate line segment per task.
+ *
+ * @example
+ * ```ts
+ * import { lossCurveSpec } from "./plots.ts";
+ * const spec = lossCurveSpec([
+ *   { method: "treelora", task: 1, step: 0, term: "task", value: 2.3 },
+ *   { method: "treelora", task: 1, step: 10, term: "task", value: 1.1 },
+ * ]);
+ * ```
+ */
+export function lossCurveSpec(
+  rows: readonly LossCurveRow[],
+  options: PlotOptions = {},
+): TopLevelSpec {
+  return {
+    $schema: VEGA_LITE_SCHEMA,
+    title: options.title ?? "Loss terms during training",
+    config: FONT_CONFIG,
+    data: { values: finiteRows(finiteRows(rows, "value"), "step") },
+    facet: { row: { field: "term", type: "nominal", title: "Loss term" } },
+    resolve: { scale: { y: "independent" } },
+    spec: {
+      width: options.width ?? 480,
+      height: options.height ?? 140,
+      mark: { type: "line", strokeWidth: 1.2 },
+      encoding: {
+        x: { field: "step", type: "quantitative", title: "Training step (count, whole run)" },
+        y: { field: "value", type: "quantitative", title: "Value (loss units)" },
+        color: { field: "method", type: "nominal", title: "Method" },
+        detail: { field: "task", type: "ordinal" },
+        tooltip: [
+          { field: "method", type: "nominal" },
+          { field: "task", type: "ordinal" },
+          { field: "step", type: "quantitative" },
+          { field: "term", type: "nominal" },
+          { field: "value", type: "quantitative", format: ".4f" },
+        ],
+      },
+    },
+  };
+}

@@ -1,0 +1,336 @@
+/**
+ * Turn one run folder into its tables, plots and REPORT.md, from the files on
+ * disk only (never retrains). The experiment calls it when a run ends;
+ * `deno task report` calls it for every run folder under `results/`.
+ *
+ * Writes into the run folder:
+ * - `metrics.csv`: method, seed, metric, value, formula — every named metric of
+ *   the CIL accuracy matrix (lib/metrics/cl_metrics.ts);
+ * - `summary.csv` / `summary.md`: one row per method, mean ± std over seeds;
+ * - `plots/*.vl.json|svg|png`: average accuracy after each task, forgetting
+ *   after each task, training time per task by component, the accuracy matrix
+ *   of each method, accuracy against throughput, loss terms over steps;
+ * - `REPORT.md`: links everything and states how each number was made.
+ *
+ * @module
+ */
+
+import { join } from "@std/path";
+import { exists, readJson, writeFileAtomic } from "../io.ts";
+import {
+  accuracyAfterEachTask,
+  CL_METRICS,
+  computeMetrics,
+  forgettingAfterEachTask,
+} from "../metrics/cl_metrics.ts";
+import {
+  accuracyCurveSpec,
+  accuracyHeatmapSpec,
+  accuracyVsThroughputSpec,
+  forgettingCurveSpec,
+  lossCurveSpec,
+  trainingTimeSpec,
+} from "./plots.ts";
+import { writePlot } from "./render.ts";
+import { formatMeanStd, readCsvRows, summariseOverSeeds, writeTable } from "./tables.ts";
+
+type Row = Record<string, unknown>;
+
+/** The metrics shown in the summary table, in order. */
+export const SUMMARY_METRICS = [
+  "acc_final",
+  "acc_avg_incremental",
+  "forgetting_max",
+  "bwt_gem",
+  "bwt_trace",
+  "bwt_treelora_code",
+  "learning_acc",
+];
+
+/** What {@link writeRunReport} wrote. */
+export interface RunReport {
+  /** Files written (paths). */
+  files: string[];
+  /** Problems worth telling the user (missing files, incomplete run, no font for PNG). */
+  warnings: string[];
+  /** Summary rows (one per method). */
+  summary: Row[];
+}
+
+/** Build the T×T accuracy matrix of one method and seed from matrix.csv rows (NaN where not evaluated). */
+export function matrixFromRows(rows: Row[], numTasks: number, column = "acc_cil"): number[][] {
+  const R = Array.from({ length: numTasks }, () => new Array<number>(numTasks).fill(NaN));
+  for (const r of rows) {
+    const i = Number(r.trained_through) - 1;
+    const j = Number(r.task) - 1;
+    if (i < 0 || j < 0 || i >= numTasks || j >= numTasks) {
+      throw new Error(
+        `matrix row out of range: trained_through ${r.trained_through}, task ${r.task}`,
+      );
+    }
+    R[i][j] = Number(r[column]);
+  }
+  return R;
+}
+
+function groupBy(rows: Row[], keys: string[]): Map<string, Row[]> {
+  const out = new Map<string, Row[]>();
+  for (const r of rows) {
+    const k = keys.map((key) => String(r[key])).join("\u0000");
+    if (!out.has(k)) out.set(k, []);
+    out.get(k)!.push(r);
+  }
+  return out;
+}
+
+/**
+ * Render the report of the run folder `runDir`.
+ *
+ * @example
+ * ```ts ignore
+ * const report = await writeRunReport("results/split-cifar/default", { png: "auto" });
+ * ```
+ */
+export async function writeRunReport(
+  runDir: string,
+  options: { png?: boolean | "auto"; referenceMethod?: string } = {},
+): Promise<RunReport> {
+  const warnings: string[] = [];
+  const files: string[] = [];
+  // deno-lint-ignore no-explicit-any
+  const config = await readJson<any>(join(runDir, "config.json"));
+  const matrixPath = join(runDir, "matrix.csv");
+  if (!(await exists(matrixPath))) {
+    throw new Error(`${runDir}: no matrix.csv (no task finished yet), nothing to report`);
+  }
+  const matrix = await readCsvRows(matrixPath);
+  const timings = await readCsvRows(join(runDir, "timings.csv"));
+  const components = (await exists(join(runDir, "components.csv")))
+    ? await readCsvRows(join(runDir, "components.csv"))
+    : [];
+  const losses = (await exists(join(runDir, "losses.csv")))
+    ? await readCsvRows(join(runDir, "losses.csv"))
+    : [];
+  // deno-lint-ignore no-explicit-any
+  const status = (await exists(join(runDir, "status.json")))
+    ? await readJson<any>(join(runDir, "status.json"))
+    : null;
+  if (status && !status.complete) {
+    warnings.push("the run is incomplete: tables cover the finished tasks only");
+  }
+  const numTasks = Number(config.data?.numTasks ?? Math.max(...matrix.map((r) => Number(r.task))));
+  const methodOrder: string[] = (config.methods ?? []).map((m: Row) => String(m.label));
+  for (const r of matrix) {
+    if (!methodOrder.includes(String(r.method))) methodOrder.push(String(r.method));
+  }
+
+  // Metrics per method and seed, on the tasks finished so far.
+  const metricRows: Row[] = [];
+  const curveRows: Row[] = [];
+  const forgettingRows: Row[] = [];
+  const heatmaps: { method: string; R: number[][] }[] = [];
+  for (const [, rows] of groupBy(matrix, ["method", "seed"])) {
+    const method = String(rows[0].method);
+    const seed = Number(rows[0].seed);
+    const done = Math.max(...rows.map((r) => Number(r.trained_through)));
+    const R = matrixFromRows(rows, numTasks).slice(0, done).map((row) => row.slice(0, done));
+    for (const m of computeMetrics(R)) metricRows.push({ method, seed, tasks: done, ...m });
+    accuracyAfterEachTask(R).forEach((acc, t) =>
+      curveRows.push({ method, seed, task: t + 1, acc })
+    );
+    forgettingAfterEachTask(R).forEach((f, t) =>
+      forgettingRows.push({ method, seed, task: t + 1, forgetting: f })
+    );
+    if (seed === Number(matrix[0].seed)) heatmaps.push({ method, R });
+  }
+  files.push(...(await writeTable(join(runDir, "metrics"), metricRows, { formats: ["csv"] })));
+
+  // Summary: one row per method, mean ± std over seeds.
+  const totals: Row[] = [];
+  for (const [, rows] of groupBy(timings, ["method", "seed"])) {
+    const train = rows.reduce((a, r) => a + Number(r.train_seconds), 0);
+    const images = rows.reduce((a, r) => a + Number(r.train_images), 0);
+    totals.push({
+      method: rows[0].method,
+      seed: rows[0].seed,
+      train_seconds: train,
+      eval_seconds: rows.reduce((a, r) => a + Number(r.eval_seconds), 0),
+      images_per_second: images / train,
+    });
+  }
+  const wide: Row[] = [];
+  for (const [, rows] of groupBy(metricRows, ["method", "seed"])) {
+    const w: Row = { method: rows[0].method, seed: rows[0].seed, tasks: rows[0].tasks };
+    for (const r of rows) w[String(r.metric)] = r.value;
+    const t = totals.find((x) => x.method === w.method && x.seed === w.seed);
+    Object.assign(w, { train_seconds: t?.train_seconds, images_per_second: t?.images_per_second });
+    wide.push(w);
+  }
+  const values = [...SUMMARY_METRICS, "train_seconds", "images_per_second"];
+  const stats = summariseOverSeeds(wide, { by: ["method"], values });
+  const reference = options.referenceMethod ?? methodOrder[0];
+  const refTime = Number(stats.find((s) => s.method === reference)?.train_seconds_mean);
+  const summary: Row[] = methodOrder
+    .map((method) => stats.find((s) => s.method === method))
+    .filter((s): s is Row => s !== undefined)
+    .map((s) => {
+      const row: Row = {
+        method: s.method,
+        seeds: s.n,
+        tasks: wide.find((w) => w.method === s.method)?.tasks,
+      };
+      for (const v of values) row[v] = formatMeanStd(Number(s[`${v}_mean`]), Number(s[`${v}_std`]));
+      row[`time_ratio_vs_${reference}`] = (Number(s.train_seconds_mean) / refTime).toFixed(2);
+      return row;
+    });
+  files.push(...(await writeTable(join(runDir, "summary"), summary, { formats: ["csv", "md"] })));
+
+  // Plots.
+  const plotsDir = join(runDir, "plots");
+  const png = options.png ?? "auto";
+  const fonts = new Set<string>();
+  const plot = async (name: string, spec: unknown) => {
+    const r = await writePlot(plotsDir, name, spec, { png });
+    files.push(...r.files);
+    if (r.font) fonts.add(r.font);
+    return r;
+  };
+  const seed0 = Number(matrix[0].seed);
+  await plot(
+    "accuracy_curve",
+    accuracyCurveSpec(curveRows.filter((r) => r.seed === seed0) as never),
+  );
+  await plot(
+    "forgetting_curve",
+    forgettingCurveSpec(
+      forgettingRows.filter((r) => r.seed === seed0 && Number.isFinite(r.forgetting)) as never,
+    ),
+  );
+  const timeRows: Row[] = [];
+  for (const r of components) {
+    if (Number(r.seed) === seed0) {
+      timeRows.push({ method: r.method, task: r.task, component: r.component, seconds: r.seconds });
+    }
+  }
+  await plot("training_time", trainingTimeSpec(timeRows as never));
+  for (const h of heatmaps) {
+    await plot(`accuracy_matrix_${slug(h.method)}`, accuracyHeatmapSpec(h.R, { method: h.method }));
+  }
+  const throughput = wide.filter((w) => Number(w.seed) === seed0).map((w) => ({
+    method: w.method,
+    acc: Number(w.acc_final),
+    imagesPerSecond: Number(w.images_per_second),
+  }));
+  await plot("accuracy_vs_throughput", accuracyVsThroughputSpec(throughput as never));
+  if (losses.length > 0) {
+    const lossRows = losses.filter((r) => Number(r.seed) === seed0 && r.term !== "total");
+    await plot("loss_terms", lossCurveSpec(lossRows as never));
+  }
+  if (png !== false && fonts.size === 0) {
+    warnings.push("no font file found: PNG copies skipped, SVG only");
+  }
+
+  const md = reportMarkdown({
+    config,
+    summary,
+    metricRows,
+    warnings,
+    fonts: [...fonts],
+    heatmaps,
+    reference,
+  });
+  const reportPath = join(runDir, "REPORT.md");
+  await writeFileAtomic(reportPath, md);
+  files.push(reportPath);
+  return { files, warnings, summary };
+}
+
+function slug(s: string): string {
+  return s.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "");
+}
+
+function reportMarkdown(args: {
+  // deno-lint-ignore no-explicit-any
+  config: any;
+  summary: Row[];
+  metricRows: Row[];
+  warnings: string[];
+  fonts: string[];
+  heatmaps: { method: string }[];
+  reference: string;
+}): string {
+  const { config } = args;
+  const cols = args.summary.length > 0 ? Object.keys(args.summary[0]) : [];
+  const table = [
+    `| ${cols.join(" | ")} |`,
+    `| ${cols.map(() => "---").join(" | ")} |`,
+    ...args.summary.map((r) => `| ${cols.map((c) => String(r[c] ?? "")).join(" | ")} |`),
+  ].join("\n");
+  const formulas = CL_METRICS.filter((m) => SUMMARY_METRICS.includes(m.name))
+    .map((m) => `- \`${m.name}\`: ${m.formula}`).join("\n");
+  const methods = (config.methods ?? []).map((m: Row) =>
+    `- **${m.label}** (\`${m.name}\`): epochs per task ${JSON.stringify(m.epochs)}, options ${
+      JSON.stringify(m.options)
+    }`
+  ).join("\n");
+  const data = config.data ?? {};
+  const standIn = data.source === "synthetic"
+    ? "Data: **synthetic stand-in** for CIFAR-100 (the embedded generator; not real images)."
+    : `Data: CIFAR-100 binary layout read from \`${data.dir}\`.`;
+  return `# ${config.experiment} — ${config.scenario}
+
+${args.warnings.map((w) => `> **Note:** ${w}`).join("\n")}
+
+## Results
+
+${table}
+
+Accuracy columns are class-incremental accuracy in % (no task id at test time), mean ± std over seeds
+(std is blank for one seed). \`train_seconds\` is the total training wall-clock over all tasks;
+\`time_ratio_vs_${args.reference}\` divides it by the same quantity of ${args.reference} in this run.
+Every value per seed, with its formula, is in [metrics.csv](metrics.csv); the raw accuracy matrices are in
+[matrix.csv](matrix.csv), per-task timings in [timings.csv](timings.csv) and
+[components.csv](components.csv).
+
+## Plots
+
+![average accuracy after each task](plots/accuracy_curve.svg)
+![forgetting after each task](plots/forgetting_curve.svg)
+![training time per task](plots/training_time.svg)
+![accuracy vs throughput](plots/accuracy_vs_throughput.svg)
+${
+    args.heatmaps.map((h) =>
+      `![accuracy matrix ${h.method}](plots/accuracy_matrix_${slug(h.method)}.svg)`
+    ).join("\n")
+  }
+
+${
+    args.fonts.length > 0
+      ? `PNG copies rendered with the font ${args.fonts.join(", ")}.`
+      : "No PNG copies (no font file found)."
+  }
+
+## How these numbers were made
+
+- Scenario: ${config.scenario}. ${config.protocol}.
+- ${standIn}
+- Tasks: ${data.numTasks} × ${data.classesPerTask} classes; class order ${
+    data.orderSeed === null ? "natural" : `drawn with order seed ${data.orderSeed}`
+  }: ${JSON.stringify(data.classOrder)}.
+- Backbone: \`${config.backbone?.preset}\`, ${config.backbone?.loraSites}; LoRA ${
+    JSON.stringify(config.backbone?.vit?.lora)
+  };
+  pre-trained by the harness on synthetic classes disjoint from the CL classes, then frozen.
+- Training: ${JSON.stringify(config.train)}.
+- Seeds: ${JSON.stringify(config.seeds)}.
+- Backend: ${config.backend?.name} (requested ${config.backend?.requested}), tfjs ${config.provenance?.tfjs},
+  Deno ${config.provenance?.deno}, ${config.provenance?.platform}, ${config.provenance?.cpus} CPUs,
+  commit ${config.provenance?.gitCommit ?? "unknown"}.
+- Methods:
+${methods}
+
+### Metric formulas (R[i][j] = accuracy on task j after training through task i)
+
+${formulas}
+`;
+}

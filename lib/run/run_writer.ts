@@ -1,0 +1,159 @@
+/**
+ * The files of a run folder, written as results arrive.
+ *
+ * ```
+ * results/<experiment>/<run-id>/
+ *   config.json      resolved config + provenance (written first)
+ *   matrix.csv       method, seed, trained_through, task, acc_cil, acc_til   (a row block per task, at once)
+ *   timings.csv      method, seed, task, train_seconds, eval_seconds, train_images, images_per_second
+ *   components.csv   method, seed, task, component, seconds
+ *   losses.csv       method, seed, task, epoch, step, term, value
+ *   status.json      tasks finished per method and seed, finished flag
+ * ```
+ *
+ * Every file is rewritten atomically with all rows so far, so a run killed at
+ * any point leaves consistent files holding every finished task.
+ * Indices in the CSV files are 1-based (task 1 is the first task).
+ *
+ * @module
+ */
+
+import { join } from "@std/path";
+import { writeFileAtomic, writeJsonAtomic } from "../io.ts";
+import { tableToCsv } from "../report/tables.ts";
+import type { LossRecord, RunRecorder, TaskTiming } from "../train/class_incremental.ts";
+import type { EvalRow } from "../train/evaluate.ts";
+
+type Row = Record<string, string | number>;
+
+/** Progress of a run, in `status.json`. */
+export interface RunStatus {
+  /** Tasks finished per `method/seed` key. */
+  finished: Record<string, number>;
+  /** Number of tasks per stream. */
+  numTasks: number;
+  /** True when every method finished every task. */
+  complete: boolean;
+  /** Last update time. */
+  updatedAt: string;
+}
+
+/**
+ * Owns one run folder and its tables.
+ *
+ * @example
+ * ```ts ignore
+ * const writer = await RunWriter.create("results/split-cifar/x", { config, numTasks: 10 });
+ * const recorder = writer.recorder("seqlora", 0);
+ * ```
+ */
+export class RunWriter {
+  readonly dir: string;
+  #matrix: Row[] = [];
+  #timings: Row[] = [];
+  #components: Row[] = [];
+  #losses: Row[] = [];
+  #status: RunStatus;
+
+  private constructor(dir: string, numTasks: number) {
+    this.dir = dir;
+    this.#status = { finished: {}, numTasks, complete: false, updatedAt: new Date().toISOString() };
+  }
+
+  /** Create the folder and write `config.json`. Refuses to overwrite a folder that has results. */
+  static async create(
+    dir: string,
+    options: { config: unknown; numTasks: number; overwrite?: boolean },
+  ): Promise<RunWriter> {
+    try {
+      const st = await Deno.stat(join(dir, "matrix.csv"));
+      if (st.isFile && !options.overwrite) {
+        throw new Error(
+          `${dir} already holds a run (matrix.csv exists); choose another --out or pass --overwrite`,
+        );
+      }
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+    await Deno.mkdir(dir, { recursive: true });
+    const writer = new RunWriter(dir, options.numTasks);
+    await writeJsonAtomic(join(dir, "config.json"), options.config);
+    await writer.#writeStatus();
+    return writer;
+  }
+
+  /** A recorder for one method and seed, writing into this run's tables. */
+  recorder(method: string, seed: number): RunRecorder {
+    const key = `${method}/${seed}`;
+    return {
+      taskDone: async (taskIndex: number, row: EvalRow, timing: TaskTiming) => {
+        row.cil.forEach((acc, j) => {
+          this.#matrix.push({
+            method,
+            seed,
+            trained_through: taskIndex + 1,
+            task: j + 1,
+            acc_cil: round(acc),
+            acc_til: round(row.til[j]),
+          });
+        });
+        this.#timings.push({
+          method,
+          seed,
+          task: taskIndex + 1,
+          train_seconds: round(timing.trainSeconds),
+          eval_seconds: round(timing.evalSeconds),
+          train_images: timing.trainImages,
+          images_per_second: round(timing.imagesPerSecond),
+        });
+        for (const [component, seconds] of Object.entries(timing.components)) {
+          this.#components.push({
+            method,
+            seed,
+            task: taskIndex + 1,
+            component,
+            seconds: round(seconds),
+          });
+        }
+        this.#status.finished[key] = taskIndex + 1;
+        await Promise.all([
+          writeFileAtomic(join(this.dir, "matrix.csv"), tableToCsv(this.#matrix)),
+          writeFileAtomic(join(this.dir, "timings.csv"), tableToCsv(this.#timings)),
+          writeFileAtomic(join(this.dir, "components.csv"), tableToCsv(this.#components)),
+        ]);
+        await this.#writeStatus();
+      },
+      losses: async (records: LossRecord[]) => {
+        for (const r of records) {
+          this.#losses.push({
+            method,
+            seed,
+            task: r.task + 1,
+            epoch: r.epoch + 1,
+            step: r.step + 1,
+            term: r.term,
+            value: round(r.value),
+          });
+        }
+        if (this.#losses.length > 0) {
+          await writeFileAtomic(join(this.dir, "losses.csv"), tableToCsv(this.#losses));
+        }
+      },
+    };
+  }
+
+  /** Mark the run complete. */
+  async finish(): Promise<void> {
+    this.#status.complete = true;
+    await this.#writeStatus();
+  }
+
+  async #writeStatus(): Promise<void> {
+    this.#status.updatedAt = new Date().toISOString();
+    await writeJsonAtomic(join(this.dir, "status.json"), this.#status);
+  }
+}
+
+function round(x: number): number {
+  return Math.round(x * 1e6) / 1e6;
+}

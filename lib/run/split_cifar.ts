@@ -1,0 +1,299 @@
+/**
+ * The Split CIFAR-100 experiment: class-incremental learning with a
+ * pre-trained, frozen ViT and LoRA adapters (design.md, "The protocols").
+ *
+ * `runSplitCifar(spec)` resolves everything a run depends on — data, class
+ * order, backbone, methods, schedule, seeds, backend — writes it into
+ * `config.json`, trains every method on the same stream with the same seeds,
+ * appends each task's results to disk as it finishes, and renders the run's
+ * tables and plots.
+ *
+ * @module
+ */
+
+import * as tf from "@tensorflow/tfjs";
+import { join, resolve } from "@std/path";
+import { type BackendInfo, initBackend } from "../backend.ts";
+import { readCifar100 } from "../data/cifar100.ts";
+import { splitClassIncremental } from "../data/class_split.ts";
+import { syntheticDataDir } from "../data/synthetic_cache.ts";
+import type { ClassIncrementalStream } from "../data/task.ts";
+import { createMethod, methodNames } from "../methods/registry.ts";
+import type { LoraConfig } from "../models/backbone.ts";
+import { createVitClassifier } from "../models/vit_classifier.ts";
+import { VIT_PRESETS, type VitConfig } from "../models/vit.ts";
+import { type SeedConfig, seedStreams } from "../random.ts";
+import { writeRunReport } from "../report/run_report.ts";
+import { trainClassIncremental, type TrainConfig } from "../train/class_incremental.ts";
+import { type PretrainConfig, pretrainedBackbone } from "../train/pretrain.ts";
+import { Progress } from "../train/progress.ts";
+import { collectProvenance, dependencyVersions } from "./provenance.ts";
+import { RunWriter } from "./run_writer.ts";
+import type { BackendName } from "../backend.ts";
+
+/** One method of an experiment, with its label and optional schedule override. */
+export interface MethodSpec {
+  /** Registry name. */
+  name: string;
+  /** Label in tables and plots (default: name). Two entries may share a name with different labels. */
+  label?: string;
+  /** Method options (validated by the method). */
+  options?: Record<string, unknown>;
+  /** Epochs per task for this method, overriding the experiment's (e.g. TreeLoRA's reduced schedule). */
+  epochs?: number | number[];
+}
+
+/** Everything a Split CIFAR-100 run depends on. */
+export interface SplitCifarSpec {
+  /** Experiment name (the results sub-folder). */
+  experiment: string;
+  /** Data: a CIFAR-layout directory or the embedded synthetic generator. */
+  data: {
+    /** Directory with train.bin/test.bin (CIFAR-100 layout), or null for synthetic data. */
+    dir: string | null;
+    /** Synthetic generator settings (used when dir is null). */
+    synthetic: { seed: number; trainPerClass: number; testPerClass: number };
+    /** Number of tasks. */
+    numTasks: number;
+    /** Class-order seed; null = natural class order. */
+    orderSeed: number | null;
+  };
+  /** Backbone: preset, LoRA placement, pre-training. */
+  backbone: {
+    /** A key of VIT_PRESETS. */
+    preset: string;
+    /** LoRA rank, alpha, dropout. */
+    lora: LoraConfig;
+    /** Blocks that carry LoRA on q and v ("all" or indices). */
+    loraBlocks: number[] | "all";
+    /** Pre-training of the backbone on synthetic data disjoint from the CL classes. */
+    pretrain: PretrainConfig;
+  };
+  /** Methods to compare, in order. */
+  methods: MethodSpec[];
+  /** Optimisation schedule. */
+  train: TrainConfig;
+  /** The run seed: the `seed` column of every table. */
+  seed: number;
+  /** Seeds of the data (shuffles), init (LoRA, head) and method (dropout, bandit) streams. */
+  seeds: SeedConfig;
+  /** Backend request. */
+  backend: BackendName;
+  /** Output locations. */
+  output: {
+    /** Root of the results tree. */
+    resultsDir: string;
+    /** Cache for generated data and pre-trained backbones. */
+    cacheDir: string;
+    /** Run folder name; null = timestamp. */
+    runId: string | null;
+    /** Allow replacing a run folder that already holds results. */
+    overwrite: boolean;
+  };
+  /** Silence progress output. */
+  quiet: boolean;
+}
+
+/** What a finished run returns. */
+export interface SplitCifarResult {
+  /** The run folder. */
+  runDir: string;
+  /** Wall-clock seconds of the whole run. */
+  seconds: number;
+  /** The backend used. */
+  backend: BackendInfo;
+}
+
+function resolveVitConfig(spec: SplitCifarSpec, numClasses: number): VitConfig {
+  const preset = VIT_PRESETS[spec.backbone.preset];
+  if (!preset) {
+    throw new Error(
+      `unknown ViT preset "${spec.backbone.preset}"; known: ${Object.keys(VIT_PRESETS).join(", ")}`,
+    );
+  }
+  const blocks = spec.backbone.loraBlocks === "all"
+    ? Array.from({ length: preset.depth }, (_, i) => i)
+    : spec.backbone.loraBlocks;
+  for (const b of blocks) {
+    if (!Number.isInteger(b) || b < 0 || b >= preset.depth) {
+      throw new Error(
+        `LoRA block ${b} does not exist: preset ${spec.backbone.preset} has ${preset.depth} blocks`,
+      );
+    }
+  }
+  void numClasses;
+  return { ...preset, lora: spec.backbone.lora, loraBlocks: blocks };
+}
+
+async function loadStream(spec: SplitCifarSpec, progress: Progress): Promise<{
+  stream: ClassIncrementalStream;
+  dataInfo: Record<string, unknown>;
+}> {
+  let dir = spec.data.dir;
+  let dataInfo: Record<string, unknown>;
+  if (dir === null) {
+    const t0 = performance.now();
+    const gen = await syntheticDataDir(join(spec.output.cacheDir, "data"), {
+      seed: spec.data.synthetic.seed,
+      trainPerClass: spec.data.synthetic.trainPerClass,
+      testPerClass: spec.data.synthetic.testPerClass,
+      universe: "cl",
+    });
+    dir = gen.dir;
+    progress.log(
+      `data: synthetic (${gen.cached ? "cached" : "generated"} in ${
+        ((performance.now() - t0) / 1000).toFixed(1)
+      } s) at ${dir}`,
+    );
+    dataInfo = { source: "synthetic", dir, generator: gen.description, standIn: true };
+  } else {
+    dataInfo = { source: "directory", dir: resolve(dir), standIn: null };
+  }
+  const train = await readCifar100(dir, { split: "train" });
+  const test = await readCifar100(dir, { split: "test" });
+  const stream = splitClassIncremental(train, test, {
+    numTasks: spec.data.numTasks,
+    orderSeed: spec.data.orderSeed,
+  });
+  dataInfo = {
+    ...dataInfo,
+    trainImages: train.count,
+    testImages: test.count,
+    numTasks: stream.tasks.length,
+    classesPerTask: stream.tasks[0].classes.length,
+    orderSeed: stream.orderSeed,
+    classOrder: stream.classOrder,
+    taskClasses: stream.tasks.map((t) => t.classes),
+    classNames: train.fineNames ?? null,
+  };
+  return { stream, dataInfo };
+}
+
+/**
+ * Run the experiment described by `spec`.
+ *
+ * @example
+ * ```ts ignore
+ * const result = await runSplitCifar(spec);
+ * console.log(result.runDir);
+ * ```
+ */
+export async function runSplitCifar(spec: SplitCifarSpec): Promise<SplitCifarResult> {
+  const t0 = performance.now();
+  const progress = new Progress({ quiet: spec.quiet });
+  for (const m of spec.methods) {
+    if (!methodNames().includes(m.name)) {
+      throw new Error(`unknown method "${m.name}"; known methods: ${methodNames().join(", ")}`);
+    }
+  }
+  const labels = spec.methods.map((m) => m.label ?? m.name);
+  if (new Set(labels).size !== labels.length) {
+    throw new Error(`method labels must be unique; got ${labels.join(", ")}`);
+  }
+  const backend = await initBackend(spec.backend);
+  progress.log(`backend: ${backend.name} (requested ${backend.requested}; ${backend.note})`);
+
+  const { stream, dataInfo } = await loadStream(spec, progress);
+  const vitConfig = resolveVitConfig(spec, stream.classOrder.length);
+  const pre = await pretrainedBackbone(vitConfig, {
+    pretrain: spec.backbone.pretrain,
+    cacheDir: spec.output.cacheDir,
+    progress,
+  });
+  progress.log(
+    `backbone: ${spec.backbone.preset} pre-trained on synthetic "pretrain" classes ` +
+      `(${pre.cached ? "cached" : "trained"}: ${pre.path}; held-out accuracy ${
+        pre.report.testAccuracy.toFixed(2)
+      }%)`,
+  );
+
+  const root = resolve(".");
+  const runId = spec.output.runId ?? new Date().toISOString().replace(/[:.]/g, "-");
+  const runDir = join(spec.output.resultsDir, spec.experiment, runId);
+  const resolvedMethods = spec.methods.map((m) => {
+    const method = createMethod(m.name, { options: m.options, track: "vit" });
+    const resolved = {
+      name: m.name,
+      label: m.label ?? m.name,
+      options: method.options(),
+      epochs: m.epochs ?? spec.train.epochs,
+    };
+    method.dispose();
+    return resolved;
+  });
+  const config = {
+    experiment: spec.experiment,
+    scenario: "class-incremental",
+    protocol:
+      "one head over all classes; training logits restricted to the current task's classes; " +
+      "test: argmax over all classes seen so far, no task id (acc_cil); acc_til restricts the argmax to " +
+      "the evaluated task's classes and is reported for reference only",
+    data: dataInfo,
+    backbone: {
+      preset: spec.backbone.preset,
+      vit: vitConfig,
+      loraSites: `q and v projections of blocks ${
+        vitConfig.loraBlocks.join(",")
+      } (in this order: tree depth order)`,
+      pretrain: {
+        ...spec.backbone.pretrain,
+        cache: pre.path,
+        cached: pre.cached,
+        report: pre.report,
+      },
+      frozen:
+        "all base weights frozen during CL; trainable: the method's variables (LoRA A/B and the head)",
+    },
+    methods: resolvedMethods,
+    train: spec.train,
+    seed: spec.seed,
+    seeds: spec.seeds,
+    backend,
+    provenance: await collectProvenance(root),
+    dependencies: await dependencyVersions(root),
+    metrics: "see metrics.csv: each value carries its formula name and text",
+  };
+  const writer = await RunWriter.create(runDir, {
+    config,
+    numTasks: stream.tasks.length,
+    overwrite: spec.output.overwrite,
+  });
+  progress.log(`run folder: ${runDir}`);
+
+  for (const m of resolvedMethods) {
+    const streams = seedStreams(spec.seeds);
+    const model = createVitClassifier(vitConfig, {
+      numOutputs: stream.classOrder.length,
+      baseWeights: pre.weights,
+      rng: streams.init,
+    });
+    const method = createMethod(m.name, {
+      options: spec.methods.find((x) => (x.label ?? x.name) === m.label)?.options,
+      track: "vit",
+    });
+    const before = tf.memory().numTensors;
+    try {
+      await trainClassIncremental(stream, {
+        model,
+        method,
+        config: { ...spec.train, epochs: m.epochs },
+        rngs: { data: streams.data, method: streams.method },
+        recorder: writer.recorder(m.label, spec.seed),
+        progress,
+        label: m.label,
+      });
+    } finally {
+      method.dispose();
+      model.dispose();
+    }
+    const leaked = tf.memory().numTensors - before;
+    if (leaked > 0) progress.log(`warning: ${leaked} tensors left after ${m.label}`);
+  }
+  await writer.finish();
+  const report = await writeRunReport(runDir, { png: "auto" });
+  progress.log(`report: ${report.files.length} files written under ${runDir}`);
+  for (const w of report.warnings) progress.log(`report: ${w}`);
+  const seconds = (performance.now() - t0) / 1000;
+  progress.log(`done in ${seconds.toFixed(1)} s`);
+  return { runDir, seconds, backend };
+}

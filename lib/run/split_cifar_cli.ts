@@ -1,0 +1,173 @@
+/**
+ * Command-line flags of `deno task exp:split-cifar`, mapped onto a
+ * {@link SplitCifarSpec}. Every flag is declared; unknown flags are errors.
+ *
+ * @module
+ */
+
+import { flagHelp, type FlagSpec, type FlagValues, parseFlags } from "./flags.ts";
+import { runSplitCifar, type SplitCifarSpec } from "./split_cifar.ts";
+import type { BackendName } from "../backend.ts";
+
+/** The flags of the Split CIFAR-100 experiment. */
+export const SPLIT_CIFAR_FLAGS: Record<string, FlagSpec> = {
+  methods: { type: "string-list", help: "methods to run, comma-separated (e.g. seqlora)" },
+  epochs: { type: "int-list", help: "epochs per task: one number, or one per task" },
+  "batch-size": { type: "number", help: "training batch size" },
+  lr: { type: "number", help: "Adam learning rate (constant)" },
+  clip: { type: "number", help: "global gradient-norm clip (0 disables)" },
+  tasks: { type: "number", help: "number of tasks (classes split evenly)" },
+  "order-seed": { type: "string", help: "class-order seed, or 'natural' for the natural order" },
+  seed: { type: "number", help: "run seed: sets the data, init and method seeds" },
+  "data-seed": { type: "number", help: "seed of the data stream (shuffles) only" },
+  "init-seed": { type: "number", help: "seed of the init stream (LoRA, head) only" },
+  "method-seed": { type: "number", help: "seed of the method stream (dropout, sampling) only" },
+  "data-dir": {
+    type: "string",
+    help: "read CIFAR-100-layout train.bin/test.bin from DIR instead of synthetic data",
+  },
+  "train-per-class": { type: "number", help: "synthetic data: training images per class" },
+  "test-per-class": { type: "number", help: "synthetic data: test images per class" },
+  preset: { type: "string", help: "ViT preset (micro, tiny, small)" },
+  "lora-rank": { type: "number", help: "LoRA rank r" },
+  "lora-alpha": { type: "number", help: "LoRA alpha (scale alpha/r)" },
+  "lora-dropout": { type: "number", help: "dropout on the LoRA input" },
+  "lora-blocks": {
+    type: "string",
+    help: "blocks with LoRA on q,v: 'all' or indices like 0,1,2,3,4",
+  },
+  "pretrain-steps": { type: "number", help: "backbone pre-training steps (cached by config hash)" },
+  "max-steps-per-epoch": { type: "number", help: "cap steps per epoch (smoke runs; recorded)" },
+  backend: { type: "string", help: "auto | tensorflow | wasm | cpu | webgpu" },
+  out: { type: "string", help: "run folder name under results/<experiment>/" },
+  "results-dir": { type: "string", help: "results root" },
+  "cache-dir": { type: "string", help: "cache for generated data and pre-trained backbones" },
+  overwrite: { type: "boolean", help: "replace a run folder that already holds results" },
+  quiet: { type: "boolean", help: "no progress output" },
+  help: { type: "boolean", help: "print this help" },
+};
+
+const BACKENDS = ["auto", "tensorflow", "wasm", "cpu", "webgpu"];
+
+/**
+ * Apply parsed flag values to a copy of `spec`.
+ *
+ * @example
+ * ```ts ignore
+ * const spec = applySplitCifarFlags(SPEC, parseFlags(["--epochs", "1"], SPLIT_CIFAR_FLAGS));
+ * ```
+ */
+export function applySplitCifarFlags(base: SplitCifarSpec, f: FlagValues): SplitCifarSpec {
+  const spec: SplitCifarSpec = structuredClone(base);
+  const num = (k: string) => f[k] as number | undefined;
+  const posInt = (k: string, v: number) => {
+    if (!Number.isInteger(v) || v <= 0) {
+      throw new Error(`--${k} must be a positive integer, got ${v}`);
+    }
+    return v;
+  };
+  if (f.methods) spec.methods = (f.methods as string[]).map((name) => ({ name }));
+  if (f.epochs) {
+    const e = f.epochs as number[];
+    e.forEach((v) => posInt("epochs", v));
+    spec.train.epochs = e.length === 1 ? e[0] : e;
+  }
+  if (num("batch-size") !== undefined) {
+    spec.train.batchSize = posInt("batch-size", num("batch-size")!);
+  }
+  if (num("lr") !== undefined) spec.train.lr = num("lr")!;
+  if (num("clip") !== undefined) spec.train.clipNorm = num("clip")!;
+  if (num("tasks") !== undefined) spec.data.numTasks = posInt("tasks", num("tasks")!);
+  if (f["order-seed"] !== undefined) {
+    const v = f["order-seed"] as string;
+    if (v === "natural") spec.data.orderSeed = null;
+    else {
+      const n = Number(v);
+      if (!Number.isInteger(n)) {
+        throw new Error(`--order-seed must be an integer or 'natural', got ${v}`);
+      }
+      spec.data.orderSeed = n;
+    }
+  }
+  if (num("seed") !== undefined) {
+    const s = num("seed")!;
+    spec.seed = s;
+    spec.seeds = { data: s, init: s, method: s };
+  }
+  if (num("data-seed") !== undefined) spec.seeds.data = num("data-seed")!;
+  if (num("init-seed") !== undefined) spec.seeds.init = num("init-seed")!;
+  if (num("method-seed") !== undefined) spec.seeds.method = num("method-seed")!;
+  if (f["data-dir"] !== undefined) spec.data.dir = f["data-dir"] as string;
+  if (num("train-per-class") !== undefined) {
+    spec.data.synthetic.trainPerClass = posInt("train-per-class", num("train-per-class")!);
+  }
+  if (num("test-per-class") !== undefined) {
+    spec.data.synthetic.testPerClass = posInt("test-per-class", num("test-per-class")!);
+  }
+  if (f.preset !== undefined) spec.backbone.preset = f.preset as string;
+  if (num("lora-rank") !== undefined) {
+    spec.backbone.lora.rank = posInt("lora-rank", num("lora-rank")!);
+  }
+  if (num("lora-alpha") !== undefined) spec.backbone.lora.alpha = num("lora-alpha")!;
+  if (num("lora-dropout") !== undefined) spec.backbone.lora.dropout = num("lora-dropout")!;
+  if (f["lora-blocks"] !== undefined) {
+    const v = f["lora-blocks"] as string;
+    spec.backbone.loraBlocks = v === "all" ? "all" : v.split(",").map((x) => {
+      const n = Number(x);
+      if (!Number.isInteger(n) || n < 0) {
+        throw new Error(`--lora-blocks: "${x}" is not a block index`);
+      }
+      return n;
+    });
+  }
+  if (num("pretrain-steps") !== undefined) {
+    spec.backbone.pretrain.steps = posInt("pretrain-steps", num("pretrain-steps")!);
+  }
+  if (num("max-steps-per-epoch") !== undefined) {
+    spec.train.maxStepsPerEpoch = posInt("max-steps-per-epoch", num("max-steps-per-epoch")!);
+  }
+  if (f.backend !== undefined) {
+    if (!BACKENDS.includes(f.backend as string)) {
+      throw new Error(`--backend must be one of ${BACKENDS.join(", ")}, got ${f.backend}`);
+    }
+    spec.backend = f.backend as BackendName;
+  }
+  if (f.out !== undefined) spec.output.runId = f.out as string;
+  if (f["results-dir"] !== undefined) spec.output.resultsDir = f["results-dir"] as string;
+  if (f["cache-dir"] !== undefined) spec.output.cacheDir = f["cache-dir"] as string;
+  if (f.overwrite) spec.output.overwrite = true;
+  if (f.quiet) spec.quiet = true;
+  return spec;
+}
+
+/**
+ * Parse `args`, run the experiment and return a process exit code (0 ok, 2 bad flags, 1 failure).
+ *
+ * @example
+ * ```ts ignore
+ * Deno.exit(await runSplitCifarCli(SPEC, Deno.args));
+ * ```
+ */
+export async function runSplitCifarCli(base: SplitCifarSpec, args: string[]): Promise<number> {
+  let spec: SplitCifarSpec;
+  try {
+    const flags = parseFlags(args, SPLIT_CIFAR_FLAGS);
+    if (flags.help) {
+      console.log(flagHelp("deno task exp:split-cifar [flags]", SPLIT_CIFAR_FLAGS));
+      return 0;
+    }
+    spec = applySplitCifarFlags(base, flags);
+  } catch (err) {
+    console.error(`error: ${(err as Error).message}`);
+    return 2;
+  }
+  try {
+    const result = await runSplitCifar(spec);
+    console.log(result.runDir);
+    return 0;
+  } catch (err) {
+    console.error(`error: ${(err as Error).message}`);
+    if (Deno.env.get("TREELORA_DEBUG")) console.error(err);
+    return 1;
+  }
+}

@@ -1,0 +1,260 @@
+/**
+ * The class-incremental trainer (design.md "The protocols"): one head over all
+ * classes; while training task t the logits are restricted to task t's
+ * classes (the logits of other classes are cut out, which is the same as
+ * masking them to −∞); after each task every task seen so far is evaluated
+ * with no task id, and the row of the accuracy matrix goes to the recorder at
+ * once, so a crash later loses nothing already computed.
+ *
+ * @module
+ */
+
+import * as tf from "@tensorflow/tfjs";
+import { imageBatch, shuffledBatches } from "../data/batches.ts";
+import type { ClassIncrementalStream } from "../data/task.ts";
+import type { ContinualMethod, MethodContext } from "../methods/method.ts";
+import type { ImageClassifier } from "../models/image_classifier.ts";
+import type { Rng } from "../random.ts";
+import { type EvalRow, evaluateSeenTasks, taskOutputRange } from "./evaluate.ts";
+import type { Progress } from "./progress.ts";
+import { createAdam, optimizerStep } from "./step.ts";
+import { Timer } from "./timer.ts";
+
+/** Optimisation schedule of a class-incremental run. */
+export interface TrainConfig {
+  /** Epochs per task: one number for every task, or a list (one per task). */
+  epochs: number | number[];
+  /** Mini-batch size. */
+  batchSize: number;
+  /** Adam learning rate (constant). */
+  lr: number;
+  /** Adam beta1. */
+  beta1: number;
+  /** Adam beta2. */
+  beta2: number;
+  /** Global gradient-norm clip; 0 disables. */
+  clipNorm: number;
+  /** Start every task with a fresh Adam state (true) or carry it over (false). */
+  resetOptimizerPerTask: boolean;
+  /** Cap on steps per epoch (for smoke tests); null = full epochs. Recorded in the config. */
+  maxStepsPerEpoch: number | null;
+  /** Record the loss terms every this many steps. */
+  logEvery: number;
+  /** Evaluation batch size. */
+  evalBatchSize: number;
+  /** Per-channel normalisation mean applied to pixels/255. */
+  mean: [number, number, number];
+  /** Per-channel normalisation std. */
+  std: [number, number, number];
+}
+
+/** Per-task timing, in seconds. */
+export interface TaskTiming {
+  /** Training wall-clock seconds (all epochs, hooks included). */
+  trainSeconds: number;
+  /** Evaluation wall-clock seconds. */
+  evalSeconds: number;
+  /** Training images processed (epochs × images). */
+  trainImages: number;
+  /** trainImages / trainSeconds. */
+  imagesPerSecond: number;
+  /** Seconds per named component (trainer and method). */
+  components: Record<string, number>;
+}
+
+/** One logged loss record. */
+export interface LossRecord {
+  /** 0-based task. */
+  task: number;
+  /** 0-based epoch. */
+  epoch: number;
+  /** 0-based step within the epoch. */
+  step: number;
+  /** Term name: `task`, `total`, or a method term. */
+  term: string;
+  /** Value. */
+  value: number;
+}
+
+/** Where the trainer sends what it produces. Implementations write to disk at once. */
+export interface RunRecorder {
+  /** A finished task: its accuracy row and timings. */
+  taskDone(taskIndex: number, row: EvalRow, timing: TaskTiming): Promise<void>;
+  /** Loss records of the last logging window. */
+  losses(records: LossRecord[]): Promise<void>;
+}
+
+function epochsFor(config: TrainConfig, task: number): number {
+  if (typeof config.epochs === "number") return config.epochs;
+  const e = config.epochs[task];
+  if (e === undefined) {
+    throw new Error(`epochs list has ${config.epochs.length} entries; task ${task + 1} has none`);
+  }
+  return e;
+}
+
+/**
+ * Train `method` on every task of `stream` in order, evaluating after each.
+ *
+ * @example
+ * ```ts ignore
+ * await trainClassIncremental(stream, { model, method, config, rngs, recorder, progress });
+ * ```
+ */
+export async function trainClassIncremental(
+  stream: ClassIncrementalStream,
+  options: {
+    model: ImageClassifier;
+    method: ContinualMethod;
+    config: TrainConfig;
+    /** `data` shuffles batches; `method` is handed to the method and seeds dropout. */
+    rngs: { data: Rng; method: Rng };
+    recorder: RunRecorder;
+    progress?: Progress;
+    /** Start at this task (resume); tasks before it must already be trained. */
+    startTask?: number;
+    label?: string;
+  },
+): Promise<void> {
+  const { model, method, config, rngs, recorder, progress } = options;
+  const numTasks = stream.tasks.length;
+  const timer = new Timer();
+  const size = stream.train.size;
+  let optimizer: tf.Optimizer | null = null;
+  const runStart = performance.now();
+  let imagesDone = 0;
+  const totalImages = stream.tasks.reduce(
+    (acc, t, i) => acc + epochsFor(config, i) * t.train.length,
+    0,
+  );
+  for (let ti = options.startTask ?? 0; ti < numTasks; ti++) {
+    const task = stream.tasks[ti];
+    const epochs = epochsFor(config, ti);
+    const [outStart, outEnd] = taskOutputRange(stream, task);
+    const width = outEnd - outStart;
+    const fullSteps = Math.ceil(task.train.length / config.batchSize);
+    const stepsPerEpoch = config.maxStepsPerEpoch === null
+      ? fullSteps
+      : Math.min(fullSteps, config.maxStepsPerEpoch);
+    const ctx: MethodContext = {
+      model,
+      taskIndex: ti,
+      numTasks,
+      epoch: 0,
+      epochs,
+      step: 0,
+      stepsPerEpoch,
+      rng: rngs.method,
+      timer,
+    };
+    timer.reset();
+    const t0 = performance.now();
+    if (optimizer === null || config.resetOptimizerPerTask) {
+      optimizer?.dispose();
+      optimizer = createAdam({ lr: config.lr, beta1: config.beta1, beta2: config.beta2 });
+    }
+    await timer.timeAsync("method", async () => await method.beginTask(ctx));
+    const variables = method.trainableVariables(ctx);
+    let trainImages = 0;
+    let window: LossRecord[] = [];
+    for (let epoch = 0; epoch < epochs; epoch++) {
+      ctx.epoch = epoch;
+      ctx.step = 0;
+      await timer.timeAsync("method", async () => await method.beginEpoch?.(ctx));
+      let step = 0;
+      for (const idx of shuffledBatches(task.train, config.batchSize, rngs.data)) {
+        if (step >= stepsPerEpoch) break;
+        ctx.step = step;
+        const batch = timer.time("data", () =>
+          imageBatch(stream.train, idx, {
+            labelToOutput: stream.labelToOutput,
+            mean: config.mean,
+            std: config.std,
+          }));
+        await timer.timeAsync("method", async () => await method.beforeStep?.(ctx));
+        const seed = rngs.method.seed();
+        const opt = optimizer;
+        const result = await timer.timeAsync(
+          "forward_backward",
+          () =>
+            optimizerStep(variables, () => {
+              const x = tf.tensor4d(batch.x, [idx.length, size, size, 3]);
+              const logits = tf.slice(model.logits(x, { training: true, seed }), [0, outStart], [
+                -1,
+                width,
+              ]);
+              const local = tf.sub(tf.tensor1d(batch.y, "int32"), tf.scalar(outStart, "int32"));
+              const onehot = tf.oneHot(local as tf.Tensor1D, width);
+              const taskLoss = tf.losses.softmaxCrossEntropy(onehot, logits) as tf.Scalar;
+              const parts = method.loss(ctx, taskLoss);
+              return { total: parts.total, terms: { task: taskLoss, ...parts.terms } };
+            }, { optimizer: opt, clipNorm: config.clipNorm }),
+        );
+        if (!Number.isFinite(result.total)) {
+          throw new Error(
+            `non-finite loss ${result.total} at task ${ti + 1}, epoch ${epoch + 1}, step ${
+              step + 1
+            } ` +
+              `(method ${method.name}); lower the learning rate or check the data`,
+          );
+        }
+        await timer.timeAsync(
+          "method",
+          async () => await method.afterStep?.(ctx, { taskLoss: result.terms.task }),
+        );
+        trainImages += idx.length;
+        imagesDone += idx.length;
+        if (step % config.logEvery === 0 || step === stepsPerEpoch - 1) {
+          window.push({ task: ti, epoch, step, term: "total", value: result.total });
+          for (const [term, value] of Object.entries(result.terms)) {
+            window.push({ task: ti, epoch, step, term, value });
+          }
+        }
+        const elapsed = (performance.now() - runStart) / 1000;
+        const rate = imagesDone / Math.max(1e-9, elapsed);
+        progress?.update({
+          label: options.label ?? method.name,
+          task: ti + 1,
+          tasks: numTasks,
+          epoch: epoch + 1,
+          epochs,
+          step: step + 1,
+          steps: stepsPerEpoch,
+          loss: result.terms.task,
+          imagesPerSecond: trainImages / ((performance.now() - t0) / 1000),
+          etaSeconds: config.maxStepsPerEpoch === null ? (totalImages - imagesDone) / rate : NaN,
+        });
+        step++;
+      }
+      await recorder.losses(window);
+      window = [];
+    }
+    await timer.timeAsync("method", async () => await method.endTask(ctx));
+    const trainSeconds = (performance.now() - t0) / 1000;
+    const e0 = performance.now();
+    const row = await evaluateSeenTasks(model, stream, {
+      throughTask: ti,
+      batchSize: config.evalBatchSize,
+      mean: config.mean,
+      std: config.std,
+    });
+    const evalSeconds = (performance.now() - e0) / 1000;
+    const components = timer.totals();
+    const accounted = Object.values(components).reduce((a, b) => a + b, 0);
+    components.other = Math.max(0, trainSeconds - accounted);
+    await recorder.taskDone(ti, row, {
+      trainSeconds,
+      evalSeconds,
+      trainImages,
+      imagesPerSecond: trainImages / trainSeconds,
+      components,
+    });
+    progress?.log(
+      `[${options.label ?? method.name}] task ${ti + 1}/${numTasks} done: ` +
+        `avg acc ${(row.cil.reduce((a, b) => a + b, 0) / row.cil.length).toFixed(2)}% ` +
+        `(train ${trainSeconds.toFixed(1)} s, ${(trainImages / trainSeconds).toFixed(1)} img/s, ` +
+        `eval ${evalSeconds.toFixed(1)} s)`,
+    );
+  }
+  optimizer?.dispose();
+}

@@ -1,0 +1,89 @@
+/**
+ * One optimiser step: gradients of a scalar loss with respect to a variable
+ * list, global-norm clipping, Adam. Shared by pre-training, the
+ * class-incremental trainer and the language-model trainer.
+ *
+ * @module
+ */
+
+import * as tf from "@tensorflow/tfjs";
+
+/** Result of {@link optimizerStep}: the loss terms read back as numbers and the gradient norm. */
+export interface StepResult {
+  /** Value of the differentiated total. */
+  total: number;
+  /** Values of the named terms the loss function returned. */
+  terms: Record<string, number>;
+  /** Global L2 norm of the gradient before clipping. */
+  gradNorm: number;
+}
+
+/**
+ * Compute gradients of `lossFn` w.r.t. `variables`, clip them to a global L2
+ * norm of `clipNorm` (when > 0) and apply them with `optimizer`. Everything
+ * runs inside `tf.tidy`; the returned values are plain numbers, so the step
+ * leaves no tensors behind. Reading them back synchronises the device.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { optimizerStep } from "./step.ts";
+ * const w = tf.variable(tf.scalar(3));
+ * const opt = tf.train.adam(0.1);
+ * const r = await optimizerStep([w], () => ({ total: tf.square(w) as tf.Scalar, terms: {} }), {
+ *   optimizer: opt,
+ *   clipNorm: 1,
+ * });
+ * ```
+ */
+export async function optimizerStep(
+  variables: tf.Variable[],
+  lossFn: () => { total: tf.Scalar; terms: Record<string, tf.Scalar> },
+  options: { optimizer: tf.Optimizer; clipNorm: number },
+): Promise<StepResult> {
+  if (variables.length === 0) throw new Error("optimizerStep: no trainable variables");
+  let kept: Record<string, tf.Scalar> = {};
+  const out = tf.tidy(() => {
+    const { value, grads } = tf.variableGrads(() => {
+      const parts = lossFn();
+      kept = Object.fromEntries(Object.entries(parts.terms).map(([k, v]) => [k, tf.keep(v)]));
+      return parts.total;
+    }, variables);
+    const names = Object.keys(grads);
+    const sq = names.map((n) => tf.sum(tf.square(grads[n])));
+    const norm = tf.sqrt(tf.addN(sq));
+    let applied = grads;
+    if (options.clipNorm > 0) {
+      const scale = tf.minimum(tf.scalar(1), tf.div(options.clipNorm, tf.add(norm, 1e-6)));
+      applied = Object.fromEntries(names.map((n) => [n, tf.mul(grads[n], scale)]));
+    }
+    options.optimizer.applyGradients(applied);
+    return tf.stack([value, norm]);
+  });
+  const termNames = Object.keys(kept);
+  const termValues = termNames.length > 0
+    ? tf.tidy(() => tf.stack(termNames.map((n) => kept[n])))
+    : null;
+  const [vals, termVals] = await Promise.all([
+    out.data(),
+    termValues ? termValues.data() : Promise.resolve(new Float32Array()),
+  ]);
+  out.dispose();
+  termValues?.dispose();
+  for (const t of Object.values(kept)) t.dispose();
+  const terms: Record<string, number> = {};
+  termNames.forEach((n, i) => (terms[n] = termVals[i]));
+  return { total: vals[0], gradNorm: vals[1], terms };
+}
+
+/** Adam as the harness uses it; `beta2` 0.999 (ViT) or 0.95 (the TreeLoRA LLM scripts). */
+export function createAdam(
+  options: { lr: number; beta1?: number; beta2?: number; epsilon?: number },
+): tf.Optimizer {
+  return tf.train.adam(
+    options.lr,
+    options.beta1 ?? 0.9,
+    options.beta2 ?? 0.999,
+    options.epsilon ?? 1e-8,
+  );
+}
