@@ -54,6 +54,14 @@ export interface LossParts {
   terms: Record<string, tf.Scalar>;
 }
 
+/** What the trainer tells `afterStep`. */
+export interface StepInfo {
+  /** The step's task-loss value. */
+  taskLoss: number;
+  /** Gradients of the variables named by `gradientVariables`, before clipping. */
+  gradients?: Float32Array[];
+}
+
 /** A method's checkpointable state: JSON plus named float arrays. */
 export interface MethodState {
   /** Plain JSON data (counters, options, RNG states). */
@@ -80,10 +88,14 @@ export interface ContinualMethod {
   beforeStep?(ctx: MethodContext): void | Promise<void>;
   /** Inside the tape: the task loss plus the method's terms. Synchronous. */
   loss(ctx: MethodContext, taskLoss: tf.Scalar): LossParts;
-  /** Called after the optimiser step, with the step's task-loss value. */
-  afterStep?(ctx: MethodContext, info: { taskLoss: number }): void | Promise<void>;
+  /** Variables whose gradients (before clipping) `afterStep` should receive, in this order. */
+  gradientVariables?(ctx: MethodContext): tf.Variable[];
+  /** Called after the optimiser step, with the step's task-loss value (and requested gradients). */
+  afterStep?(ctx: MethodContext, info: StepInfo): void | Promise<void>;
   /** Called once after the last epoch of a task, before evaluation. */
   endTask(ctx: MethodContext): void | Promise<void>;
+  /** What the method wants recorded about the task just finished (e.g. TreeLoRA's tree). */
+  taskSummary?(): Record<string, unknown>;
   /** Checkpointable state. */
   state(): MethodState;
   /** Restore a state returned by {@link ContinualMethod.state}. */

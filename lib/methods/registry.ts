@@ -6,6 +6,7 @@
 
 import type { ContinualMethod } from "./method.ts";
 import { createSeqLora } from "./seq_lora.ts";
+import { createTreeLora } from "./treelora/treelora.ts";
 
 /** Which experiment track a method is built for (sets track-specific defaults). */
 export type Track = "vit" | "lm";
@@ -22,6 +23,7 @@ const FACTORIES: Record<string, MethodFactory> = {
     if (keys.length > 0) throw new Error(`seqlora takes no options; got ${keys.join(", ")}`);
     return createSeqLora();
   },
+  treelora: (options, { track }) => createTreeLora(options, { track }),
 };
 
 /** Names of the registered methods. */

@@ -21,8 +21,8 @@ import * as tf from "@tensorflow/tfjs";
  * ```
  */
 export function stopGradient<T extends tf.Tensor>(x: T): T {
-  const f = tf.customGrad((v: tf.Tensor) => ({
-    value: v.clone(),
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => ({
+    value: (args[0] as tf.Tensor).clone(),
     gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy),
   }));
   return f(x) as T;

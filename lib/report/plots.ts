@@ -153,7 +153,7 @@ export function forgettingCurveSpec(
       y: {
         field: "forgetting",
         type: "quantitative",
-        title: "Average forgetting F_k (percentage points)",
+        title: "Forgetting F_k (% points)",
       },
       color: { field: "method", type: "nominal", title: "Method" },
       tooltip: [
@@ -236,8 +236,8 @@ export function accuracyHeatmapSpec(
   return {
     $schema: VEGA_LITE_SCHEMA,
     title: options.title ?? `Accuracy matrix R (%): ${options.method}`,
-    width: options.width ?? Math.max(160, 36 * T),
-    height: options.height ?? Math.max(160, 36 * T),
+    width: options.width ?? Math.max(200, 36 * T),
+    height: options.height ?? Math.max(200, 36 * T),
     config: FONT_CONFIG,
     data: { values },
     encoding: {
@@ -299,13 +299,13 @@ export function accuracyVsThroughputSpec(
       field: "imagesPerSecond",
       type: "quantitative" as const,
       title: "Training throughput (images/s)",
-      scale: { zero: false },
+      scale: { zero: false, padding: 40 },
     },
     y: {
       field: "acc",
       type: "quantitative" as const,
       title: "Final average accuracy (%)",
-      scale: { zero: false },
+      scale: { zero: false, padding: 20 },
     },
     color: { field: "method", type: "nominal" as const, title: "Method" },
   };

@@ -16,6 +16,7 @@
  */
 
 import { join } from "@std/path";
+import type { TopLevelSpec } from "vega-lite";
 import { exists, readJson, writeFileAtomic } from "../io.ts";
 import {
   accuracyAfterEachTask,
@@ -111,9 +112,8 @@ export async function writeRunReport(
   const losses = (await exists(join(runDir, "losses.csv")))
     ? await readCsvRows(join(runDir, "losses.csv"))
     : [];
-  // deno-lint-ignore no-explicit-any
   const status = (await exists(join(runDir, "status.json")))
-    ? await readJson<any>(join(runDir, "status.json"))
+    ? await readJson<{ complete: boolean }>(join(runDir, "status.json"))
     : null;
   if (status && !status.complete) {
     warnings.push("the run is incomplete: tables cover the finished tasks only");
@@ -189,7 +189,7 @@ export async function writeRunReport(
   const plotsDir = join(runDir, "plots");
   const png = options.png ?? "auto";
   const fonts = new Set<string>();
-  const plot = async (name: string, spec: unknown) => {
+  const plot = async (name: string, spec: TopLevelSpec) => {
     const r = await writePlot(plotsDir, name, spec, { png });
     files.push(...r.files);
     if (r.font) fonts.add(r.font);
@@ -223,8 +223,7 @@ export async function writeRunReport(
   }));
   await plot("accuracy_vs_throughput", accuracyVsThroughputSpec(throughput as never));
   if (losses.length > 0) {
-    const lossRows = losses.filter((r) => Number(r.seed) === seed0 && r.term !== "total");
-    await plot("loss_terms", lossCurveSpec(lossRows as never));
+    await plot("loss_terms", lossCurveSpec(cumulativeSteps(losses, seed0) as never));
   }
   if (png !== false && fonts.size === 0) {
     warnings.push("no font file found: PNG copies skipped, SVG only");
@@ -243,6 +242,34 @@ export async function writeRunReport(
   await writeFileAtomic(reportPath, md);
   files.push(reportPath);
   return { files, warnings, summary };
+}
+
+/**
+ * Loss rows of one seed with `step` counted across the epochs of each task
+ * (losses.csv restarts `step` every epoch), without the `total` term.
+ */
+function cumulativeSteps(losses: Row[], seed: number): Row[] {
+  const out: Row[] = [];
+  for (
+    const [, rows] of groupBy(losses.filter((r) => Number(r.seed) === seed), ["method", "task"])
+  ) {
+    const perEpoch = new Map<number, number>();
+    for (const r of rows) {
+      const e = Number(r.epoch);
+      perEpoch.set(e, Math.max(perEpoch.get(e) ?? 0, Number(r.step)));
+    }
+    const offsets = new Map<number, number>();
+    let acc = 0;
+    for (const e of [...perEpoch.keys()].sort((a, b) => a - b)) {
+      offsets.set(e, acc);
+      acc += perEpoch.get(e)!;
+    }
+    for (const r of rows) {
+      if (r.term === "total") continue;
+      out.push({ ...r, step: offsets.get(Number(r.epoch))! + Number(r.step) });
+    }
+  }
+  return out;
 }
 
 function slug(s: string): string {

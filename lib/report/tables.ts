@@ -51,8 +51,9 @@ export function tableToCsv(rows: readonly Row[]): string {
 
 /**
  * Format rows as a GitHub-flavoured Markdown table. Numbers are shown with
- * `digits` fractional digits (default 2; integers are shown without
- * decimals); `|` in strings is escaped.
+ * `digits` fractional digits (default 2), except in columns whose numbers are
+ * all integers (task, seed, n), which are shown without decimals; `NaN` as
+ * `NaN`, missing values as empty cells; `|` in strings is escaped.
  *
  * @example
  * ```ts
@@ -64,19 +65,20 @@ export function tableToCsv(rows: readonly Row[]): string {
 export function tableToMarkdown(rows: readonly Row[], options: { digits?: number } = {}): string {
   if (rows.length === 0) return "";
   const digits = options.digits ?? 2;
-  const names = columnNames(rows);
   const format: Record<string, (v: unknown) => string> = {};
-  for (const name of names) format[name] = (v) => formatCell(v, digits);
+  for (const name of columnNames(rows)) {
+    const integers = rows.every((r) => {
+      const v = r[name];
+      return typeof v !== "number" || !Number.isFinite(v) || Number.isInteger(v);
+    });
+    format[name] = (v) => formatCell(v, integers ? 0 : digits);
+  }
   return toTable(rows).toMarkdown({ format });
 }
 
 function formatCell(v: unknown, digits: number): string {
   if (v === null || v === undefined) return "";
-  if (typeof v === "number") {
-    if (Number.isNaN(v)) return "NaN";
-    if (!Number.isFinite(v) || Number.isInteger(v)) return String(v);
-    return v.toFixed(digits);
-  }
+  if (typeof v === "number") return Number.isFinite(v) ? v.toFixed(digits) : String(v);
   return String(v);
 }
 
@@ -111,8 +113,11 @@ export async function writeTable(
 
 /**
  * Read a CSV file into row objects (arquero `fromCSV`, with type inference:
- * numeric columns become numbers, `true`/`false` columns booleans, empty cells
- * `null`). An empty file gives `[]`. Errors name the file.
+ * numeric columns become numbers (`NaN` included), `true`/`false` columns
+ * booleans, ISO-date columns `Date`s, empty cells `null`). So rows written by
+ * {@link writeTable} come back equal, except that a string column whose
+ * values all look like numbers (e.g. `"007"`) comes back as numbers. An empty
+ * file gives `[]`. Errors name the file.
  *
  * @example
  * ```ts
@@ -161,7 +166,9 @@ export function summariseOverSeeds(
   options: { by: readonly string[]; values: readonly string[] },
 ): Row[] {
   const { by, values } = options;
-  if (values.length === 0) throw new Error("summariseOverSeeds: values must name at least one column");
+  if (values.length === 0) {
+    throw new Error("summariseOverSeeds: values must name at least one column");
+  }
   if (rows.length === 0) return [];
   const cols = new Set(columnNames(rows));
   for (const c of [...by, ...values]) {
@@ -171,7 +178,9 @@ export function summariseOverSeeds(
       );
     }
     if (c === "n" || values.some((v) => c === `${v}_mean` || c === `${v}_std`)) {
-      throw new Error(`summariseOverSeeds: column name ${JSON.stringify(c)} clashes with the output`);
+      throw new Error(
+        `summariseOverSeeds: column name ${JSON.stringify(c)} clashes with the output`,
+      );
     }
   }
   // Non-numbers (null, strings) become NaN so that op.valid counts them as missing.
@@ -206,19 +215,23 @@ export function summariseOverSeeds(
 
 /**
  * Format a mean and standard deviation as `"88.54 ± 0.05"`.
- * A `NaN` std (a single seed) gives `"88.54 ± n/a"`; a `NaN` mean gives `"n/a"`.
+ * A non-finite std (`NaN` for a single seed) gives the mean alone, `"88.54"`
+ * (show n beside it); a `NaN` mean gives `"n/a"`.
  *
  * @example
  * ```ts
  * import { formatMeanStd } from "./tables.ts";
  * formatMeanStd(88.5421, 0.0498); // "88.54 ± 0.05"
- * formatMeanStd(88.5421, NaN, { digits: 1 }); // "88.5 ± n/a"
+ * formatMeanStd(88.5421, NaN, { digits: 1 }); // "88.5"
  * ```
  */
-export function formatMeanStd(mean: number, std: number, options: { digits?: number } = {}): string {
+export function formatMeanStd(
+  mean: number,
+  std: number,
+  options: { digits?: number } = {},
+): string {
   const digits = options.digits ?? 2;
   if (!Number.isFinite(mean)) return Number.isNaN(mean) ? "n/a" : String(mean);
   const m = mean.toFixed(digits);
-  const s = Number.isFinite(std) ? std.toFixed(digits) : "n/a";
-  return `${m} ± ${s}`;
+  return Number.isFinite(std) ? `${m} ± ${std.toFixed(digits)}` : m;
 }

@@ -9,6 +9,7 @@
  *   components.csv   method, seed, task, component, seconds
  *   losses.csv       method, seed, task, epoch, step, term, value
  *   status.json      tasks finished per method and seed, finished flag
+ *   methods/<method>/seed-<s>/task-NN.json   the method's own summary of each task (e.g. TreeLoRA's tree)
  * ```
  *
  * Every file is rewritten atomically with all rows so far, so a run killed at
@@ -86,7 +87,14 @@ export class RunWriter {
   recorder(method: string, seed: number): RunRecorder {
     const key = `${method}/${seed}`;
     return {
-      taskDone: async (taskIndex: number, row: EvalRow, timing: TaskTiming) => {
+      taskDone: async (
+        taskIndex: number,
+        { row, timing, summary }: {
+          row: EvalRow;
+          timing: TaskTiming;
+          summary?: Record<string, unknown>;
+        },
+      ) => {
         row.cil.forEach((acc, j) => {
           this.#matrix.push({
             method,
@@ -114,6 +122,13 @@ export class RunWriter {
             component,
             seconds: round(seconds),
           });
+        }
+        if (summary) {
+          const name = `task-${String(taskIndex + 1).padStart(2, "0")}.json`;
+          await writeJsonAtomic(
+            join(this.dir, "methods", slug(method), `seed-${seed}`, name),
+            summary,
+          );
         }
         this.#status.finished[key] = taskIndex + 1;
         await Promise.all([
@@ -152,6 +167,10 @@ export class RunWriter {
     this.#status.updatedAt = new Date().toISOString();
     await writeJsonAtomic(join(this.dir, "status.json"), this.#status);
   }
+}
+
+function slug(s: string): string {
+  return s.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "");
 }
 
 function round(x: number): number {

@@ -78,8 +78,11 @@ export interface LossRecord {
 
 /** Where the trainer sends what it produces. Implementations write to disk at once. */
 export interface RunRecorder {
-  /** A finished task: its accuracy row and timings. */
-  taskDone(taskIndex: number, row: EvalRow, timing: TaskTiming): Promise<void>;
+  /** A finished task: its accuracy row, timings and the method's own summary of the task. */
+  taskDone(
+    taskIndex: number,
+    result: { row: EvalRow; timing: TaskTiming; summary?: Record<string, unknown> },
+  ): Promise<void>;
   /** Loss records of the last logging window. */
   losses(records: LossRecord[]): Promise<void>;
 }
@@ -155,6 +158,7 @@ export async function trainClassIncremental(
     }
     await timer.timeAsync("method", async () => await method.beginTask(ctx));
     const variables = method.trainableVariables(ctx);
+    const gradientVariables = method.gradientVariables?.(ctx) ?? [];
     let trainImages = 0;
     let window: LossRecord[] = [];
     for (let epoch = 0; epoch < epochs; epoch++) {
@@ -200,7 +204,11 @@ export async function trainClassIncremental(
         }
         await timer.timeAsync(
           "method",
-          async () => await method.afterStep?.(ctx, { taskLoss: result.terms.task }),
+          async () =>
+            await method.afterStep?.(ctx, {
+              taskLoss: result.terms.task,
+              gradients: result.gradients,
+            }),
         );
         trainImages += idx.length;
         imagesDone += idx.length;
@@ -242,12 +250,16 @@ export async function trainClassIncremental(
     const components = timer.totals();
     const accounted = Object.values(components).reduce((a, b) => a + b, 0);
     components.other = Math.max(0, trainSeconds - accounted);
-    await recorder.taskDone(ti, row, {
-      trainSeconds,
-      evalSeconds,
-      trainImages,
-      imagesPerSecond: trainImages / trainSeconds,
-      components,
+    await recorder.taskDone(ti, {
+      row,
+      timing: {
+        trainSeconds,
+        evalSeconds,
+        trainImages,
+        imagesPerSecond: trainImages / trainSeconds,
+        components,
+      },
+      summary: method.taskSummary?.(),
     });
     progress?.log(
       `[${options.label ?? method.name}] task ${ti + 1}/${numTasks} done: ` +

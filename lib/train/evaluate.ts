@@ -76,7 +76,10 @@ export async function evaluateSeenTasks(
         const x = tf.tensor4d(batch.x, [idx.length, stream.test.size, stream.test.size, 3]);
         const logits = model.logits(x, { training: false });
         const pc = tf.argMax(tf.slice(logits, [0, 0], [-1, cilEnd]), 1);
-        const pt = tf.add(tf.argMax(tf.slice(logits, [0, start], [-1, end - start]), 1), start);
+        const pt = tf.add(
+          tf.argMax(tf.slice(logits, [0, start], [-1, end - start]), 1),
+          tf.scalar(start, "int32"),
+        );
         return tf.stack([pc, pt]);
       });
       const p = await preds.data();

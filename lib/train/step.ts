@@ -16,6 +16,8 @@ export interface StepResult {
   terms: Record<string, number>;
   /** Global L2 norm of the gradient before clipping. */
   gradNorm: number;
+  /** Gradients (before clipping) of the variables listed in `readGradients`, in that order. */
+  gradients: Float32Array[];
 }
 
 /**
@@ -39,10 +41,11 @@ export interface StepResult {
 export async function optimizerStep(
   variables: tf.Variable[],
   lossFn: () => { total: tf.Scalar; terms: Record<string, tf.Scalar> },
-  options: { optimizer: tf.Optimizer; clipNorm: number },
+  options: { optimizer: tf.Optimizer; clipNorm: number; readGradients?: tf.Variable[] },
 ): Promise<StepResult> {
   if (variables.length === 0) throw new Error("optimizerStep: no trainable variables");
   let kept: Record<string, tf.Scalar> = {};
+  let wanted: tf.Tensor[] = [];
   const out = tf.tidy(() => {
     const { value, grads } = tf.variableGrads(() => {
       const parts = lossFn();
@@ -50,6 +53,13 @@ export async function optimizerStep(
       return parts.total;
     }, variables);
     const names = Object.keys(grads);
+    wanted = (options.readGradients ?? []).map((v) => {
+      const g = grads[v.name];
+      if (!g) {
+        throw new Error(`optimizerStep: no gradient for ${v.name} (not in the trainable list)`);
+      }
+      return tf.keep(g.clone());
+    });
     const sq = names.map((n) => tf.sum(tf.square(grads[n])));
     const norm = tf.sqrt(tf.addN(sq));
     let applied = grads;
@@ -64,16 +74,18 @@ export async function optimizerStep(
   const termValues = termNames.length > 0
     ? tf.tidy(() => tf.stack(termNames.map((n) => kept[n])))
     : null;
-  const [vals, termVals] = await Promise.all([
+  const [vals, termVals, ...gradients] = await Promise.all([
     out.data(),
     termValues ? termValues.data() : Promise.resolve(new Float32Array()),
+    ...wanted.map((g) => g.data() as Promise<Float32Array>),
   ]);
   out.dispose();
+  for (const g of wanted) g.dispose();
   termValues?.dispose();
   for (const t of Object.values(kept)) t.dispose();
   const terms: Record<string, number> = {};
   termNames.forEach((n, i) => (terms[n] = termVals[i]));
-  return { total: vals[0], gradNorm: vals[1], terms };
+  return { total: vals[0], gradNorm: vals[1], terms, gradients: gradients as Float32Array[] };
 }
 
 /** Adam as the harness uses it; `beta2` 0.999 (ViT) or 0.95 (the TreeLoRA LLM scripts). */

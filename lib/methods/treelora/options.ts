@@ -207,7 +207,15 @@ const BOOLEANS: readonly string[] = [
 
 const NUMBERS: readonly string[] = ["lambda", "delta"];
 
-/** Names of every TreeLoRA option, in documentation order. */
+/**
+ * Names of every TreeLoRA option, in documentation order.
+ *
+ * @example
+ * ```ts
+ * import { TREELORA_OPTION_KEYS } from "./options.ts";
+ * TREELORA_OPTION_KEYS.includes("fixShift"); // true
+ * ```
+ */
 export const TREELORA_OPTION_KEYS: readonly (keyof TreeLoraOptions)[] = [
   "mode",
   "lambda",
@@ -231,9 +239,9 @@ function checkValue(key: string, value: unknown): void {
   if (allowed !== undefined) {
     if (typeof value !== "string" || !allowed.includes(value)) {
       throw new Error(
-        `TreeLoRA option ${key}: expected one of ${
-          allowed.map((a) => `"${a}"`).join(", ")
-        }, got ${JSON.stringify(value)}`,
+        `TreeLoRA option ${key}: expected one of ${allowed.map((a) => `"${a}"`).join(", ")}, got ${
+          JSON.stringify(value)
+        }`,
       );
     }
     return;

@@ -1,0 +1,189 @@
+/**
+ * Transformer building blocks written with tfjs ops only, shared by the ViT
+ * and the language model.
+ *
+ * Conventions, chosen for the wasm backend (see `shared/docs/tfjs-on-deno.md`):
+ *
+ * - activations are 2-D `[rows, width]` between blocks, so every linear map
+ *   is one plain 2-D `tf.matMul` (XNNPACK's fast path);
+ * - linear weights are stored PyTorch-style, `[out, in]`, and transposed
+ *   explicitly (`x·Wᵀ`), never through matMul's transpose flags;
+ * - attention uses batched matMuls over `[batch·heads, tokens, headDim]`;
+ *   there is no einsum, gather or stridedSlice anywhere.
+ *
+ * @module
+ */
+
+import * as tf from "@tensorflow/tfjs";
+import type { LoraSite } from "./backbone.ts";
+import { loraDelta } from "./lora.ts";
+
+/** Weight and bias of a LayerNorm over the last axis. */
+export interface NormParams {
+  /** Gain γ [width]. */
+  weight: tf.Variable;
+  /** Shift β [width]. */
+  bias: tf.Variable;
+}
+
+/** A linear map y = x·Wᵀ + b, optionally with a LoRA site on it. */
+export interface LinearParams {
+  /** W [out, in] (PyTorch layout). */
+  weight: tf.Variable;
+  /** b [out]. */
+  bias: tf.Variable;
+  /** The LoRA update added to this map, if any. */
+  lora?: LoraSite;
+}
+
+/** How the LoRA branches of a forward pass behave. */
+export interface LoraForward {
+  /** s = alpha / rank. */
+  scale: number;
+  /** Dropout on the LoRA input (training only). */
+  dropout: number;
+  /** Training mode (dropout on). */
+  training: boolean;
+  /** Base seed of this forward pass; each site derives its own mask seed from it. */
+  seed?: number;
+}
+
+/**
+ * LayerNorm over the last axis: (x − mean) / √(var + eps) · γ + β.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { layerNorm } from "./layers.ts";
+ * const p = { weight: tf.variable(tf.ones([4])), bias: tf.variable(tf.zeros([4])) };
+ * const y = layerNorm(tf.tensor2d([[1, 2, 3, 4]]), p, 1e-6);
+ * ```
+ */
+export function layerNorm<T extends tf.Tensor>(x: T, p: NormParams, eps: number): T {
+  return tf.tidy(() => {
+    const { mean, variance } = tf.moments(x, -1, true);
+    const normed = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
+    return tf.add(tf.mul(normed, p.weight), p.bias) as T;
+  });
+}
+
+/**
+ * GELU, tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+ * (tfjs has no gelu op; this matches PyTorch's `gelu(approximate="tanh")`.)
+ * Computed as x·sigmoid(2z) with z = √(2/π)·x·(1 + 0.044715·x²) — the same
+ * function, since 0.5·(1 + tanh z) = sigmoid(2z) — without `tf.pow`, whose
+ * kernel and gradient are slow on wasm.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { geluTanh } from "./layers.ts";
+ * const y = geluTanh(tf.tensor1d([-1, 0, 1]));
+ * ```
+ */
+export function geluTanh<T extends tf.Tensor>(x: T): T {
+  return tf.tidy(() => {
+    const c = 2 * Math.sqrt(2 / Math.PI);
+    const twoZ = tf.mul(x, tf.add(tf.mul(tf.square(x), c * 0.044715), c));
+    return tf.mul(x, tf.sigmoid(twoZ)) as T;
+  });
+}
+
+/**
+ * A linear map on rows x [N, in] → [N, out]: x·Wᵀ + b, plus the LoRA update
+ * when `p.lora` is set. `siteSeed` seeds that site's dropout mask.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { linear } from "./layers.ts";
+ * const p = { weight: tf.variable(tf.eye(2)), bias: tf.variable(tf.zeros([2])) };
+ * const y = linear(tf.tensor2d([[1, 2]]), p); // [[1, 2]]
+ * ```
+ */
+export function linear(
+  x: tf.Tensor2D,
+  p: LinearParams,
+  options?: { lora?: LoraForward; siteSeed?: number },
+): tf.Tensor2D {
+  return tf.tidy(() => {
+    const y = tf.add(tf.matMul(x, tf.transpose(p.weight)), p.bias) as tf.Tensor2D;
+    if (!p.lora || !options?.lora) return y;
+    const l = options.lora;
+    const delta = loraDelta(x, p.lora, {
+      scale: l.scale,
+      dropout: l.dropout,
+      training: l.training,
+      seed: options.siteSeed,
+    });
+    return tf.add(y, delta);
+  });
+}
+
+/**
+ * A per-site dropout seed derived from the forward pass's seed and the site index
+ * (undefined when the pass has no seed).
+ *
+ * @example
+ * ```ts
+ * import { siteSeed } from "./layers.ts";
+ * siteSeed(1234, 0) !== siteSeed(1234, 1); // true
+ * ```
+ */
+export function siteSeed(seed: number | undefined, index: number): number | undefined {
+  if (seed === undefined) return undefined;
+  let z = (seed + Math.imul(index + 1, 0x9e3779b9)) | 0;
+  z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+  z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+  return (z ^ (z >>> 16)) >>> 0;
+}
+
+/**
+ * Scaled dot-product multi-head attention on rows. q, k, v are [B·T, dim]
+ * (token-major within each sequence); the result is [B·T, dim] with the heads
+ * concatenated. Heads are formed by reshape + transpose to [B·heads, T, dh],
+ * scores and outputs are batched matMuls. `causal` masks future tokens.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { multiHeadAttention } from "./layers.ts";
+ * const x = tf.randomNormal([2 * 5, 8]) as tf.Tensor2D;
+ * const y = multiHeadAttention(x, x, x, { batch: 2, tokens: 5, heads: 2 }); // [10, 8]
+ * ```
+ */
+export function multiHeadAttention(
+  q: tf.Tensor2D,
+  k: tf.Tensor2D,
+  v: tf.Tensor2D,
+  options: { batch: number; tokens: number; heads: number; causal?: boolean },
+): tf.Tensor2D {
+  const { batch: b, tokens: t, heads: h } = options;
+  const dim = q.shape[1];
+  if (dim % h !== 0) throw new Error(`attention: width ${dim} is not divisible by ${h} heads`);
+  if (q.shape[0] !== b * t) {
+    throw new Error(`attention: expected ${b}·${t} rows, got q [${q.shape}]`);
+  }
+  const dh = dim / h;
+  return tf.tidy(() => {
+    // [B·T, dim] → [B, T, H, dh] → [B, H, T, dh] → [B·H, T, dh]; q carries the 1/√dh.
+    const heads = (x: tf.Tensor2D) =>
+      tf.reshape(tf.transpose(tf.reshape(x, [b, t, h, dh]), [0, 2, 1, 3]), [b * h, t, dh]);
+    const qh = tf.mul(heads(q), 1 / Math.sqrt(dh)) as tf.Tensor3D;
+    // kᵀ directly: [B, T, H, dh] → [B, H, dh, T] → [B·H, dh, T].
+    const kt = tf.reshape(tf.transpose(tf.reshape(k, [b, t, h, dh]), [0, 2, 3, 1]), [
+      b * h,
+      dh,
+      t,
+    ]) as tf.Tensor3D;
+    const vh = heads(v) as tf.Tensor3D;
+    let scores: tf.Tensor3D = tf.matMul(qh, kt); // [B·H, T, T]
+    if (options.causal) {
+      const allowed = tf.linalg.bandPart(tf.ones([t, t]), -1, 0);
+      scores = tf.add(scores, tf.mul(tf.sub(1, allowed), -1e9));
+    }
+    const attn = tf.softmax(scores, -1);
+    const out = tf.matMul(attn, vh); // [B·H, T, dh]
+    return tf.reshape(tf.transpose(tf.reshape(out, [b, h, t, dh]), [0, 2, 1, 3]), [b * t, dim]);
+  });
+}

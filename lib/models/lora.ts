@@ -1,0 +1,117 @@
+/**
+ * LoRA: a low-rank update added to a frozen linear map (spec §4.1).
+ *
+ *     y = W0·x + b + s·B·A·drop(x),   s = alpha / r
+ *
+ * A ∈ R^{r×d_in} is drawn from U(−1/√d_in, 1/√d_in) (PEFT's Kaiming-uniform
+ * with a = √5), B ∈ R^{d_out×r} starts at zero, so the update is zero at
+ * initialisation. Dropout acts on the LoRA input only, and only in training.
+ *
+ * The layer that owns W0 computes `W0·x + b` itself and adds
+ * {@link loraDelta}. All products are plain 2-D `tf.matMul`s on explicitly
+ * transposed weights (the fast path of the wasm backend).
+ *
+ * @module
+ */
+
+import * as tf from "@tensorflow/tfjs";
+import type { Rng } from "../random.ts";
+import type { LoraConfig, LoraSite } from "./backbone.ts";
+import { makeVariable, uniformArray, uniqueScope } from "./init.ts";
+
+/**
+ * The LoRA scale s = alpha / rank.
+ *
+ * @example
+ * ```ts
+ * import { loraScale } from "./lora.ts";
+ * loraScale({ rank: 8, alpha: 32, dropout: 0.1 }); // 4
+ * ```
+ */
+export function loraScale(config: LoraConfig): number {
+  if (!(config.rank > 0) || !Number.isInteger(config.rank)) {
+    throw new Error(`LoRA rank must be a positive integer, got ${config.rank}`);
+  }
+  return config.alpha / config.rank;
+}
+
+/**
+ * Create one LoRA site: A [rank, dIn] ~ U(±1/√dIn) drawn from `rng` (row-major),
+ * B [dOut, rank] = 0, both trainable. Variables are named
+ * `<scope>/<name>.lora_a` / `.lora_b`; `scope` defaults to a fresh `loraN`.
+ *
+ * @example
+ * ```ts
+ * import { Rng } from "../random.ts";
+ * import { createLoraSite } from "./lora.ts";
+ * const site = createLoraSite("blocks.0.attn.q", {
+ *   dIn: 64,
+ *   dOut: 64,
+ *   lora: { rank: 4, alpha: 8, dropout: 0 },
+ *   rng: new Rng(0),
+ * });
+ * site.a.dispose();
+ * site.b.dispose();
+ * ```
+ */
+export function createLoraSite(
+  name: string,
+  options: { dIn: number; dOut: number; lora: LoraConfig; rng: Rng; scope?: string },
+): LoraSite {
+  const { dIn, dOut, lora, rng } = options;
+  loraScale(lora);
+  if (!(dIn > 0 && dOut > 0)) throw new Error(`LoRA site ${name}: bad shape ${dIn}→${dOut}`);
+  const scope = options.scope ?? uniqueScope("lora");
+  const r = lora.rank;
+  const a = makeVariable(uniformArray(r * dIn, rng, 1 / Math.sqrt(dIn)), [r, dIn], {
+    name: `${scope}/${name}.lora_a`,
+    trainable: true,
+  });
+  const b = makeVariable(new Float32Array(dOut * r), [dOut, r], {
+    name: `${scope}/${name}.lora_b`,
+    trainable: true,
+  });
+  return { name, dIn, dOut, a, b };
+}
+
+/**
+ * The LoRA update s·(drop(x)·Aᵀ)·Bᵀ for rows x [N, dIn] → [N, dOut].
+ * Dropout (`tf.dropout` with `seed`; inverted scaling) is applied only when
+ * `training` and `dropout > 0`, and then a seed is required so masks are
+ * reproducible.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { Rng } from "../random.ts";
+ * import { createLoraSite, loraDelta } from "./lora.ts";
+ * const site = createLoraSite("q", {
+ *   dIn: 3,
+ *   dOut: 2,
+ *   lora: { rank: 1, alpha: 2, dropout: 0 },
+ *   rng: new Rng(0),
+ * });
+ * const d = loraDelta(tf.ones([4, 3]), site, { scale: 2, dropout: 0, training: false }); // zeros [4, 2]
+ * ```
+ */
+export function loraDelta(
+  x: tf.Tensor2D,
+  site: LoraSite,
+  options: { scale: number; dropout: number; training: boolean; seed?: number },
+): tf.Tensor2D {
+  if (x.rank !== 2 || x.shape[1] !== site.dIn) {
+    throw new Error(`loraDelta ${site.name}: expected x [N, ${site.dIn}], got [${x.shape}]`);
+  }
+  return tf.tidy(() => {
+    let h: tf.Tensor2D = x;
+    if (options.training && options.dropout > 0) {
+      if (options.seed === undefined) {
+        throw new Error(`loraDelta ${site.name}: training with dropout needs a seed`);
+      }
+      h = tf.dropout(x, options.dropout, undefined, options.seed) as tf.Tensor2D;
+    }
+    const down = tf.matMul(h, tf.transpose(site.a)); // [N, r]
+    // The scale goes on Bᵀ [r, dOut], the smallest operand.
+    return tf.matMul(down, tf.mul(tf.transpose(site.b), options.scale)); // [N, dOut]
+  });
+}
