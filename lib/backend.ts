@@ -185,25 +185,32 @@ async function installedVersion(pkg: string): Promise<string | null> {
   return null;
 }
 
+function notInstalled(pkg: string): Error {
+  return new Error(
+    `${pkg} is not installed (it is optional and not a dependency of the harness; to use it, ` +
+      `add it with \`deno add npm:${pkg}@${tf.version.tfjs}\` and run \`deno install\`` +
+      (pkg.includes("tfjs-node") ? ` --allow-scripts=npm:${pkg}` : "") + ")",
+  );
+}
+
 /**
- * Import an optional package only if it is installed; the specifier is built at
- * run time so that `deno install` and the lock file never see it.
+ * Import an installed optional package. The specifier is built at run time so
+ * that `deno install` and the lock file never see it.
  */
-async function importOptional(pkg: string): Promise<{ version: string }> {
-  const version = await installedVersion(pkg);
-  if (version === null) {
-    throw new Error(
-      `${pkg} is not installed (it is optional and not a dependency of the harness; to use it, ` +
-        `add it with \`deno add npm:${pkg}@${tf.version.tfjs}\` and run \`deno install\`` +
-        (pkg.includes("tfjs-node") ? ` --allow-scripts=npm:${pkg}` : "") + ")",
-    );
-  }
+async function importInstalled(pkg: string, version: string): Promise<void> {
   const specifier = ["npm:", pkg, "@", version].join("");
   try {
     await import(specifier);
   } catch (err) {
     throw new Error(`${pkg}@${version} is installed but failed to load: ${(err as Error).message}`);
   }
+}
+
+/** Import an optional package if it is installed; otherwise throw {@link notInstalled}. */
+async function importOptional(pkg: string): Promise<{ version: string }> {
+  const version = await installedVersion(pkg);
+  if (version === null) throw notInstalled(pkg);
+  await importInstalled(pkg, version);
   return { version };
 }
 
@@ -232,11 +239,13 @@ async function useTensorflow(): Promise<{ note: string }> {
 async function useWebgpu(): Promise<{ note: string }> {
   const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
   if (!gpu) throw new Error(`initBackend("webgpu"): this runtime has no navigator.gpu`);
+  const pkg = "@tensorflow/tfjs-backend-webgpu";
+  const version = await installedVersion(pkg);
+  if (version === null) throw new Error(`initBackend("webgpu"): ${notInstalled(pkg).message}`);
   const adapter = await gpu.requestAdapter();
   if (!adapter) throw new Error(`initBackend("webgpu"): navigator.gpu.requestAdapter() gave null`);
-  let version: string;
   try {
-    ({ version } = await importOptional("@tensorflow/tfjs-backend-webgpu"));
+    await importInstalled(pkg, version);
   } catch (err) {
     throw new Error(`initBackend("webgpu"): ${(err as Error).message}`);
   }

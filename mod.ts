@@ -1,0 +1,55 @@
+/**
+ * treelora: a reproducible continual-learning harness on Deno and TensorFlow.js.
+ *
+ * The public API: experiments' building blocks (data, models, methods,
+ * trainer, metrics, reports) and the experiment runners.
+ *
+ * @example
+ * ```ts ignore
+ * import { runSplitCifar } from "./mod.ts";
+ * import { SPEC } from "./experiments/split_cifar.ts";
+ * await runSplitCifar({ ...SPEC, methods: [{ name: "treelora" }] });
+ * ```
+ *
+ * @module
+ */
+
+export { type BackendInfo, type BackendName, initBackend } from "./lib/backend.ts";
+export {
+  Rng,
+  type RngState,
+  type SeedConfig,
+  type SeedStreams,
+  seedStreams,
+} from "./lib/random.ts";
+export * from "./lib/data/mod.ts";
+export * from "./lib/metrics/mod.ts";
+export * from "./lib/report/mod.ts";
+export type {
+  ContinualMethod,
+  LossParts,
+  MethodContext,
+  MethodState,
+  StepInfo,
+} from "./lib/methods/method.ts";
+export { createMethod, methodNames } from "./lib/methods/registry.ts";
+export { createSeqLora } from "./lib/methods/seq_lora.ts";
+export {
+  createTreeLora,
+  resolveTreeLoraOptions,
+  type TreeLoraOptions,
+} from "./lib/methods/treelora/mod.ts";
+export type { AdaptedModel, LoraConfig, LoraSite } from "./lib/models/backbone.ts";
+export { createVit, type Vit, VIT_PRESETS, type VitConfig } from "./lib/models/vit.ts";
+export { createVitClassifier, type VitClassifier } from "./lib/models/vit_classifier.ts";
+export {
+  decodeSafetensors,
+  encodeSafetensors,
+  loadWeights,
+  saveWeights,
+} from "./lib/models/safetensors.ts";
+export { trainClassIncremental, type TrainConfig } from "./lib/train/class_incremental.ts";
+export { evaluateSeenTasks } from "./lib/train/evaluate.ts";
+export { type PretrainConfig, pretrainedBackbone } from "./lib/train/pretrain.ts";
+export { runSplitCifar, type SplitCifarSpec } from "./lib/run/split_cifar.ts";
+export { writeRunReport } from "./lib/report/run_report.ts";

@@ -1,0 +1,123 @@
+import * as tf from "@tensorflow/tfjs";
+import { assert, assertAlmostEquals, assertEquals } from "@std/assert";
+import { initBackend } from "../../lib/backend.ts";
+import {
+  geluTanh,
+  layerNorm,
+  linear,
+  multiHeadAttention,
+  siteSeed,
+} from "../../lib/models/layers.ts";
+import { Rng } from "../../lib/random.ts";
+
+function randn(n: number, rng: Rng): number[] {
+  return Array.from({ length: n }, () => rng.normal());
+}
+
+Deno.test("geluTanh matches PyTorch's tanh formula", async () => {
+  await initBackend("cpu");
+  const xs = [-3, -1, -0.5, 0, 0.1, 1, 2.5];
+  const y = await geluTanh(tf.tensor1d(xs)).data();
+  xs.forEach((x, i) => {
+    const ref = 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
+    assertAlmostEquals(y[i], ref, 1e-6);
+  });
+});
+
+Deno.test("layerNorm normalises the last axis, then applies gain and shift", async () => {
+  await initBackend("cpu");
+  const p = {
+    weight: tf.variable(tf.tensor1d([1, 2, 1, 1])),
+    bias: tf.variable(tf.tensor1d([0, 0, 0, 1])),
+  };
+  const y = await layerNorm(tf.tensor2d([[1, 2, 3, 4]]), p, 0).data();
+  // mean 2.5, var 1.25
+  const s = Math.sqrt(1.25);
+  [(1 - 2.5) / s, 2 * (2 - 2.5) / s, (3 - 2.5) / s, (4 - 2.5) / s + 1].forEach((v, i) =>
+    assertAlmostEquals(y[i], v, 1e-5)
+  );
+  tf.dispose([p.weight, p.bias]);
+});
+
+Deno.test("linear uses the PyTorch [out, in] layout", async () => {
+  await initBackend("cpu");
+  const p = {
+    weight: tf.variable(tf.tensor2d([[1, 0, 2], [0, 1, -1]])),
+    bias: tf.variable(tf.tensor1d([1, 0])),
+  };
+  assertEquals(Array.from(await linear(tf.tensor2d([[1, 2, 3]]), p).data()), [8, -1]);
+  tf.dispose([p.weight, p.bias]);
+});
+
+/** Multi-head attention in plain loops: x rows are (batch, token), heads split the width. */
+function naiveAttention(
+  q: number[],
+  k: number[],
+  v: number[],
+  b: number,
+  t: number,
+  dim: number,
+  heads: number,
+  causal: boolean,
+): number[] {
+  const dh = dim / heads;
+  const out = new Array(b * t * dim).fill(0);
+  for (let n = 0; n < b; n++) {
+    for (let h = 0; h < heads; h++) {
+      for (let i = 0; i < t; i++) {
+        const scores: number[] = [];
+        for (let j = 0; j < t; j++) {
+          let s = 0;
+          for (let d = 0; d < dh; d++) {
+            s += q[(n * t + i) * dim + h * dh + d] * k[(n * t + j) * dim + h * dh + d];
+          }
+          scores.push(causal && j > i ? -Infinity : s / Math.sqrt(dh));
+        }
+        const m = Math.max(...scores);
+        const e = scores.map((s) => Math.exp(s - m));
+        const z = e.reduce((a, c) => a + c, 0);
+        for (let j = 0; j < t; j++) {
+          for (let d = 0; d < dh; d++) {
+            out[(n * t + i) * dim + h * dh + d] += (e[j] / z) * v[(n * t + j) * dim + h * dh + d];
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+Deno.test("multiHeadAttention equals a naive per-head loop (plain and causal)", async () => {
+  await initBackend("cpu");
+  const rng = new Rng(11);
+  const [b, t, dim, heads] = [2, 5, 6, 3];
+  const q = randn(b * t * dim, rng), k = randn(b * t * dim, rng), v = randn(b * t * dim, rng);
+  for (const causal of [false, true]) {
+    const y = tf.tidy(() =>
+      multiHeadAttention(
+        tf.tensor2d(q, [b * t, dim]),
+        tf.tensor2d(k, [b * t, dim]),
+        tf.tensor2d(v, [b * t, dim]),
+        {
+          batch: b,
+          tokens: t,
+          heads,
+          causal,
+        },
+      )
+    );
+    const got = await y.data();
+    y.dispose();
+    const ref = naiveAttention(q, k, v, b, t, dim, heads, causal);
+    let maxDiff = 0;
+    ref.forEach((r, i) => (maxDiff = Math.max(maxDiff, Math.abs(r - got[i]))));
+    assert(maxDiff < 1e-5, `causal=${causal}: max diff ${maxDiff}`);
+  }
+});
+
+Deno.test("siteSeed gives distinct, reproducible per-site seeds", () => {
+  assertEquals(siteSeed(undefined, 0), undefined);
+  assertEquals(siteSeed(42, 3), siteSeed(42, 3));
+  const seeds = new Set(Array.from({ length: 100 }, (_, i) => siteSeed(42, i)));
+  assertEquals(seeds.size, 100);
+});

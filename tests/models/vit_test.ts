@@ -1,0 +1,325 @@
+import * as tf from "@tensorflow/tfjs";
+import { assert, assertEquals, assertThrows } from "@std/assert";
+import { initBackend } from "../../lib/backend.ts";
+import type { LoraSite } from "../../lib/models/backbone.ts";
+import { loadWeights, saveWeights, type TensorData } from "../../lib/models/safetensors.ts";
+import {
+  applyWeights,
+  createVit,
+  patchEmbed,
+  VIT_PRESETS,
+  type VitConfig,
+} from "../../lib/models/vit.ts";
+import { Rng } from "../../lib/random.ts";
+
+const MICRO: VitConfig = { ...VIT_PRESETS.micro, lora: { rank: 2, alpha: 4, dropout: 0.1 } };
+
+function images(n: number, seed: number): Float32Array {
+  const rng = new Rng(seed);
+  return Float32Array.from({ length: n * 32 * 32 * 3 }, () => rng.next());
+}
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assertEquals(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+/** Give every LoRA B a deterministic non-zero value so the LoRA path contributes. */
+function setLoraB(sites: LoraSite[], seed: number): void {
+  const rng = new Rng(seed);
+  for (const s of sites) {
+    const v = Float32Array.from({ length: s.b.size }, () => 0.1 * rng.normal());
+    tf.tidy(() => s.b.assign(tf.tensor(v, s.b.shape)));
+  }
+}
+
+async function snapshot(
+  vit: { baseWeights(): Map<string, tf.Variable> },
+): Promise<Map<string, TensorData>> {
+  const out = new Map<string, TensorData>();
+  for (const [name, v] of vit.baseWeights()) {
+    out.set(name, { shape: v.shape.slice(), data: (await v.data()) as Float32Array });
+  }
+  return out;
+}
+
+Deno.test("patchEmbed equals a naive per-patch loop over the conv-layout weight", async () => {
+  await initBackend("cpu");
+  const rng = new Rng(5);
+  const [b, h, w, c, p, dim] = [2, 8, 8, 3, 4, 5];
+  const x = Float32Array.from({ length: b * h * w * c }, () => rng.normal());
+  const wt = Float32Array.from({ length: dim * c * p * p }, () => rng.normal());
+  const bias = Float32Array.from({ length: dim }, () => rng.normal());
+  const y = tf.tidy(() =>
+    patchEmbed(tf.tensor4d(x, [b, h, w, c]), tf.tensor4d(wt, [dim, c, p, p]), tf.tensor1d(bias), p)
+  );
+  assertEquals(y.shape, [b * (h / p) * (w / p), dim]);
+  const got = await y.data();
+  y.dispose();
+  const gw = w / p;
+  const ref: number[] = [];
+  for (let n = 0; n < b; n++) {
+    for (let gy = 0; gy < h / p; gy++) {
+      for (let gx = 0; gx < gw; gx++) {
+        for (let d = 0; d < dim; d++) {
+          let s = bias[d];
+          for (let ch = 0; ch < c; ch++) {
+            for (let i = 0; i < p; i++) {
+              for (let j = 0; j < p; j++) {
+                const xv = x[((n * h + gy * p + i) * w + gx * p + j) * c + ch];
+                s += xv * wt[((d * c + ch) * p + i) * p + j];
+              }
+            }
+          }
+          ref.push(s);
+        }
+      }
+    }
+  }
+  assert(maxAbsDiff(got, ref) < 1e-4, `max diff ${maxAbsDiff(got, ref)}`);
+});
+
+Deno.test("ViT: names, shapes, LoRA site order, trainability, coexistence, dispose", async () => {
+  await initBackend("cpu");
+  const before = tf.memory().numTensors;
+  const vit = createVit({ ...MICRO, loraBlocks: [1, 0] }, { rng: new Rng(0) });
+  const other = createVit({ ...MICRO, loraBlocks: [1] }, { rng: new Rng(0) });
+  const names = [...vit.baseWeights().keys()];
+  assertEquals(names.slice(0, 6), [
+    "patch_embed.weight",
+    "patch_embed.bias",
+    "cls_token",
+    "pos_embed",
+    "blocks.0.norm1.weight",
+    "blocks.0.norm1.bias",
+  ]);
+  assertEquals(names.slice(-2), ["norm.weight", "norm.bias"]);
+  assertEquals(names.length, 4 + 2 * 16 + 2);
+  const shapes = Object.fromEntries([...vit.baseWeights()].map(([n, v]) => [n, v.shape]));
+  assertEquals(shapes["patch_embed.weight"], [32, 3, 8, 8]);
+  assertEquals(shapes["pos_embed"], [1, 17, 32]);
+  assertEquals(shapes["blocks.1.attn.q.weight"], [32, 32]);
+  assertEquals(shapes["blocks.1.mlp.fc1.weight"], [128, 32]);
+  assertEquals(shapes["blocks.1.mlp.fc2.weight"], [32, 128]);
+  assertEquals(vit.numTokens, 17);
+  assertEquals(vit.loraSites().map((s) => s.name), [
+    "blocks.0.attn.q",
+    "blocks.0.attn.v",
+    "blocks.1.attn.q",
+    "blocks.1.attn.v",
+  ]);
+  assertEquals(other.loraSites().map((s) => s.name), ["blocks.1.attn.q", "blocks.1.attn.v"]);
+  assertEquals(vit.loraSites()[0].a.shape, [2, 32]);
+  // patch embed + cls + pos, 2 × (2 norms + 4 attention maps + fc1 + fc2), final norm.
+  const block = 2 * 64 + 4 * (32 * 32 + 32) + (128 * 32 + 128) + (32 * 128 + 32);
+  const base = 32 * 192 + 32 + 32 + 17 * 32 + 2 * block + 64;
+  assertEquals(vit.parameterCount(), { base, lora: 4 * (2 * 32 + 32 * 2) });
+  // Base starts frozen; pre-training unfreezes it.
+  assert([...vit.baseWeights().values()].every((v) => !v.trainable));
+  vit.setBaseTrainable(true);
+  assert([...vit.baseWeights().values()].every((v) => v.trainable));
+  vit.setBaseTrainable(false);
+  // Same seed → same base weights, even with a different LoRA layout.
+  const wa = await vit.baseWeights().get("blocks.1.attn.q.weight")!.data();
+  const wb = await other.baseWeights().get("blocks.1.attn.q.weight")!.data();
+  assertEquals(Array.from(wa), Array.from(wb));
+  vit.dispose();
+  other.dispose();
+  assertEquals(tf.memory().numTensors, before);
+  assertThrows(
+    () => createVit({ ...MICRO, loraBlocks: [2] }, { rng: new Rng(0) }),
+    Error,
+    "loraBlocks",
+  );
+  assertThrows(() => createVit({ ...MICRO, heads: 3 }, { rng: new Rng(0) }), Error, "divisible");
+});
+
+Deno.test("ViT: each image's features are independent of the rest of the batch", async () => {
+  await initBackend("cpu");
+  const vit = createVit(MICRO, { rng: new Rng(1) });
+  setLoraB(vit.loraSites(), 2);
+  const x = images(3, 3);
+  const both = tf.tidy(() => vit.features(tf.tensor4d(x, [3, 32, 32, 3]), { training: false }));
+  const one = tf.tidy(() =>
+    vit.features(tf.tensor4d(x.subarray(2 * 3072), [1, 32, 32, 3]), { training: false })
+  );
+  const all = await both.data();
+  assertEquals(both.shape, [3, 32]);
+  assert(maxAbsDiff(all.subarray(64), await one.data()) < 1e-5);
+  assert(maxAbsDiff(all.subarray(0, 32), all.subarray(32, 64)) > 1e-3);
+  tf.dispose([both, one]);
+  vit.dispose();
+});
+
+Deno.test("ViT forward on wasm equals cpu within 1e-4 (micro, same seed)", async () => {
+  const x = images(2, 4);
+  const results: Float32Array[] = [];
+  for (const backend of ["cpu", "wasm"] as const) {
+    await initBackend(backend);
+    const vit = createVit(MICRO, { rng: new Rng(7) });
+    setLoraB(vit.loraSites(), 8);
+    for (const training of [false, true]) {
+      const f = tf.tidy(() => vit.features(tf.tensor4d(x, [2, 32, 32, 3]), { training, seed: 99 }));
+      results.push((await f.data()) as Float32Array);
+      f.dispose();
+    }
+    vit.dispose();
+  }
+  const [cpuEval, cpuTrain, wasmEval, wasmTrain] = results;
+  assert(maxAbsDiff(cpuEval, wasmEval) < 1e-4, `eval diff ${maxAbsDiff(cpuEval, wasmEval)}`);
+  assert(maxAbsDiff(cpuTrain, wasmTrain) < 1e-4, `train diff ${maxAbsDiff(cpuTrain, wasmTrain)}`);
+  // Dropout (p = 0.1 on the LoRA input) changes the training features.
+  assert(maxAbsDiff(cpuEval, cpuTrain) > 1e-4);
+});
+
+Deno.test("ViT gradient w.r.t. LoRA A and B: wasm equals cpu", async () => {
+  const x = images(2, 5);
+  const rng = new Rng(6);
+  const probe = Float32Array.from({ length: 2 * 32 }, () => rng.normal());
+  const grads: Float32Array[][] = [];
+  for (const backend of ["cpu", "wasm"] as const) {
+    await initBackend(backend);
+    const vit = createVit(MICRO, { rng: new Rng(7) });
+    setLoraB(vit.loraSites(), 8);
+    const vars = vit.loraSites().flatMap((s) => [s.a, s.b]);
+    const g = tf.tidy(() => {
+      const { grads } = tf.variableGrads(
+        () =>
+          tf.sum(
+            tf.mul(
+              vit.features(tf.tensor4d(x, [2, 32, 32, 3]), { training: true, seed: 3 }),
+              tf.tensor2d(probe, [2, 32]),
+            ),
+          ),
+        vars,
+      );
+      return vars.map((v) => grads[v.name]);
+    });
+    grads.push(await Promise.all(g.map(async (t) => (await t.data()) as Float32Array)));
+    tf.dispose(g);
+    vit.dispose();
+  }
+  for (let i = 0; i < grads[0].length; i++) {
+    const scale = Math.max(...grads[0][i].map(Math.abs));
+    assert(scale > 1e-4, `gradient ${i} is zero`);
+    const d = maxAbsDiff(grads[0][i], grads[1][i]);
+    assert(d <= 1e-3 * scale + 1e-6, `gradient ${i}: max diff ${d} (scale ${scale})`);
+  }
+});
+
+Deno.test("ViT training: tensor count constant across 3 Adam steps (wasm, micro)", async () => {
+  await initBackend("wasm");
+  const vit = createVit(MICRO, { rng: new Rng(1) });
+  const headW = tf.variable(tf.zeros([32, 10]));
+  const vars = [...vit.loraSites().flatMap((s) => [s.a, s.b]), headW];
+  const opt = tf.train.adam(1e-2);
+  const x = tf.tensor4d(images(4, 9), [4, 32, 32, 3]);
+  const y = tf.oneHot(tf.tensor1d([1, 2, 3, 4], "int32"), 10);
+  const counts: number[] = [];
+  const losses: number[] = [];
+  for (let step = 0; step < 3; step++) {
+    const loss = tf.tidy(() => {
+      const { value, grads } = tf.variableGrads(
+        () =>
+          tf.losses.softmaxCrossEntropy(
+            y,
+            tf.matMul(vit.features(x, { training: true, seed: step }), headW),
+          ) as tf.Scalar,
+        vars,
+      );
+      opt.applyGradients(Object.keys(grads).map((name) => ({ name, tensor: grads[name] })));
+      return value;
+    });
+    losses.push((await loss.data())[0]);
+    loss.dispose();
+    counts.push(tf.memory().numTensors);
+  }
+  // Adam creates its slot variables in step 1; after that nothing may accumulate.
+  assertEquals(counts[1], counts[0]);
+  assertEquals(counts[2], counts[0]);
+  assert(losses[2] < losses[0], `loss did not decrease: ${losses}`);
+  // LoRA B moved away from zero; the frozen base did not move.
+  assert((await vit.loraSites()[0].b.data()).some((v) => v !== 0));
+  opt.dispose();
+  tf.dispose([x, y, headW]);
+  vit.dispose();
+});
+
+Deno.test("createVit from weights and applyWeights reproduce a model; LoRA init independent of the base", async () => {
+  await initBackend("cpu");
+  const src = createVit(MICRO, { rng: new Rng(1) });
+  const weights = await snapshot(src);
+  const fromWeights = createVit(MICRO, { rng: new Rng(1), weights });
+  const random = createVit(MICRO, { rng: new Rng(2) });
+  const x = tf.tensor4d(images(2, 1), [2, 32, 32, 3]);
+  const feats = async (v: typeof src) => {
+    const f = v.features(x, { training: false });
+    const d = await f.data();
+    f.dispose();
+    return d;
+  };
+  const ref = await feats(src);
+  assertEquals(Array.from(await feats(fromWeights)), Array.from(ref));
+  // Same rng seed → same LoRA A whether the base was drawn or loaded.
+  assertEquals(
+    Array.from(await fromWeights.loraSites()[3].a.data()),
+    Array.from(await src.loraSites()[3].a.data()),
+  );
+  assert(maxAbsDiff(await feats(random), ref) > 1e-3);
+  const report = applyWeights(random, weights);
+  assertEquals(report.loaded.length, weights.size);
+  assertEquals(Array.from(await feats(random)), Array.from(ref));
+
+  // Strictness and shape checks, naming the tensor; nothing is assigned on failure.
+  const partial = new Map(weights);
+  partial.delete("norm.bias");
+  assertThrows(() => applyWeights(random, partial), Error, "missing: norm.bias");
+  const r = applyWeights(
+    random,
+    new Map([...partial, ["head.weight", { shape: [1], data: new Float32Array(1) }]]),
+    {
+      strict: false,
+    },
+  );
+  assertEquals(r.missing, ["norm.bias"]);
+  assertEquals(r.unexpected, ["head.weight"]);
+  const bad = new Map(weights);
+  bad.set("pos_embed", { shape: [1, 65, 32], data: new Float32Array(65 * 32) });
+  assertThrows(
+    () => applyWeights(random, bad),
+    Error,
+    `weight "pos_embed": expected shape [1,17,32], got [1,65,32]`,
+  );
+  assertThrows(
+    () => createVit(MICRO, { rng: new Rng(1), weights: partial }),
+    Error,
+    "missing: norm.bias",
+  );
+  x.dispose();
+  [src, fromWeights, random].forEach((v) => v.dispose());
+});
+
+Deno.test("ViT base weights survive a safetensors file round trip", async () => {
+  await initBackend("cpu");
+  const dir = await Deno.makeTempDir({ prefix: "treelora-vit-" });
+  try {
+    const src = createVit(MICRO, { rng: new Rng(4) });
+    await saveWeights(`${dir}/base.safetensors`, src.baseWeights(), {
+      metadata: { preset: "micro" },
+    });
+    const { tensors, metadata } = await loadWeights(`${dir}/base.safetensors`);
+    assertEquals(metadata.preset, "micro");
+    assertEquals([...tensors.keys()], [...src.baseWeights().keys()]);
+    const copy = createVit(MICRO, { rng: new Rng(4), weights: tensors });
+    const x = tf.tensor4d(images(1, 2), [1, 32, 32, 3]);
+    const [a, b] = [src, copy].map((v) => v.features(x, { training: false }));
+    assertEquals(Array.from(await a.data()), Array.from(await b.data()));
+    tf.dispose([x, a, b]);
+    src.dispose();
+    copy.dispose();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

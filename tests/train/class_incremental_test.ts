@@ -1,0 +1,136 @@
+import * as tf from "@tensorflow/tfjs";
+import { assert, assertEquals } from "@std/assert";
+import { splitClassIncremental } from "../../lib/data/class_split.ts";
+import { generateSyntheticImages } from "../../lib/data/synthetic_images.ts";
+import type { ContinualMethod } from "../../lib/methods/method.ts";
+import { createSeqLora } from "../../lib/methods/seq_lora.ts";
+import { createTreeLora } from "../../lib/methods/treelora/treelora.ts";
+import { VIT_PRESETS } from "../../lib/models/vit.ts";
+import { createVitClassifier } from "../../lib/models/vit_classifier.ts";
+import { Rng } from "../../lib/random.ts";
+import {
+  type LossRecord,
+  type RunRecorder,
+  trainClassIncremental,
+  type TrainConfig,
+} from "../../lib/train/class_incremental.ts";
+import { initBackend } from "../../lib/backend.ts";
+
+const CONFIG: TrainConfig = {
+  epochs: 1,
+  batchSize: 8,
+  lr: 1e-2,
+  beta1: 0.9,
+  beta2: 0.999,
+  clipNorm: 1,
+  resetOptimizerPerTask: true,
+  maxStepsPerEpoch: 3,
+  logEvery: 1,
+  evalBatchSize: 64,
+  mean: [0.5, 0.5, 0.5],
+  std: [0.5, 0.5, 0.5],
+};
+
+function stream() {
+  const { train, test } = generateSyntheticImages({
+    seed: 5,
+    trainPerClass: 4,
+    testPerClass: 2,
+    numCoarse: 4,
+    finePerCoarse: 2,
+  });
+  return splitClassIncremental(train, test, { numTasks: 2, orderSeed: 0 });
+}
+
+/** Wrap a method so that every afterStep records the live tensor count. */
+function counting(method: ContinualMethod, counts: number[]): ContinualMethod {
+  return {
+    ...method,
+    afterStep: async (ctx, info) => {
+      await method.afterStep?.(ctx, info);
+      counts.push(tf.memory().numTensors);
+    },
+  };
+}
+
+const recorder = (rows: number[][], losses: LossRecord[]): RunRecorder => ({
+  taskDone: (_t, r) => {
+    rows.push(r.row.cil);
+    return Promise.resolve();
+  },
+  losses: (l) => {
+    losses.push(...l);
+    return Promise.resolve();
+  },
+});
+
+for (const make of [() => createSeqLora(), () => createTreeLora({}, { track: "vit" })]) {
+  const name = make().name;
+  Deno.test(`${name}: no tensor leaks across steps and tasks; frozen weights stay bit-identical`, async () => {
+    await initBackend("wasm");
+    const s = stream();
+    const model = createVitClassifier({
+      ...VIT_PRESETS.micro,
+      lora: { rank: 2, alpha: 4, dropout: 0.1 },
+    }, {
+      numOutputs: s.classOrder.length,
+      rng: new Rng(0),
+    });
+    const base = await Promise.all([...model.vit.baseWeights().values()].map((v) => v.data()));
+    const headBefore = await model.head.weight.data();
+    const counts: number[] = [];
+    const rows: number[][] = [];
+    const losses: LossRecord[] = [];
+    const before = tf.memory().numTensors;
+    await trainClassIncremental(s, {
+      model,
+      method: counting(make(), counts),
+      config: CONFIG,
+      rngs: { data: new Rng(1), method: new Rng(2) },
+      recorder: recorder(rows, losses),
+    });
+    // Steps 2.. of a task hold the same number of tensors as step 1 (Adam slots exist from step 1).
+    assertEquals(counts.slice(0, 3).every((c) => c === counts[0]), true, `counts ${counts}`);
+    assertEquals(counts.slice(3).every((c) => c === counts[3]), true, `counts ${counts}`);
+    assertEquals(tf.memory().numTensors, before, "the trainer leaves no tensors behind");
+    assertEquals(rows.length, 2);
+    assertEquals(rows[1].length, 2);
+    const after = await Promise.all([...model.vit.baseWeights().values()].map((v) => v.data()));
+    after.forEach((a, i) => assertEquals(a, base[i]));
+    const headAfter = await model.head.weight.data();
+    assert(headAfter.some((v, i) => v !== headBefore[i]));
+    assert(losses.every((l) => Number.isFinite(l.value)));
+    model.dispose();
+  });
+}
+
+Deno.test("training task 1 leaves the head outputs of other tasks bit-identical", async () => {
+  await initBackend("wasm");
+  const s = stream();
+  const first = { ...s, tasks: s.tasks.slice(0, 1) };
+  const model = createVitClassifier(VIT_PRESETS.micro, {
+    numOutputs: s.classOrder.length,
+    rng: new Rng(0),
+  });
+  const w0 = await model.head.weight.data();
+  const b0 = await model.head.bias.data();
+  await trainClassIncremental(first, {
+    model,
+    method: createSeqLora(),
+    config: CONFIG,
+    rngs: { data: new Rng(1), method: new Rng(2) },
+    recorder: recorder([], []),
+  });
+  const w1 = await model.head.weight.data();
+  const b1 = await model.head.bias.data();
+  const k = s.tasks[0].classes.length;
+  const n = s.classOrder.length;
+  for (let o = 0; o < n; o++) {
+    const moved = b1[o] !== b0[o];
+    assertEquals(moved, o < k, `bias of output ${o}`);
+    for (let d = 0; d < model.head.dim; d++) {
+      if (o >= k) assertEquals(w1[d * n + o], w0[d * n + o]);
+    }
+  }
+  model.dispose();
+});
