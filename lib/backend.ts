@@ -17,6 +17,10 @@
  *   (or, under `"auto"`, moves on) with a message saying how to install it.
  * - `"auto"` tries tensorflow (gpu, then cpu build), then wasm, then cpu.
  *
+ * tfjs is a global singleton: the backend chosen here serves every model in
+ * the process. Tensors follow a backend switch lazily, except out of webgpu,
+ * which cannot read data synchronously (dispose webgpu tensors before switching).
+ *
  * @module
  */
 

@@ -24,10 +24,11 @@ import type { Rng } from "../random.ts";
  * ```ts
  * import { Rng } from "../random.ts";
  * import { truncatedNormal } from "./init.ts";
- * const w = truncatedNormal(16, new Rng(0), 0.02);
+ * const w = truncatedNormal(16, { rng: new Rng(0), std: 0.02 });
  * ```
  */
-export function truncatedNormal(n: number, rng: Rng, std: number): Float32Array {
+export function truncatedNormal(n: number, options: { rng: Rng; std: number }): Float32Array {
+  const { rng, std } = options;
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) {
     let z = rng.normal();
@@ -44,10 +45,11 @@ export function truncatedNormal(n: number, rng: Rng, std: number): Float32Array 
  * ```ts
  * import { Rng } from "../random.ts";
  * import { uniformArray } from "./init.ts";
- * const a = uniformArray(8, new Rng(0), 0.5);
+ * const a = uniformArray(8, { rng: new Rng(0), bound: 0.5 });
  * ```
  */
-export function uniformArray(n: number, rng: Rng, bound: number): Float32Array {
+export function uniformArray(n: number, options: { rng: Rng; bound: number }): Float32Array {
+  const { rng, bound } = options;
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) out[i] = rng.uniform(-bound, bound);
   return out;

@@ -56,10 +56,15 @@ export interface LoraForward {
  * import * as tf from "@tensorflow/tfjs";
  * import { layerNorm } from "./layers.ts";
  * const p = { weight: tf.variable(tf.ones([4])), bias: tf.variable(tf.zeros([4])) };
- * const y = layerNorm(tf.tensor2d([[1, 2, 3, 4]]), p, 1e-6);
+ * const y = layerNorm(tf.tensor2d([[1, 2, 3, 4]]), p, { eps: 1e-6 });
  * ```
  */
-export function layerNorm<T extends tf.Tensor>(x: T, p: NormParams, eps: number): T {
+export function layerNorm<T extends tf.Tensor>(
+  x: T,
+  p: NormParams,
+  options: { eps: number },
+): T {
+  const eps = options.eps;
   return tf.tidy(() => {
     const { mean, variance } = tf.moments(x, -1, true);
     const normed = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
@@ -149,15 +154,14 @@ export function siteSeed(seed: number | undefined, index: number): number | unde
  * import * as tf from "@tensorflow/tfjs";
  * import { multiHeadAttention } from "./layers.ts";
  * const x = tf.randomNormal([2 * 5, 8]) as tf.Tensor2D;
- * const y = multiHeadAttention(x, x, x, { batch: 2, tokens: 5, heads: 2 }); // [10, 8]
+ * const y = multiHeadAttention({ q: x, k: x, v: x }, { batch: 2, tokens: 5, heads: 2 }); // [10, 8]
  * ```
  */
 export function multiHeadAttention(
-  q: tf.Tensor2D,
-  k: tf.Tensor2D,
-  v: tf.Tensor2D,
+  qkv: { q: tf.Tensor2D; k: tf.Tensor2D; v: tf.Tensor2D },
   options: { batch: number; tokens: number; heads: number; causal?: boolean },
 ): tf.Tensor2D {
+  const { q, k, v } = qkv;
   const { batch: b, tokens: t, heads: h } = options;
   const dim = q.shape[1];
   if (dim % h !== 0) throw new Error(`attention: width ${dim} is not divisible by ${h} heads`);

@@ -55,7 +55,7 @@ export function createLinearHead(
   const scope = uniqueScope("head");
   const w = init === "zeros"
     ? new Float32Array(dim * numClasses)
-    : truncatedNormal(dim * numClasses, options.rng, options.std ?? 0.02);
+    : truncatedNormal(dim * numClasses, { rng: options.rng, std: options.std ?? 0.02 });
   const weight = makeVariable(w, [dim, numClasses], { name: `${scope}/weight`, trainable: true });
   const bias = makeVariable(new Float32Array(numClasses), [numClasses], {
     name: `${scope}/bias`,

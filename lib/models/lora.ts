@@ -63,7 +63,7 @@ export function createLoraSite(
   if (!(dIn > 0 && dOut > 0)) throw new Error(`LoRA site ${name}: bad shape ${dIn}→${dOut}`);
   const scope = options.scope ?? uniqueScope("lora");
   const r = lora.rank;
-  const a = makeVariable(uniformArray(r * dIn, rng, 1 / Math.sqrt(dIn)), [r, dIn], {
+  const a = makeVariable(uniformArray(r * dIn, { rng, bound: 1 / Math.sqrt(dIn) }), [r, dIn], {
     name: `${scope}/${name}.lora_a`,
     trainable: true,
   });

@@ -175,7 +175,7 @@ function initialValues(shape: number[], init: Init, rng: Rng): Float32Array {
   const n = shape.reduce((a, b) => a * b, 1);
   if (init === "zeros") return new Float32Array(n);
   if (init === "ones") return new Float32Array(n).fill(1);
-  return truncatedNormal(n, rng, 0.02);
+  return truncatedNormal(n, { rng, std: 0.02 });
 }
 
 function weightEntry(weights: TensorMap, name: string): TensorData | undefined {
@@ -221,17 +221,19 @@ interface BlockParams {
  * import { patchEmbed } from "./vit.ts";
  * const x = tf.zeros([1, 8, 8, 3]) as tf.Tensor4D;
  * const w = tf.zeros([16, 3, 4, 4]) as tf.Tensor4D;
- * const tokens = patchEmbed(x, w, tf.zeros([16]) as tf.Tensor1D, 4); // [4, 16]
+ * const tokens = patchEmbed(x, { weight: w, bias: tf.zeros([16]), patchSize: 4 }); // [4, 16]
  * ```
  */
 export function patchEmbed(
   x: tf.Tensor4D,
-  weight: tf.Tensor4D,
-  bias: tf.Tensor1D,
-  patchSize: number,
+  options: { weight: tf.Tensor; bias: tf.Tensor; patchSize: number },
 ): tf.Tensor2D {
+  const { weight, bias } = options;
   const [b, h, w, c] = x.shape;
-  const p = patchSize;
+  const p = options.patchSize;
+  if (weight.rank !== 4 || weight.shape[1] !== c || weight.shape[2] !== p || weight.shape[3] !== p) {
+    throw new Error(`patchEmbed: expected weight [dim, ${c}, ${p}, ${p}], got [${weight.shape}]`);
+  }
   const dim = weight.shape[0];
   if (h % p !== 0 || w % p !== 0) throw new Error(`patchEmbed: ${h}×${w} is not divisible by ${p}`);
   return tf.tidy(() => {
@@ -376,13 +378,13 @@ export function createVit(
   function block(h: tf.Tensor2D, p: BlockParams, batch: number, lora: LoraForward): tf.Tensor2D {
     const seedOf = (site?: LoraSite) =>
       site ? siteSeed(lora.seed, siteIndex.get(site.name)!) : undefined;
-    const x = layerNorm(h, p.norm1, c.layerNormEps);
+    const x = layerNorm(h, p.norm1, { eps: c.layerNormEps });
     const q = linear(x, p.q, { lora, siteSeed: seedOf(p.q.lora) });
     const k = linear(x, p.k);
     const v = linear(x, p.v, { lora, siteSeed: seedOf(p.v.lora) });
-    const a = multiHeadAttention(q, k, v, { batch, tokens: numTokens, heads: c.heads });
+    const a = multiHeadAttention({ q, k, v }, { batch, tokens: numTokens, heads: c.heads });
     h = tf.add(h, linear(a, p.proj));
-    const m = linear(geluTanh(linear(layerNorm(h, p.norm2, c.layerNormEps), p.fc1)), p.fc2);
+    const m = linear(geluTanh(linear(layerNorm(h, p.norm2, { eps: c.layerNormEps }), p.fc1)), p.fc2);
     return tf.add(h, m);
   }
 
@@ -402,24 +404,18 @@ export function createVit(
       seed: opts.seed,
     };
     return tf.tidy(() => {
-      const patches = patchEmbed(
-        x,
-        w("patch_embed.weight") as tf.Tensor as tf.Tensor4D,
-        w("patch_embed.bias") as tf.Tensor as tf.Tensor1D,
-        c.patchSize,
-      );
+      const patches = patchEmbed(x, {
+        weight: w("patch_embed.weight"),
+        bias: w("patch_embed.bias"),
+        patchSize: c.patchSize,
+      });
       const cls = tf.tile(w("cls_token"), [b, 1, 1]);
       const tokens = tf.concat([cls, tf.reshape(patches, [b, numTokens - 1, c.dim])], 1);
       let h = tf.reshape(tf.add(tokens, w("pos_embed")), [b * numTokens, c.dim]) as tf.Tensor2D;
       for (const p of blocks) h = block(h, p, b, lora);
-      const clsOut = tf.reshape(
-        tf.slice(tf.reshape(h, [b, numTokens, c.dim]), [0, 0, 0], [b, 1, c.dim]),
-        [
-          b,
-          c.dim,
-        ],
-      ) as tf.Tensor2D;
-      return layerNorm(clsOut, norm("norm"), c.layerNormEps);
+      const cls3 = tf.slice(tf.reshape(h, [b, numTokens, c.dim]), [0, 0, 0], [b, 1, c.dim]);
+      const clsOut = tf.reshape(cls3, [b, c.dim]) as tf.Tensor2D;
+      return layerNorm(clsOut, norm("norm"), { eps: c.layerNormEps });
     });
   }
 

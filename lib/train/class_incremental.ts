@@ -192,7 +192,7 @@ export async function trainClassIncremental(
               const taskLoss = tf.losses.softmaxCrossEntropy(onehot, logits) as tf.Scalar;
               const parts = method.loss(ctx, taskLoss);
               return { total: parts.total, terms: { task: taskLoss, ...parts.terms } };
-            }, { optimizer: opt, clipNorm: config.clipNorm }),
+            }, { optimizer: opt, clipNorm: config.clipNorm, readGradients: gradientVariables }),
         );
         if (!Number.isFinite(result.total)) {
           throw new Error(

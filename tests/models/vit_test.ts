@@ -53,7 +53,11 @@ Deno.test("patchEmbed equals a naive per-patch loop over the conv-layout weight"
   const wt = Float32Array.from({ length: dim * c * p * p }, () => rng.normal());
   const bias = Float32Array.from({ length: dim }, () => rng.normal());
   const y = tf.tidy(() =>
-    patchEmbed(tf.tensor4d(x, [b, h, w, c]), tf.tensor4d(wt, [dim, c, p, p]), tf.tensor1d(bias), p)
+    patchEmbed(tf.tensor4d(x, [b, h, w, c]), {
+      weight: tf.tensor4d(wt, [dim, c, p, p]),
+      bias: tf.tensor1d(bias),
+      patchSize: p,
+    })
   );
   assertEquals(y.shape, [b * (h / p) * (w / p), dim]);
   const got = await y.data();

@@ -64,8 +64,17 @@ const recorder = (rows: number[][], losses: LossRecord[]): RunRecorder => ({
   },
 });
 
-for (const make of [() => createSeqLora(), () => createTreeLora({}, { track: "vit" })]) {
-  const name = make().name;
+const METHODS: [string, () => ContinualMethod][] = [
+  ["seqlora", () => createSeqLora()],
+  ["treelora (code mode)", () => createTreeLora({}, { track: "vit" })],
+  ["treelora (paper mode)", () => createTreeLora({ mode: "paper" }, { track: "vit" })],
+  [
+    "treelora (paper mode, gradient signatures)",
+    () => createTreeLora({ mode: "paper", signatureSource: "lora_a_grads" }, { track: "vit" }),
+  ],
+];
+
+for (const [name, make] of METHODS) {
   Deno.test(`${name}: no tensor leaks across steps and tasks; frozen weights stay bit-identical`, async () => {
     await initBackend("wasm");
     const s = stream();
@@ -100,6 +109,12 @@ for (const make of [() => createSeqLora(), () => createTreeLora({}, { track: "vi
     const headAfter = await model.head.weight.data();
     assert(headAfter.some((v, i) => v !== headBefore[i]));
     assert(losses.every((l) => Number.isFinite(l.value)));
+    if (name.startsWith("treelora")) {
+      assert(
+        losses.some((l) => l.task === 1 && l.term === "regularizer"),
+        "regularizer active in task 2",
+      );
+    }
     model.dispose();
   });
 }

@@ -218,10 +218,12 @@ export function linearizedSignature(a: tf.Tensor, estimate: FloatArray): tf.Tens
     );
   }
   const shape = a.shape;
+  // tfjs takes Float32Array (not Float64Array) values.
+  const values = estimate instanceof Float32Array ? estimate : Float32Array.from(estimate);
   // The input `a` only routes the gradient: the value ignores it and the
   // gradient passes dy (shaped like the value, i.e. like `a`) through.
   const f = tf.customGrad(() => ({
-    value: tf.tensor(estimate, shape, "float32"),
+    value: tf.tensor(values, shape, "float32"),
     gradFunc: (dy: tf.Tensor) => dy,
   }));
   return f(a);
