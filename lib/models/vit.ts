@@ -231,7 +231,9 @@ export function patchEmbed(
   const { weight, bias } = options;
   const [b, h, w, c] = x.shape;
   const p = options.patchSize;
-  if (weight.rank !== 4 || weight.shape[1] !== c || weight.shape[2] !== p || weight.shape[3] !== p) {
+  if (
+    weight.rank !== 4 || weight.shape[1] !== c || weight.shape[2] !== p || weight.shape[3] !== p
+  ) {
     throw new Error(`patchEmbed: expected weight [dim, ${c}, ${p}, ${p}], got [${weight.shape}]`);
   }
   const dim = weight.shape[0];
@@ -297,8 +299,10 @@ export function createVit(
   config: VitConfig,
   options: { rng: Rng; weights?: TensorMap },
 ): Vit {
-  validate(config);
-  const c: VitConfig = { ...config, lora: { ...config.lora }, loraBlocks: [...config.loraBlocks] };
+  // A config read from JSON may omit loraBlocks: that means every block.
+  const blocksOrAll = config.loraBlocks ?? Array.from({ length: config.depth }, (_, i) => i);
+  const c: VitConfig = { ...config, lora: { ...config.lora }, loraBlocks: [...blocksOrAll] };
+  validate(c);
   const baseRng = new Rng(options.rng.seed());
   const loraRng = new Rng(options.rng.seed());
   const scope = uniqueScope("vit");
@@ -384,7 +388,10 @@ export function createVit(
     const v = linear(x, p.v, { lora, siteSeed: seedOf(p.v.lora) });
     const a = multiHeadAttention({ q, k, v }, { batch, tokens: numTokens, heads: c.heads });
     h = tf.add(h, linear(a, p.proj));
-    const m = linear(geluTanh(linear(layerNorm(h, p.norm2, { eps: c.layerNormEps }), p.fc1)), p.fc2);
+    const m = linear(
+      geluTanh(linear(layerNorm(h, p.norm2, { eps: c.layerNormEps }), p.fc1)),
+      p.fc2,
+    );
     return tf.add(h, m);
   }
 

@@ -30,7 +30,7 @@ Deno.test("layerNorm normalises the last axis, then applies gain and shift", asy
     weight: tf.variable(tf.tensor1d([1, 2, 1, 1])),
     bias: tf.variable(tf.tensor1d([0, 0, 0, 1])),
   };
-  const y = await layerNorm(tf.tensor2d([[1, 2, 3, 4]]), p, 0).data();
+  const y = await layerNorm(tf.tensor2d([[1, 2, 3, 4]]), p, { eps: 0 }).data();
   // mean 2.5, var 1.25
   const s = Math.sqrt(1.25);
   [(1 - 2.5) / s, 2 * (2 - 2.5) / s, (3 - 2.5) / s, (4 - 2.5) / s + 1].forEach((v, i) =>
@@ -95,9 +95,11 @@ Deno.test("multiHeadAttention equals a naive per-head loop (plain and causal)", 
   for (const causal of [false, true]) {
     const y = tf.tidy(() =>
       multiHeadAttention(
-        tf.tensor2d(q, [b * t, dim]),
-        tf.tensor2d(k, [b * t, dim]),
-        tf.tensor2d(v, [b * t, dim]),
+        {
+          q: tf.tensor2d(q, [b * t, dim]),
+          k: tf.tensor2d(k, [b * t, dim]),
+          v: tf.tensor2d(v, [b * t, dim]),
+        },
         {
           batch: b,
           tokens: t,

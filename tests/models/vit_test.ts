@@ -115,6 +115,12 @@ Deno.test("ViT: names, shapes, LoRA site order, trainability, coexistence, dispo
     "blocks.1.attn.v",
   ]);
   assertEquals(other.loraSites().map((s) => s.name), ["blocks.1.attn.q", "blocks.1.attn.v"]);
+  // A config without loraBlocks (e.g. from JSON) adapts every block.
+  const all = createVit({ ...MICRO, loraBlocks: undefined as unknown as number[] }, {
+    rng: new Rng(0),
+  });
+  assertEquals(all.loraSites().length, 4);
+  all.dispose();
   assertEquals(vit.loraSites()[0].a.shape, [2, 32]);
   // patch embed + cls + pos, 2 × (2 norms + 4 attention maps + fc1 + fc2), final norm.
   const block = 2 * 64 + 4 * (32 * 32 + 32) + (128 * 32 + 128) + (32 * 128 + 32);
