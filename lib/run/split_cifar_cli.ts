@@ -11,7 +11,15 @@ import type { BackendName } from "../backend.ts";
 
 /** The flags of the Split CIFAR-100 experiment. */
 export const SPLIT_CIFAR_FLAGS: Record<string, FlagSpec> = {
-  methods: { type: "string-list", help: "methods to run, comma-separated (e.g. seqlora)" },
+  methods: {
+    type: "string-list",
+    help: "methods to run, comma-separated: labels of the spec's entries (seqlora, treelora, " +
+      "treelora-paper, treelora-reduced-epochs) or registered method names",
+  },
+  "method-options": {
+    type: "string",
+    help: `JSON options per label, merged into the spec's, e.g. '{"treelora":{"lambda":0.3}}'`,
+  },
   epochs: { type: "int-list", help: "epochs per task: one number, or one per task" },
   "batch-size": { type: "number", help: "training batch size" },
   lr: { type: "number", help: "Adam learning rate (constant)" },
@@ -66,7 +74,30 @@ export function applySplitCifarFlags(base: SplitCifarSpec, f: FlagValues): Split
     }
     return v;
   };
-  if (f.methods) spec.methods = (f.methods as string[]).map((name) => ({ name }));
+  if (f.methods) {
+    spec.methods = (f.methods as string[]).map((token) =>
+      spec.methods.find((m) => (m.label ?? m.name) === token) ?? { name: token }
+    );
+  }
+  if (f["method-options"] !== undefined) {
+    let parsed: Record<string, Record<string, unknown>>;
+    try {
+      parsed = JSON.parse(f["method-options"] as string);
+    } catch (err) {
+      throw new Error(`--method-options is not valid JSON: ${(err as Error).message}`);
+    }
+    for (const [label, options] of Object.entries(parsed)) {
+      const entry = spec.methods.find((m) => (m.label ?? m.name) === label);
+      if (!entry) {
+        throw new Error(
+          `--method-options names "${label}", which is not among the methods ${
+            spec.methods.map((m) => m.label ?? m.name).join(", ")
+          }`,
+        );
+      }
+      entry.options = { ...entry.options, ...options };
+    }
+  }
   if (f.epochs) {
     const e = f.epochs as number[];
     e.forEach((v) => posInt("epochs", v));

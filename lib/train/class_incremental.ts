@@ -14,7 +14,7 @@ import { imageBatch, shuffledBatches } from "../data/batches.ts";
 import type { ClassIncrementalStream } from "../data/task.ts";
 import type { ContinualMethod, MethodContext } from "../methods/method.ts";
 import type { ImageClassifier } from "../models/image_classifier.ts";
-import type { Rng } from "../random.ts";
+import { Rng } from "../random.ts";
 import { type EvalRow, evaluateSeenTasks, taskOutputRange } from "./evaluate.ts";
 import type { Progress } from "./progress.ts";
 import { createAdam, optimizerStep } from "./step.ts";
@@ -110,7 +110,11 @@ export async function trainClassIncremental(
     model: ImageClassifier;
     method: ContinualMethod;
     config: TrainConfig;
-    /** `data` shuffles batches; `method` is handed to the method and seeds dropout. */
+    /**
+     * `data` shuffles batches; `method` is handed to the method (bandit draws). Dropout
+     * seeds come from a stream split off `method` once at the start, so a method's own
+     * draws never shift the dropout masks (TreeLoRA with λ = 0 trains exactly like SeqLoRA).
+     */
     rngs: { data: Rng; method: Rng };
     recorder: RunRecorder;
     progress?: Progress;
@@ -125,6 +129,7 @@ export async function trainClassIncremental(
   const size = stream.train.size;
   let optimizer: tf.Optimizer | null = null;
   const runStart = performance.now();
+  const dropoutRng = new Rng(rngs.method.seed());
   let imagesDone = 0;
   const totalImages = stream.tasks.reduce(
     (acc, t, i) => acc + epochsFor(config, i) * t.train.length,
@@ -176,7 +181,7 @@ export async function trainClassIncremental(
             std: config.std,
           }));
         await timer.timeAsync("method", async () => await method.beforeStep?.(ctx));
-        const seed = rngs.method.seed();
+        const seed = dropoutRng.seed();
         const opt = optimizer;
         const result = await timer.timeAsync(
           "forward_backward",

@@ -115,8 +115,12 @@ Deno.test("split-cifar is deterministic on the cpu backend (same seeds, same mat
   const root = await Deno.makeTempDir();
   const spec = (id: string) => {
     const s = tinySpec(root, id, "cpu");
-    s.methods = [{ name: "treelora" }];
-    s.train.maxStepsPerEpoch = 1;
+    s.methods = [
+      { name: "treelora" },
+      { name: "seqlora" },
+      { name: "treelora", label: "treelora-lambda0", options: { lambda: 0 } },
+    ];
+    s.train.maxStepsPerEpoch = 2;
     return s;
   };
   const a = await runSplitCifar(spec("a"));
@@ -124,6 +128,27 @@ Deno.test("split-cifar is deterministic on the cpu backend (same seeds, same mat
   const ma = await Deno.readTextFile(join(a.runDir, "matrix.csv"));
   const mb = await Deno.readTextFile(join(b.runDir, "matrix.csv"));
   assertEquals(ma, mb);
+  // The sequence of selected tasks is identical across the two runs.
+  const digest = async (dir: string) =>
+    (await readJson<{ selectionDigest: string }>(
+      join(dir, "methods", "treelora", "seed-0", "task-02.json"),
+    )).selectionDigest;
+  assertEquals(await digest(a.runDir), await digest(b.runDir));
+  // With λ = 0 TreeLoRA trains exactly like SeqLoRA: same matrix, same losses.
+  const rows = await readCsvRows(join(a.runDir, "matrix.csv"));
+  const of = (m: string) =>
+    rows.filter((r) => r.method === m).map((
+      r,
+    ) => [r.trained_through, r.task, r.acc_cil, r.acc_til]);
+  assertEquals(of("treelora-lambda0"), of("seqlora"));
+  const lossRows = await readCsvRows(join(a.runDir, "losses.csv"));
+  const lossOf = (m: string) =>
+    lossRows.filter((r) => r.method === m && r.term === "task").map((r) => r.value);
+  assertEquals(lossOf("treelora-lambda0"), lossOf("seqlora"));
+  assert(
+    JSON.stringify(lossOf("treelora")) !== JSON.stringify(lossOf("seqlora")),
+    "λ = 0.1 changes training",
+  );
   const la = (await readCsvRows(join(a.runDir, "losses.csv"))).map((r) => r.value);
   const lb = (await readCsvRows(join(b.runDir, "losses.csv"))).map((r) => r.value);
   assertEquals(la, lb);

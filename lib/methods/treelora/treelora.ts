@@ -51,6 +51,9 @@ export function createTreeLora(
 ): ContinualMethod {
   const opts: TreeLoraOptions = resolveTreeLoraOptions(options, context);
   const useGradients = opts.signatureSource === "lora_a_grads";
+  // As in the released code (reg = 0 ⇒ SeqLoRA): without an active penalty the search has no
+  // effect on training, so it is skipped (no bandit draws, no search time).
+  const penaltyActive = opts.regularizer !== "none" && opts.lambda > 0;
   const stored: Float64Array[] = [];
   let root: KDNode | null = null;
   let acc: SignatureAccumulator | null = null;
@@ -59,6 +62,7 @@ export function createTreeLora(
   let numSites = 0;
   let dim = 0;
   let counts: number[][] = [];
+  let digest = 0x811c9dc5;
 
   function sitesOf(ctx: MethodContext) {
     const sites = ctx.model.loraSites();
@@ -95,6 +99,7 @@ export function createTreeLora(
       acc.reset(windowSteps(ctx));
       selector = createArmSelector(opts, { numSites });
       counts = Array.from({ length: ctx.taskIndex }, () => new Array(numSites).fill(0));
+      digest = 0x811c9dc5;
     },
 
     beginEpoch(ctx) {
@@ -125,7 +130,7 @@ export function createTreeLora(
         });
       }
       targets = null;
-      if (ctx.taskIndex === 0 || selector === null || stored.length === 0) return;
+      if (!penaltyActive || ctx.taskIndex === 0 || selector === null || stored.length === 0) return;
       if (useGradients && acc!.added === 0) return;
       ctx.timer.time("search", () => {
         const current = useGradients ? acc!.runningMean() : acc!.value();
@@ -137,13 +142,16 @@ export function createTreeLora(
           rng: ctx.rng,
           current,
         });
-        selection.forEach((k, d) => counts[k][d]++);
+        selection.forEach((k, d) => {
+          counts[k][d]++;
+          digest = Math.imul(digest ^ (k + 1), 0x01000193) >>> 0;
+        });
         targets = selectedRows(stored, selection, { dim });
       });
     },
 
     loss(ctx, taskLoss): LossParts {
-      if (targets === null || opts.regularizer === "none") return taskLossOnly(taskLoss);
+      if (targets === null || !penaltyActive) return taskLossOnly(taskLoss);
       const chosen = targets;
       return ctx.timer.time("regularizer", () => {
         const aSites = sitesOf(ctx).map((s) => s.a);
@@ -193,6 +201,9 @@ export function createTreeLora(
       return {
         tree: root ? treeToJson(root) : null,
         selectionCounts: counts,
+        selectionDigest: digest.toString(16).padStart(8, "0"),
+        selectionDigestNote:
+          "FNV-1a over the sequence of selected tasks (step by step, site by site)",
         selectionCountsNote:
           "selectionCounts[k][d]: steps of this task at which site d chose previous task k",
         signatureNorms: stored.map((v) => v.reduce((a, x) => a + Math.abs(x), 0)),
