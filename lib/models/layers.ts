@@ -30,8 +30,8 @@ export interface NormParams {
 export interface LinearParams {
   /** W [out, in] (PyTorch layout). */
   weight: tf.Variable;
-  /** b [out]. */
-  bias: tf.Variable;
+  /** b [out]; absent for a bias-free map (LLaMA's projections). */
+  bias?: tf.Variable;
   /** The LoRA update added to this map, if any. */
   lora?: LoraSite;
 }
@@ -69,6 +69,29 @@ export function layerNorm<T extends tf.Tensor>(
     const { mean, variance } = tf.moments(x, -1, true);
     const normed = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
     return tf.add(tf.mul(normed, p.weight), p.bias) as T;
+  });
+}
+
+/**
+ * RMSNorm over the last axis (LLaMA): x / √(mean(x²) + eps) · γ, with no
+ * mean subtraction and no shift.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { rmsNorm } from "./layers.ts";
+ * const w = tf.variable(tf.ones([2]));
+ * const y = rmsNorm(tf.tensor2d([[3, 4]]), w, { eps: 0 }); // [[0.8485, 1.1314]]
+ * ```
+ */
+export function rmsNorm<T extends tf.Tensor>(
+  x: T,
+  weight: tf.Tensor,
+  options: { eps: number },
+): T {
+  return tf.tidy(() => {
+    const ms = tf.mean(tf.square(x), -1, true);
+    return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, options.eps))), weight) as T;
   });
 }
 
@@ -112,7 +135,8 @@ export function linear(
   options?: { lora?: LoraForward; siteSeed?: number },
 ): tf.Tensor2D {
   return tf.tidy(() => {
-    const y = tf.add(tf.matMul(x, tf.transpose(p.weight)), p.bias) as tf.Tensor2D;
+    const xw = tf.matMul(x, tf.transpose(p.weight)) as tf.Tensor2D;
+    const y = p.bias ? tf.add(xw, p.bias) as tf.Tensor2D : xw;
     if (!p.lora || !options?.lora) return y;
     const l = options.lora;
     const delta = loraDelta(x, p.lora, {
