@@ -223,7 +223,7 @@ function treeDepth(node: KDNode): number {
 /** The 1, 5, 15 min load averages if `--allow-sys=loadavg` was given, else null. */
 function loadAverage(): number[] | null {
   const status = Deno.permissions.querySync({ name: "sys", kind: "loadavg" });
-  return status.state === "granted" ? Deno.loadavg() : null;
+  return status.state === "granted" ? Deno.loadavg().map((x) => round(x, 2)) : null;
 }
 
 function positiveInt(name: string, value: number): number {
@@ -277,6 +277,7 @@ if (import.meta.main) {
   const stepsPerRound = Math.ceil(steps / repeats);
   const maxTasks = Math.max(...tasks);
 
+  const provenance = await collectProvenance(".");
   const loadBefore = loadAverage();
   const startedAt = performance.now();
   const signatures = shapes.map((shape, i) => {
@@ -386,7 +387,7 @@ if (import.meta.main) {
     },
     seconds: round(seconds, 1),
     checksum,
-    provenance: await collectProvenance("."),
+    provenance,
     rows,
   };
   await writeJsonAtomic(join("results", "bench", `${out}.json`), result);

@@ -90,35 +90,13 @@ export function accuracyCurveSpec(
   rows: readonly AccuracyCurveRow[],
   options: PlotOptions = {},
 ): TopLevelSpec {
-  return {
-    $schema: VEGA_LITE_SCHEMA,
+  return perTaskLineSpec(rows, {
+    field: "acc",
     title: options.title ?? "Average accuracy after each task",
-    width: options.width ?? 400,
-    height: options.height ?? 260,
-    config: FONT_CONFIG,
-    data: { values: finiteRows(rows, "acc") },
-    mark: { type: "line", point: true },
-    encoding: {
-      x: {
-        field: "task",
-        type: "ordinal",
-        title: "Tasks trained (count)",
-        axis: { labelAngle: 0 },
-      },
-      y: {
-        field: "acc",
-        type: "quantitative",
-        title: "Average accuracy A_t (%)",
-        scale: { zero: false },
-      },
-      color: { field: "method", type: "nominal", title: "Method" },
-      tooltip: [
-        { field: "method", type: "nominal" },
-        { field: "task", type: "ordinal" },
-        { field: "acc", type: "quantitative", format: ".2f" },
-      ],
-    },
-  };
+    yTitle: "Average accuracy A_t (%)",
+    zero: false,
+    options,
+  });
 }
 
 /**
@@ -135,13 +113,33 @@ export function forgettingCurveSpec(
   rows: readonly ForgettingCurveRow[],
   options: PlotOptions = {},
 ): TopLevelSpec {
+  return perTaskLineSpec(rows, {
+    field: "forgetting",
+    title: options.title ?? "Average forgetting after each task",
+    yTitle: "Forgetting F_k (% points)",
+    zero: true,
+    options,
+  });
+}
+
+/** A value per method after each task: one line with points per method. */
+function perTaskLineSpec<T extends { method: string; task: number }>(
+  rows: readonly T[],
+  spec: {
+    field: keyof T & string;
+    title: string;
+    yTitle: string;
+    zero: boolean;
+    options: PlotOptions;
+  },
+): TopLevelSpec {
   return {
     $schema: VEGA_LITE_SCHEMA,
-    title: options.title ?? "Average forgetting after each task",
-    width: options.width ?? 400,
-    height: options.height ?? 260,
+    title: spec.title,
+    width: spec.options.width ?? 400,
+    height: spec.options.height ?? 260,
     config: FONT_CONFIG,
-    data: { values: finiteRows(rows, "forgetting") },
+    data: { values: finiteRows(rows, spec.field) },
     mark: { type: "line", point: true },
     encoding: {
       x: {
@@ -151,15 +149,16 @@ export function forgettingCurveSpec(
         axis: { labelAngle: 0 },
       },
       y: {
-        field: "forgetting",
+        field: spec.field,
         type: "quantitative",
-        title: "Forgetting F_k (% points)",
+        title: spec.yTitle,
+        ...(spec.zero ? {} : { scale: { zero: false } }),
       },
       color: { field: "method", type: "nominal", title: "Method" },
       tooltip: [
         { field: "method", type: "nominal" },
         { field: "task", type: "ordinal" },
-        { field: "forgetting", type: "quantitative", format: ".2f" },
+        { field: spec.field, type: "quantitative", format: ".2f" },
       ],
     },
   };
