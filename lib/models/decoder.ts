@@ -57,7 +57,14 @@ import * as tf from "@tensorflow/tfjs";
 import { Rng } from "../random.ts";
 import type { LoraConfig, LoraSite } from "./backbone.ts";
 import { makeVariable, truncatedNormal, uniqueScope } from "./init.ts";
-import { geluTanh, linear, type LinearParams, type LoraForward, rmsNorm, siteSeed } from "./layers.ts";
+import {
+  geluTanh,
+  linear,
+  type LinearParams,
+  type LoraForward,
+  rmsNorm,
+  siteSeed,
+} from "./layers.ts";
 import { createLoraSite, loraScale } from "./lora.ts";
 import type { TensorData, TensorMap } from "./safetensors.ts";
 
@@ -373,7 +380,9 @@ function checkedWeights(weights: TensorMap, spec: ParamSpec[]): void {
       throw new Error(`weight "${s.name}": expected shape [${s.shape}], got [${w.shape}]`);
     }
     if (w.data.length !== n) {
-      throw new Error(`weight "${s.name}": shape [${s.shape}] needs ${n} values, got ${w.data.length}`);
+      throw new Error(
+        `weight "${s.name}": shape [${s.shape}] needs ${n} values, got ${w.data.length}`,
+      );
     }
   }
 }
@@ -430,9 +439,7 @@ export function embedTokens(ids: tf.Tensor1D, table: tf.Tensor2D): tf.Tensor2D {
  * ```
  */
 export function positionsFromMask(mask: tf.Tensor2D): tf.Tensor2D {
-  return tf.tidy(() =>
-    tf.relu(tf.sub(tf.cumsum(tf.cast(mask, "float32"), 1), 1)) as tf.Tensor2D
-  );
+  return tf.tidy(() => tf.relu(tf.sub(tf.cumsum(tf.cast(mask, "float32"), 1), 1)) as tf.Tensor2D);
 }
 
 /**
@@ -719,7 +726,10 @@ export function createDecoder(
       const data = options.weights
         ? weightEntry(options.weights, s.name)!.data
         : initialValues(s, c, baseRng);
-      base.set(s.name, makeVariable(data, s.shape, { name: `${scope}/${s.name}`, trainable: false }));
+      base.set(
+        s.name,
+        makeVariable(data, s.shape, { name: `${scope}/${s.name}`, trainable: false }),
+      );
     }
     for (const i of c.loraLayers!) {
       for (const [p, heads] of [["q", c.heads], ["v", c.kvHeads]] as const) {
@@ -819,10 +829,14 @@ export function createDecoder(
     }
     const [b, t] = ids.shape;
     if (opts.mask.shape[0] !== b || opts.mask.shape[1] !== t) {
-      throw new Error(`Decoder: attention mask [${opts.mask.shape}] does not match ids [${b}, ${t}]`);
+      throw new Error(
+        `Decoder: attention mask [${opts.mask.shape}] does not match ids [${b}, ${t}]`,
+      );
     }
     if (opts.cache && opts.cache.mask.shape[0] !== b) {
-      throw new Error(`Decoder: cache batch ${opts.cache.mask.shape[0]} does not match ids batch ${b}`);
+      throw new Error(
+        `Decoder: cache batch ${opts.cache.mask.shape[0]} does not match ids batch ${b}`,
+      );
     }
     const lora: LoraForward = {
       scale,

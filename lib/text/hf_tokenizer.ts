@@ -152,13 +152,18 @@ const PAD_CANDIDATES = ["<pad>", "<|pad|>", "[PAD]", "<|finetune_right_pad_id|>"
 function configToken(config: Record<string, unknown> | undefined, key: string): string | undefined {
   const v = config?.[key];
   if (typeof v === "string") return v;
-  if (v !== null && typeof v === "object" && typeof (v as { content?: unknown }).content === "string") {
+  if (
+    v !== null && typeof v === "object" && typeof (v as { content?: unknown }).content === "string"
+  ) {
     return (v as { content: string }).content;
   }
   return undefined;
 }
 
-function checkTokenizerJson(json: unknown, source: string): asserts json is Record<string, unknown> {
+function checkTokenizerJson(
+  json: unknown,
+  source: string,
+): asserts json is Record<string, unknown> {
   if (json === null || typeof json !== "object" || Array.isArray(json)) {
     throw new TypeError(`${source}: a tokenizer.json must be a JSON object, got ${typeof json}`);
   }
@@ -200,9 +205,12 @@ export async function hfTokenizerFromJson(
   try {
     inner = new mod.Tokenizer(json, config ?? {});
   } catch (err) {
-    throw new Error(`${source}: tokenizers.js rejected this tokenizer.json: ${(err as Error).message}`, {
-      cause: err,
-    });
+    throw new Error(
+      `${source}: tokenizers.js rejected this tokenizer.json: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
   }
   const vocab = inner.get_vocab(true);
   let maxId = -1;
@@ -210,14 +218,23 @@ export async function hfTokenizerFromJson(
   if (maxId < 0) throw new Error(`${source}: the tokenizer has an empty vocabulary`);
   const vocabSize = maxId + 1;
 
-  const find = (role: string, explicit: string | undefined, configKey: string, candidates: string[]) => {
+  const find = (
+    role: string,
+    explicit: string | undefined,
+    configKey: string,
+    candidates: string[],
+  ) => {
     const wanted = explicit ?? configToken(config, configKey);
     if (wanted !== undefined) {
       const id = inner.token_to_id(wanted);
       if (id === undefined) {
         throw new Error(
           `${source}: the ${role} token ${JSON.stringify(wanted)} ` +
-            `(${explicit !== undefined ? "from the options" : `from ${configKey} in tokenizer_config.json`}) ` +
+            `(${
+              explicit !== undefined
+                ? "from the options"
+                : `from ${configKey} in tokenizer_config.json`
+            }) ` +
             `is not in the vocabulary`,
         );
       }
@@ -308,9 +325,12 @@ export async function loadHfTokenizer(
       await Deno.stat(configPath);
     } catch (err) {
       if (!(err instanceof Deno.errors.NotFound) || options.configPath !== undefined) {
-        throw new Error(`could not read tokenizer config ${configPath}: ${(err as Error).message}`, {
-          cause: err,
-        });
+        throw new Error(
+          `could not read tokenizer config ${configPath}: ${(err as Error).message}`,
+          {
+            cause: err,
+          },
+        );
       }
       present = false;
     }

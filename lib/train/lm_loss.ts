@@ -59,7 +59,9 @@ export function shiftLabels(
  * ```
  */
 export function lmLoss(logits: tf.Tensor3D, labels: Int32Array): tf.Scalar {
-  if (logits.rank !== 3) throw new Error(`lmLoss: expected logits [B, T, V], got [${logits.shape}]`);
+  if (logits.rank !== 3) {
+    throw new Error(`lmLoss: expected logits [B, T, V], got [${logits.shape}]`);
+  }
   const [batch, tokens, vocab] = logits.shape;
   const targets = shiftLabels(labels, { batch, tokens });
   let count = 0;

@@ -399,6 +399,47 @@ export interface AppliedTreeBias extends TreeBias {
 }
 
 /**
+ * What every selector shares: the statistics table and its bookkeeping
+ * (record, reset, checkpoint). Subclasses add the selection rule.
+ */
+abstract class StatisticsSelector implements ArmSelector {
+  /** Which policy this is. */
+  abstract readonly policy: ActivePolicy;
+  /** Number of sites M. */
+  readonly numSites: number;
+  /** S and N. */
+  readonly stats: ArmStatistics;
+
+  constructor(numSites: number) {
+    this.numSites = numSites;
+    this.stats = new ArmStatistics(numSites);
+  }
+
+  /** Choose one arm per site. */
+  abstract select(input: SelectInput): Int32Array;
+
+  /** Record the pulled arms' distances. */
+  update(selection: Int32Array, distances: ArrayLike<number>): void {
+    this.stats.record(selection, distances);
+  }
+
+  /** Forget the statistics. */
+  reset(): void {
+    this.stats.reset();
+  }
+
+  /** The state, for checkpoints. */
+  state(): SelectorState {
+    return this.stats.state(this.policy);
+  }
+
+  /** Restore a state returned by `state()`. */
+  restore(state: SelectorState): void {
+    this.stats.restore(state, this.policy);
+  }
+}
+
+/**
  * The released code's bandit (spec §4.5). Each `select`:
  *
  * 1–4. scores as in {@link codeBanditScores};
@@ -422,13 +463,9 @@ export interface AppliedTreeBias extends TreeBias {
  * });
  * ```
  */
-export class CodeBandit implements ArmSelector {
+export class CodeBandit extends StatisticsSelector {
   /** Always `"code_softmax"`. */
   readonly policy = "code_softmax" as const;
-  /** Number of sites M. */
-  readonly numSites: number;
-  /** S and N. */
-  readonly stats: ArmStatistics;
   /** The options. */
   readonly options: Readonly<CodeBanditOptions>;
   /** The tree bias of the last `select` (null if none applied). */
@@ -436,9 +473,8 @@ export class CodeBandit implements ArmSelector {
 
   /** Create a bandit with empty statistics. */
   constructor(options: CodeBanditOptions) {
+    super(options.numSites);
     this.options = { ...options };
-    this.numSites = options.numSites;
-    this.stats = new ArmStatistics(options.numSites);
   }
 
   /** The sampling probabilities at (t, T) for the current statistics, with an optional bias. */
@@ -475,25 +511,10 @@ export class CodeBandit implements ArmSelector {
     return selection;
   }
 
-  /** Record the pulled arms' distances. */
-  update(selection: Int32Array, distances: ArrayLike<number>): void {
-    this.stats.record(selection, distances);
-  }
-
   /** Forget the statistics (epoch start in code mode). */
-  reset(): void {
-    this.stats.reset();
+  override reset(): void {
+    super.reset();
     this.lastBias = null;
-  }
-
-  /** The state, for checkpoints. */
-  state(): SelectorState {
-    return this.stats.state(this.policy);
-  }
-
-  /** Restore a state returned by `state()`. */
-  restore(state: SelectorState): void {
-    this.stats.restore(state, this.policy);
   }
 }
 
@@ -546,25 +567,20 @@ export interface PaperBanditOptions {
  * bandit.select({ t: 0, T: 1, stored, root: null, rng: new Rng(0) }); // [0]: unpulled arms first
  * ```
  */
-export class PaperBandit implements ArmSelector {
+export class PaperBandit extends StatisticsSelector {
   /** Always `"paper_lcb"`. */
   readonly policy = "paper_lcb" as const;
-  /** Number of sites M. */
-  readonly numSites: number;
   /** δ of Eq. 2. */
   readonly delta: number;
-  /** S and N. */
-  readonly stats: ArmStatistics;
 
   /** Create a bandit with empty statistics. */
   constructor(options: PaperBanditOptions) {
+    super(options.numSites);
     const delta = options.delta ?? 0;
     if (!Number.isFinite(delta) || delta < 0) {
       throw new Error(`PaperBandit: delta must be a finite number >= 0, got ${delta}`);
     }
-    this.numSites = options.numSites;
     this.delta = delta;
-    this.stats = new ArmStatistics(options.numSites);
   }
 
   #logT(): number {
@@ -631,26 +647,6 @@ export class PaperBandit implements ArmSelector {
     checkTree(input.root, input.stored.length);
     return Int32Array.from({ length: this.numSites }, (_, d) => this.choose(input.root, d));
   }
-
-  /** Record the pulled arms' distances (this also advances t). */
-  update(selection: Int32Array, distances: ArrayLike<number>): void {
-    this.stats.record(selection, distances);
-  }
-
-  /** Forget the statistics. */
-  reset(): void {
-    this.stats.reset();
-  }
-
-  /** The state, for checkpoints. */
-  state(): SelectorState {
-    return this.stats.state(this.policy);
-  }
-
-  /** Restore a state returned by `state()`. */
-  restore(state: SelectorState): void {
-    this.stats.restore(state, this.policy);
-  }
 }
 
 /**
@@ -667,18 +663,13 @@ export class PaperBandit implements ArmSelector {
  * sel.select({ t: 0, T: 1, stored, root: null, rng: new Rng(7) }); // e.g. [1, 0, 1]
  * ```
  */
-export class RandomSelector implements ArmSelector {
+export class RandomSelector extends StatisticsSelector {
   /** Always `"random"`. */
   readonly policy = "random" as const;
-  /** Number of sites M. */
-  readonly numSites: number;
-  /** S and N (not used for selection). */
-  readonly stats: ArmStatistics;
 
-  /** Create a selector. */
+  /** Create a selector (statistics are recorded but not used for selection). */
   constructor(options: { numSites: number }) {
-    this.numSites = options.numSites;
-    this.stats = new ArmStatistics(options.numSites);
+    super(options.numSites);
   }
 
   /** A uniform arm per site. */
@@ -686,26 +677,6 @@ export class RandomSelector implements ArmSelector {
     const n = input.stored.length;
     this.stats.ensureArms(n);
     return Int32Array.from({ length: this.numSites }, () => input.rng.int(n));
-  }
-
-  /** Record the pulled arms' distances. */
-  update(selection: Int32Array, distances: ArrayLike<number>): void {
-    this.stats.record(selection, distances);
-  }
-
-  /** Forget the statistics. */
-  reset(): void {
-    this.stats.reset();
-  }
-
-  /** The state, for checkpoints. */
-  state(): SelectorState {
-    return this.stats.state(this.policy);
-  }
-
-  /** Restore a state returned by `state()`. */
-  restore(state: SelectorState): void {
-    this.stats.restore(state, this.policy);
   }
 }
 

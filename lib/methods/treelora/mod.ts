@@ -11,3 +11,4 @@ export * from "./options.ts";
 export * from "./regularizer.ts";
 export * from "./signature.ts";
 export { createTreeLora } from "./treelora.ts";
+export * from "./exhaustive.ts";
