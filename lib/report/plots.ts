@@ -154,7 +154,7 @@ function perTaskLineSpec<T extends { method: string; task: number }>(
         title: spec.yTitle,
         ...(spec.zero ? {} : { scale: { zero: false } }),
       },
-      color: { field: "method", type: "nominal", title: "Method" },
+      color: { field: "method", type: "nominal", title: "Method", legend: { labelLimit: 400 } },
       tooltip: [
         { field: "method", type: "nominal" },
         { field: "task", type: "ordinal" },
@@ -367,7 +367,7 @@ export function lossCurveSpec(
       encoding: {
         x: { field: "step", type: "quantitative", title: "Training step (count, whole run)" },
         y: { field: "value", type: "quantitative", title: "Value (loss units)" },
-        color: { field: "method", type: "nominal", title: "Method" },
+        color: { field: "method", type: "nominal", title: "Method", legend: { labelLimit: 400 } },
         detail: { field: "task", type: "ordinal" },
         tooltip: [
           { field: "method", type: "nominal" },

@@ -272,6 +272,16 @@ function cumulativeSteps(losses: Row[], seed: number): Row[] {
   return out;
 }
 
+// deno-lint-ignore no-explicit-any
+function pretrainText(config: any): string {
+  const p = config.backbone?.pretrain;
+  if (!p) return "no pre-training record";
+  const acc = p.report?.testAccuracy;
+  return `${p.steps} steps, batch ${p.batchSize}, lr ${p.lr}; held-out accuracy on the pre-training classes ${
+    typeof acc === "number" ? acc.toFixed(2) + "%" : "unknown"
+  }`;
+}
+
 function slug(s: string): string {
   return s.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "");
 }
@@ -296,7 +306,7 @@ function reportMarkdown(args: {
   const formulas = CL_METRICS.filter((m) => SUMMARY_METRICS.includes(m.name))
     .map((m) => `- \`${m.name}\`: ${m.formula}`).join("\n");
   const methods = (config.methods ?? []).map((m: Row) =>
-    `- **${m.label}** (\`${m.name}\`): epochs per task ${JSON.stringify(m.epochs)}, options ${
+    `  - **${m.label}** (\`${m.name}\`): epochs per task ${JSON.stringify(m.epochs)}, options ${
       JSON.stringify(m.options)
     }`
   ).join("\n");
@@ -347,7 +357,9 @@ ${
 - Backbone: \`${config.backbone?.preset}\`, ${config.backbone?.loraSites}; LoRA ${
     JSON.stringify(config.backbone?.vit?.lora)
   };
-  pre-trained by the harness on synthetic classes disjoint from the CL classes, then frozen.
+  pre-trained by the harness on synthetic classes disjoint from the CL classes (${
+    pretrainText(config)
+  }), then frozen.
 - Training: ${JSON.stringify(config.train)}.
 - Seeds: ${JSON.stringify(config.seeds)}.
 - Backend: ${config.backend?.name} (requested ${config.backend?.requested}), tfjs ${config.provenance?.tfjs},

@@ -1,0 +1,459 @@
+/**
+ * The continual instruction-tuning trainer of the language-model track: the
+ * analogue of `class_incremental.ts` for TRACE-format tasks (spec §4.7–4.8).
+ *
+ * ```
+ * for each task n:   beginTask
+ *   for each epoch:    beginEpoch                         (epochs from a per-task list)
+ *     for each batch:  beforeStep → [tape: masked LM loss → loss()] → clip → Adam → afterStep
+ *   endTask
+ *   generate on the test split of tasks 0..n, score with the caller's metric → recorder
+ * ```
+ *
+ * The method hooks are called exactly as the class-incremental trainer calls
+ * them, with the same {@link MethodContext}; the model a method sees is
+ * {@link lmAdaptedModel} (the LoRA sites; no head variables, since the LM head
+ * belongs to the frozen base). Batches follow spec §9.3 (`lm_batches.ts`),
+ * the loss is the masked next-token cross-entropy (`lm_loss.ts`), the
+ * optimiser is Adam with a constant learning rate (the released code: betas
+ * 0.9/0.95, clip 1.0), and evaluation generates greedily by default
+ * (`generate.ts`; the code samples at temperature 0.1, available through
+ * `temperature`).
+ *
+ * After each task the score row (one number 0–100 per task seen so far),
+ * every prediction with its prompt, reference and per-example score, the
+ * timings and the method's task summary go to the {@link LmRunRecorder} at
+ * once, so a crash later loses nothing already computed.
+ *
+ * @module
+ */
+
+import * as tf from "@tensorflow/tfjs";
+import { shuffledBatches } from "../data/batches.ts";
+import type { ContinualMethod, MethodContext } from "../methods/method.ts";
+import type { AdaptedModel } from "../models/backbone.ts";
+import type { Decoder } from "../models/decoder.ts";
+import type { Rng } from "../random.ts";
+import type { Tokenizer } from "../text/tokenizer.ts";
+import type { LossRecord } from "./class_incremental.ts";
+import { generateTokens } from "./generate.ts";
+import { type LmExample, trainingBatch } from "./lm_batches.ts";
+import { lmLoss } from "./lm_loss.ts";
+import type { Progress } from "./progress.ts";
+import { createAdam, optimizerStep } from "./step.ts";
+import { Timer } from "./timer.ts";
+
+/** One task of an instruction-tuning stream (a TRACE task). */
+export interface LmTask {
+  /** Task name (e.g. `C-STANCE`). */
+  name: string;
+  /** Training examples. */
+  train: LmExample[];
+  /** Test examples (generation + scoring). */
+  test: LmExample[];
+  /** Metric name handed to the scoring function (e.g. `accuracy`, `rouge-l`). */
+  metric: string;
+}
+
+/**
+ * Scores predictions against references with the named metric, as a number
+ * in 0–100 (TRACE metrics, spec §9.5). `prompts` are the full prompts (SARI
+ * uses them as sources). Called once per task on all its examples and once
+ * per example (arrays of length 1) for the per-example scores.
+ */
+export type LmScoreFn = (
+  metric: string,
+  predictions: string[],
+  references: string[],
+  prompts: string[],
+) => number | Promise<number>;
+
+/** Optimisation and evaluation schedule of an LM run. */
+export interface LmTrainConfig {
+  /** Epochs per task: one number for every task, or a list (one per task; TreeLoRA 2,1,3,2,1,2,2,3). */
+  epochs: number | number[];
+  /** Examples per optimiser step. */
+  batchSize: number;
+  /** Adam learning rate (constant; the code's 1e-4). */
+  lr: number;
+  /** Adam beta1 (0.9). */
+  beta1: number;
+  /** Adam beta2 (0.95 in the released LLM scripts). */
+  beta2: number;
+  /** Global gradient-norm clip (1.0); 0 disables. */
+  clipNorm: number;
+  /** Fresh Adam state per task (true) or one optimiser for the whole stream (false, the code). */
+  resetOptimizerPerTask: boolean;
+  /** Cap on steps per epoch (smoke tests); null = full epochs. */
+  maxStepsPerEpoch: number | null;
+  /** Record the loss terms every this many steps. */
+  logEvery: number;
+  /** Training truncation length in tokens (prompt + answer + BOS/EOS; the code's 1536). */
+  maxLength: number;
+  /** Prompt tokens kept at inference, BOS included (the code's 1024). */
+  maxPromptLength: number;
+  /** New tokens generated per test prompt (the code's 512). */
+  maxNewTokens: number;
+  /** Prompts per generation batch. */
+  evalBatchSize: number;
+  /** 0 = greedy decoding; > 0 = sampling at this temperature (the code: 0.1). */
+  temperature: number;
+  /** Evaluate at most this many test examples per task (the first ones); null = all. */
+  maxTestExamples: number | null;
+}
+
+/** Scores (0–100) of the tasks evaluated after one training round. */
+export interface LmEvalRow {
+  /** Score per evaluated task 0..n (R[i][n] in the spec's notation, i ≤ n). */
+  scores: number[];
+  /** Metric name per evaluated task. */
+  metrics: string[];
+  /** Test examples scored per evaluated task. */
+  examples: number[];
+}
+
+/** One generated answer with its reference and score. */
+export interface LmPrediction {
+  /** The prompt as given (before truncation). */
+  prompt: string;
+  /** The decoded new tokens. */
+  prediction: string;
+  /** The reference answer. */
+  reference: string;
+  /** The example's score (0–100) under the task's metric. */
+  score: number;
+}
+
+/** Per-task timing of the LM trainer, in seconds. */
+export interface LmTaskTiming {
+  /** Training wall-clock seconds (all epochs, hooks included). */
+  trainSeconds: number;
+  /** Evaluation wall-clock seconds (generation and scoring). */
+  evalSeconds: number;
+  /** Training examples processed (epochs × examples). */
+  trainExamples: number;
+  /** Real (non-pad) training tokens processed. */
+  trainTokens: number;
+  /** trainExamples / trainSeconds. */
+  examplesPerSecond: number;
+  /** trainTokens / trainSeconds. */
+  tokensPerSecond: number;
+  /** Tokens generated during evaluation (EOS excluded). */
+  generatedTokens: number;
+  /** Seconds per named component (trainer and method; `generate` and `score` for evaluation). */
+  components: Record<string, number>;
+}
+
+/**
+ * Where the LM trainer sends what it produces; shaped like the
+ * class-incremental `RunRecorder`, plus the predictions. Implementations
+ * write to disk at once.
+ */
+export interface LmRunRecorder {
+  /** A finished task: the score row, the predictions per evaluated task, timings and summary. */
+  taskDone(
+    taskIndex: number,
+    result: {
+      row: LmEvalRow;
+      predictions: LmPrediction[][];
+      timing: LmTaskTiming;
+      summary?: Record<string, unknown>;
+    },
+  ): Promise<void>;
+  /** Loss records of the last logging window. */
+  losses(records: LossRecord[]): Promise<void>;
+}
+
+/**
+ * The part of a decoder a continual-learning method sees: its LoRA sites in
+ * depth order, and no head variables (the LM head is frozen base).
+ *
+ * @example
+ * ```ts
+ * import { Rng } from "../random.ts";
+ * import { createDecoder, DECODER_PRESETS } from "../models/decoder.ts";
+ * import { lmAdaptedModel } from "./lm_incremental.ts";
+ * const lm = createDecoder(DECODER_PRESETS["byte-micro"], { rng: new Rng(0) });
+ * lmAdaptedModel(lm).loraSites().length; // 4
+ * lm.dispose();
+ * ```
+ */
+export function lmAdaptedModel(decoder: Decoder): AdaptedModel {
+  return { loraSites: () => decoder.loraSites(), headVariables: () => [] };
+}
+
+function epochsFor(config: LmTrainConfig, task: number): number {
+  if (typeof config.epochs === "number") return config.epochs;
+  const e = config.epochs[task];
+  if (e === undefined) {
+    throw new Error(`epochs list has ${config.epochs.length} entries; task ${task + 1} has none`);
+  }
+  return e;
+}
+
+/**
+ * Generate answers for the test split of tasks 0..`throughTask` and score
+ * them. Returns the score row, the predictions and the generated token count.
+ *
+ * @example
+ * ```ts ignore
+ * const { row, predictions } = await evaluateLmTasks(model, tasks, { throughTask: 1, tokenizer, score, config });
+ * ```
+ */
+export async function evaluateLmTasks(
+  model: Decoder,
+  tasks: readonly LmTask[],
+  options: {
+    throughTask: number;
+    tokenizer: Tokenizer;
+    score: LmScoreFn;
+    config: Pick<
+      LmTrainConfig,
+      "maxPromptLength" | "maxNewTokens" | "evalBatchSize" | "temperature" | "maxTestExamples"
+    >;
+    rng?: Rng;
+    timer?: Timer;
+  },
+): Promise<{ row: LmEvalRow; predictions: LmPrediction[][]; generatedTokens: number }> {
+  const { config, tokenizer } = options;
+  const timer = options.timer ?? new Timer();
+  const row: LmEvalRow = { scores: [], metrics: [], examples: [] };
+  const predictions: LmPrediction[][] = [];
+  let generatedTokens = 0;
+  for (let j = 0; j <= options.throughTask; j++) {
+    const task = tasks[j];
+    const test = config.maxTestExamples === null
+      ? task.test
+      : task.test.slice(0, config.maxTestExamples);
+    const prompts = test.map((e) => e.prompt);
+    const references = test.map((e) => e.answer);
+    const ids = await timer.timeAsync("generate", () =>
+      generateTokens(model, prompts, {
+        tokenizer,
+        maxNewTokens: config.maxNewTokens,
+        maxPromptLength: config.maxPromptLength,
+        batchSize: config.evalBatchSize,
+        temperature: config.temperature,
+        rng: options.rng,
+      }));
+    generatedTokens += ids.reduce((a, r) => a + r.length, 0);
+    const texts = ids.map((r) => tokenizer.decode(r));
+    const { total, each } = await timer.timeAsync("score", async () => {
+      const total = test.length > 0
+        ? await options.score(task.metric, texts, references, prompts)
+        : 0;
+      const each: number[] = [];
+      for (let i = 0; i < test.length; i++) {
+        each.push(await options.score(task.metric, [texts[i]], [references[i]], [prompts[i]]));
+      }
+      return { total, each };
+    });
+    row.scores.push(total);
+    row.metrics.push(task.metric);
+    row.examples.push(test.length);
+    predictions.push(test.map((e, i) => ({
+      prompt: e.prompt,
+      prediction: texts[i],
+      reference: e.answer,
+      score: each[i],
+    })));
+  }
+  return { row, predictions, generatedTokens };
+}
+
+/**
+ * Train `method` on every task in order, evaluating every task seen so far after each.
+ *
+ * @example
+ * ```ts ignore
+ * await trainLmIncremental(tasks, { model, method, tokenizer, score, config, rngs, recorder });
+ * ```
+ */
+export async function trainLmIncremental(
+  tasks: readonly LmTask[],
+  options: {
+    model: Decoder;
+    method: ContinualMethod;
+    tokenizer: Tokenizer;
+    score: LmScoreFn;
+    config: LmTrainConfig;
+    /**
+     * `data` shuffles batches; `method` is handed to the method and seeds
+     * dropout; `generation` draws tokens when sampling (required when
+     * `temperature > 0`).
+     */
+    rngs: { data: Rng; method: Rng; generation?: Rng };
+    recorder: LmRunRecorder;
+    progress?: Progress;
+    /** Start at this task (resume); tasks before it must already be trained. */
+    startTask?: number;
+    label?: string;
+  },
+): Promise<void> {
+  const { model, method, config, rngs, recorder, progress, tokenizer } = options;
+  if (config.temperature > 0 && !rngs.generation) {
+    throw new Error("trainLmIncremental: sampling (temperature > 0) needs rngs.generation");
+  }
+  if (model.config.vocabSize < tokenizer.vocabSize) {
+    throw new Error(
+      `trainLmIncremental: the tokenizer has ${tokenizer.vocabSize} ids, the model ${model.config.vocabSize}`,
+    );
+  }
+  const adapted = lmAdaptedModel(model);
+  const numTasks = tasks.length;
+  const timer = new Timer();
+  const label = options.label ?? method.name;
+  let optimizer: tf.Optimizer | null = null;
+  const runStart = performance.now();
+  let examplesDone = 0;
+  const totalExamples = tasks.reduce((a, t, i) => a + epochsFor(config, i) * t.train.length, 0);
+  try {
+    for (let ti = options.startTask ?? 0; ti < numTasks; ti++) {
+      const task = tasks[ti];
+      const epochs = epochsFor(config, ti);
+      const fullSteps = Math.ceil(task.train.length / config.batchSize);
+      const stepsPerEpoch = config.maxStepsPerEpoch === null
+        ? fullSteps
+        : Math.min(fullSteps, config.maxStepsPerEpoch);
+      const ctx: MethodContext = {
+        model: adapted,
+        taskIndex: ti,
+        numTasks,
+        epoch: 0,
+        epochs,
+        step: 0,
+        stepsPerEpoch,
+        rng: rngs.method,
+        timer,
+      };
+      timer.reset();
+      const t0 = performance.now();
+      if (optimizer === null || config.resetOptimizerPerTask) {
+        optimizer?.dispose();
+        optimizer = createAdam({ lr: config.lr, beta1: config.beta1, beta2: config.beta2 });
+      }
+      await timer.timeAsync("method", async () => await method.beginTask(ctx));
+      const variables = method.trainableVariables(ctx);
+      const gradientVariables = method.gradientVariables?.(ctx) ?? [];
+      const indices = Int32Array.from({ length: task.train.length }, (_, i) => i);
+      let trainExamples = 0;
+      let trainTokens = 0;
+      let window: LossRecord[] = [];
+      for (let epoch = 0; epoch < epochs; epoch++) {
+        ctx.epoch = epoch;
+        ctx.step = 0;
+        await timer.timeAsync("method", async () => await method.beginEpoch?.(ctx));
+        let step = 0;
+        for (const idx of shuffledBatches(indices, config.batchSize, rngs.data)) {
+          if (step >= stepsPerEpoch) break;
+          ctx.step = step;
+          const batch = timer.time("data", () =>
+            trainingBatch(Array.from(idx, (i) => task.train[i]), {
+              tokenizer,
+              maxLength: config.maxLength,
+            }));
+          await timer.timeAsync("method", async () => await method.beforeStep?.(ctx));
+          const seed = rngs.method.seed();
+          const opt = optimizer;
+          const result = await timer.timeAsync(
+            "forward_backward",
+            () =>
+              optimizerStep(variables, () => {
+                const ids = tf.tensor2d(batch.ids, batch.shape, "int32");
+                const mask = tf.tensor2d(batch.mask, batch.shape, "int32");
+                const logits = model.logits(ids, { training: true, seed, attentionMask: mask });
+                const taskLoss = lmLoss(logits, batch.labels);
+                const parts = method.loss(ctx, taskLoss);
+                return { total: parts.total, terms: { task: taskLoss, ...parts.terms } };
+              }, { optimizer: opt, clipNorm: config.clipNorm, readGradients: gradientVariables }),
+          );
+          if (!Number.isFinite(result.total)) {
+            throw new Error(
+              `non-finite loss ${result.total} at task ${ti + 1} (${task.name}), epoch ${
+                epoch + 1
+              }, step ${step + 1} (method ${method.name}); lower the learning rate or check the data`,
+            );
+          }
+          await timer.timeAsync(
+            "method",
+            async () =>
+              await method.afterStep?.(ctx, {
+                taskLoss: result.terms.task,
+                gradients: result.gradients,
+              }),
+          );
+          trainExamples += idx.length;
+          examplesDone += idx.length;
+          trainTokens += batch.lengths.reduce((a, b) => a + b, 0);
+          if (step % config.logEvery === 0 || step === stepsPerEpoch - 1) {
+            window.push({ task: ti, epoch, step, term: "total", value: result.total });
+            for (const [term, value] of Object.entries(result.terms)) {
+              window.push({ task: ti, epoch, step, term, value });
+            }
+          }
+          const elapsed = (performance.now() - runStart) / 1000;
+          const rate = examplesDone / Math.max(1e-9, elapsed);
+          progress?.update({
+            label,
+            task: ti + 1,
+            tasks: numTasks,
+            epoch: epoch + 1,
+            epochs,
+            step: step + 1,
+            steps: stepsPerEpoch,
+            loss: result.terms.task,
+            // Progress's throughput field: examples per second here.
+            imagesPerSecond: trainExamples / ((performance.now() - t0) / 1000),
+            etaSeconds: config.maxStepsPerEpoch === null
+              ? (totalExamples - examplesDone) / rate
+              : NaN,
+          });
+          step++;
+        }
+        await recorder.losses(window);
+        window = [];
+      }
+      await timer.timeAsync("method", async () => await method.endTask(ctx));
+      const trainSeconds = (performance.now() - t0) / 1000;
+      const components = timer.totals();
+      const accounted = Object.values(components).reduce((a, b) => a + b, 0);
+      components.other = Math.max(0, trainSeconds - accounted);
+      const e0 = performance.now();
+      const evalTimer = new Timer();
+      const { row, predictions, generatedTokens } = await evaluateLmTasks(model, tasks, {
+        throughTask: ti,
+        tokenizer,
+        score: options.score,
+        config,
+        rng: rngs.generation,
+        timer: evalTimer,
+      });
+      const evalSeconds = (performance.now() - e0) / 1000;
+      Object.assign(components, evalTimer.totals());
+      await recorder.taskDone(ti, {
+        row,
+        predictions,
+        timing: {
+          trainSeconds,
+          evalSeconds,
+          trainExamples,
+          trainTokens,
+          examplesPerSecond: trainExamples / trainSeconds,
+          tokensPerSecond: trainTokens / trainSeconds,
+          generatedTokens,
+          components,
+        },
+        summary: method.taskSummary?.(),
+      });
+      const mean = row.scores.reduce((a, b) => a + b, 0) / row.scores.length;
+      progress?.log(
+        `[${label}] task ${ti + 1}/${numTasks} (${task.name}) done: mean score ${
+          mean.toFixed(2)
+        } (train ${trainSeconds.toFixed(1)} s, ${(trainTokens / trainSeconds).toFixed(0)} tok/s, ` +
+          `eval ${evalSeconds.toFixed(1)} s, ${generatedTokens} tokens generated)`,
+      );
+    }
+  } finally {
+    optimizer?.dispose();
+  }
+}
