@@ -2,7 +2,7 @@
  * `deno task bench` — training-step throughput on the benchmark task, as
  * ratios against a baseline measured in the same run.
  *
- * Measures, on the `tiny` ViT at batch 32 (synthetic data, 2 tasks, the steps
+ * Measures, on the `tiny-p8` ViT (the default backbone) at batch 32 (synthetic data, 2 tasks, the steps
  * of task 2, so TreeLoRA's search and regulariser are active):
  * - ms/step of SeqLoRA and TreeLoRA (code mode), and TreeLoRA's overhead ratio;
  * - ms/step with tfjs's stock BatchMatMul gradient vs the harness's
@@ -37,7 +37,7 @@ import { SPEC } from "./split_cifar.ts";
 const FLAGS = {
   steps: { type: "number" as const, help: "timed steps per round", default: "8" },
   repeats: { type: "number" as const, help: "interleaved rounds", default: "3" },
-  preset: { type: "string" as const, help: "ViT preset", default: "tiny" },
+  preset: { type: "string" as const, help: "ViT preset", default: "tiny-p8" },
   "batch-size": { type: "number" as const, help: "batch size", default: "32" },
   backend: { type: "string" as const, help: "backend", default: "wasm" },
   out: { type: "string" as const, help: "result name under results/bench/" },
@@ -112,7 +112,7 @@ if (import.meta.main) {
   }
   const steps = (f.steps as number | undefined) ?? 8;
   const repeats = (f.repeats as number | undefined) ?? 3;
-  const preset = (f.preset as string | undefined) ?? "tiny";
+  const preset = (f.preset as string | undefined) ?? "tiny-p8";
   const batch = (f["batch-size"] as number | undefined) ?? 32;
   const backend = await initBackend(((f.backend as string | undefined) ?? "wasm") as BackendName);
   const samples: Record<string, number[]> = {};

@@ -211,8 +211,14 @@ async function recomputeLoop(
     done: new Array<boolean>(b).fill(false),
     next: new Int32Array(b),
   };
-  const rows = Array.from({ length: b }, (_, r) => Array.from(batch.ids.subarray(r * t0, (r + 1) * t0)));
-  const masks = Array.from({ length: b }, (_, r) => Array.from(batch.mask.subarray(r * t0, (r + 1) * t0)));
+  const rows = Array.from(
+    { length: b },
+    (_, r) => Array.from(batch.ids.subarray(r * t0, (r + 1) * t0)),
+  );
+  const masks = Array.from(
+    { length: b },
+    (_, r) => Array.from(batch.mask.subarray(r * t0, (r + 1) * t0)),
+  );
   for (;;) {
     const t = rows[0].length;
     const logits = tf.tidy(() =>

@@ -347,11 +347,14 @@ export async function trainLmIncremental(
         for (const idx of shuffledBatches(indices, config.batchSize, rngs.data)) {
           if (step >= stepsPerEpoch) break;
           ctx.step = step;
-          const batch = timer.time("data", () =>
-            trainingBatch(Array.from(idx, (i) => task.train[i]), {
-              tokenizer,
-              maxLength: config.maxLength,
-            }));
+          const batch = timer.time(
+            "data",
+            () =>
+              trainingBatch(Array.from(idx, (i) => task.train[i]), {
+                tokenizer,
+                maxLength: config.maxLength,
+              }),
+          );
           await timer.timeAsync("method", async () => await method.beforeStep?.(ctx));
           const seed = rngs.method.seed();
           const opt = optimizer;
@@ -371,7 +374,9 @@ export async function trainLmIncremental(
             throw new Error(
               `non-finite loss ${result.total} at task ${ti + 1} (${task.name}), epoch ${
                 epoch + 1
-              }, step ${step + 1} (method ${method.name}); lower the learning rate or check the data`,
+              }, step ${
+                step + 1
+              } (method ${method.name}); lower the learning rate or check the data`,
             );
           }
           await timer.timeAsync(
