@@ -313,7 +313,13 @@ function reportMarkdown(args: {
   const data = config.data ?? {};
   const standIn = data.source === "synthetic"
     ? "Data: **synthetic stand-in** for CIFAR-100 (the embedded generator; not real images)."
-    : `Data: CIFAR-100 binary layout read from \`${data.dir}\`.`;
+    : `Data: read from \`${data.dir}\` (CIFAR-100 binary layout; ${data.trainImages} train / ${data.testImages} ` +
+      `test images${
+        Array.isArray(data.classNames)
+          ? `; classes ${data.classNames.slice(0, 5).join(", ")}, …`
+          : ""
+      }). The layout does not say which data set it is: a stand-in (e.g. Tiny-ImageNet in CIFAR layout) ` +
+      "is named by its directory and class names.";
   return `# ${config.experiment} — ${config.scenario}
 
 ${args.warnings.map((w) => `> **Note:** ${w}`).join("\n")}
