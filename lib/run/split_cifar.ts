@@ -77,6 +77,11 @@ export interface SplitCifarSpec {
   seed: number;
   /** Seeds of the data (shuffles), init (LoRA, head) and method (dropout, bandit) streams. */
   seeds: SeedConfig;
+  /**
+   * Several run seeds (`--seeds 0,1,2`): every method runs once per seed, with the data, init
+   * and method streams all seeded by it; tables report mean ± std over them. Null = `seed` only.
+   */
+  seedList?: number[] | null;
   /** Backend request. */
   backend: BackendName;
   /** Output locations. */
@@ -246,8 +251,10 @@ export async function runSplitCifar(spec: SplitCifarSpec): Promise<SplitCifarRes
     },
     methods: resolvedMethods,
     train: spec.train,
-    seed: spec.seed,
-    seeds: spec.seeds,
+    seed: spec.seedList ?? spec.seed,
+    seeds: spec.seedList
+      ? "per run seed s: { data: s, init: s, method: s }; the `seed` column of the tables is s"
+      : spec.seeds,
     backend,
     provenance: await collectProvenance(root),
     dependencies: await dependencyVersions(root),
@@ -260,8 +267,12 @@ export async function runSplitCifar(spec: SplitCifarSpec): Promise<SplitCifarRes
   });
   progress.log(`run folder: ${runDir}`);
 
-  for (const m of resolvedMethods) {
-    const streams = seedStreams(spec.seeds);
+  const runs = (spec.seedList ?? [spec.seed]).flatMap((seed) => {
+    const seeds = spec.seedList ? { data: seed, init: seed, method: seed } : spec.seeds;
+    return resolvedMethods.map((m) => ({ m, seed, seeds }));
+  });
+  for (const { m, seed, seeds } of runs) {
+    const streams = seedStreams(seeds);
     const model = createVitClassifier(vitConfig, {
       numOutputs: stream.classOrder.length,
       baseWeights: pre.weights,
@@ -278,9 +289,9 @@ export async function runSplitCifar(spec: SplitCifarSpec): Promise<SplitCifarRes
         method,
         config: { ...spec.train, epochs: m.epochs },
         rngs: { data: streams.data, method: streams.method },
-        recorder: writer.recorder(m.label, spec.seed),
+        recorder: writer.recorder(m.label, seed),
         progress,
-        label: m.label,
+        label: spec.seedList ? `${m.label} seed ${seed}` : m.label,
       });
     } finally {
       method.dispose();

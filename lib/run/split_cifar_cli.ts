@@ -27,6 +27,11 @@ export const SPLIT_CIFAR_FLAGS: Record<string, FlagSpec> = {
   tasks: { type: "number", help: "number of tasks (classes split evenly)" },
   "order-seed": { type: "string", help: "class-order seed, or 'natural' for the natural order" },
   seed: { type: "number", help: "run seed: sets the data, init and method seeds" },
+  seeds: {
+    type: "int-list",
+    help:
+      "several run seeds (e.g. 0,1,2): every method runs once per seed; mean ± std in the tables",
+  },
   "data-seed": { type: "number", help: "seed of the data stream (shuffles) only" },
   "init-seed": { type: "number", help: "seed of the init stream (LoRA, head) only" },
   "method-seed": { type: "number", help: "seed of the method stream (dropout, sampling) only" },
@@ -124,6 +129,16 @@ export function applySplitCifarFlags(base: SplitCifarSpec, f: FlagValues): Split
     const s = num("seed")!;
     spec.seed = s;
     spec.seeds = { data: s, init: s, method: s };
+  }
+  if (f.seeds !== undefined) {
+    const list = f.seeds as number[];
+    if (new Set(list).size !== list.length) {
+      throw new Error(`--seeds lists a seed twice: ${list.join(",")}`);
+    }
+    for (const k of ["seed", "data-seed", "init-seed", "method-seed"]) {
+      if (f[k] !== undefined) throw new Error(`--seeds and --${k} cannot be combined`);
+    }
+    spec.seedList = list;
   }
   if (num("data-seed") !== undefined) spec.seeds.data = num("data-seed")!;
   if (num("init-seed") !== undefined) spec.seeds.init = num("init-seed")!;

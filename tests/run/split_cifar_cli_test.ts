@@ -43,4 +43,7 @@ Deno.test("bad flag values are errors that name the flag", () => {
   assertThrows(() => apply(["--method-options", "{"]), Error, "--method-options is not valid JSON");
   assertThrows(() => apply(["--method-options", '{"nope":{}}']), Error, 'names "nope"');
   assertThrows(() => apply(["--lora-blocks", "a"]), Error, "--lora-blocks");
+  assertThrows(() => apply(["--seeds", "0,0"]), Error, "lists a seed twice");
+  assertThrows(() => apply(["--seeds", "0,1", "--seed", "3"]), Error, "cannot be combined");
+  assertEquals(apply(["--seeds", "0,1,2"]).seedList, [0, 1, 2]);
 });

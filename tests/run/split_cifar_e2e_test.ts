@@ -160,3 +160,25 @@ Deno.test("split-cifar is deterministic on the cpu backend (same seeds, same mat
   assert(JSON.stringify(lc) !== JSON.stringify(la));
   await Deno.remove(root, { recursive: true });
 });
+
+Deno.test("split-cifar with several seeds: one row block per seed, mean ± std in the summary", async () => {
+  const root = await Deno.makeTempDir();
+  const spec = tinySpec(root, "seeds", "wasm");
+  spec.methods = [{ name: "seqlora" }];
+  spec.seedList = [0, 1];
+  spec.train.maxStepsPerEpoch = 1;
+  const r = await runSplitCifar(spec);
+  const matrix = await readCsvRows(join(r.runDir, "matrix.csv"));
+  assertEquals([...new Set(matrix.map((m) => m.seed))], [0, 1]);
+  const summary = await readCsvRows(join(r.runDir, "summary.csv"));
+  assertEquals(summary.length, 1);
+  assertEquals(summary[0].seeds, 2);
+  // mean ± std of acc_final over the two seeds, recomputed from metrics.csv.
+  const accs = (await readCsvRows(join(r.runDir, "metrics.csv")))
+    .filter((m) => m.metric === "acc_final").map((m) => Number(m.value));
+  assertEquals(accs.length, 2);
+  const mean = (accs[0] + accs[1]) / 2;
+  const std = Math.abs(accs[0] - accs[1]) / Math.SQRT2;
+  assertEquals(summary[0].acc_final, `${mean.toFixed(2)} ± ${std.toFixed(2)}`);
+  await Deno.remove(root, { recursive: true });
+});
