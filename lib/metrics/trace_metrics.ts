@@ -176,6 +176,18 @@ function lcsWords(x: readonly string[], y: readonly string[], into: Set<string>)
   }
 }
 
+/** Options of {@link rougeLF}. */
+export interface RougeOptions {
+  /**
+   * Append "\n" to a prediction that contains no newline before scoring
+   * (default true, spec §9.5). Its only effect: a prediction ending in "."
+   * gains an empty-token sentence, so even an exact copy of a reference that
+   * ends in "." scores below 100. `false` scores exactly like TRACE's
+   * `metrics.py`.
+   */
+  appendNewline?: boolean;
+}
+
 /**
  * `rouge_l` (MeetingBank): 100 × the ROUGE-L F-measure that TRACE computes with
  * the python `rouge` package (pltrdy, 1.0.1, `Rouge(metrics=["rouge-l"])`,
@@ -196,8 +208,8 @@ function lcsWords(x: readonly string[], y: readonly string[], into: Set<string>)
  * "hypothesis" role and the prediction its "reference" role (this matters for
  * the LCS reconstruction). Following spec §9.5, a newline is appended to the
  * prediction when it contains none (a prediction ending in "." then gains one
- * empty-token sentence). 0 when either text is empty or has no sentence at all
- * (where the package raises `ValueError`).
+ * empty-token sentence; see {@link RougeOptions}). 0 when either text is empty
+ * or has no sentence at all (where the package raises `ValueError`).
  *
  * @example
  * ```ts
@@ -205,9 +217,14 @@ function lcsWords(x: readonly string[], y: readonly string[], into: Set<string>)
  * rougeLF("the cat sat", "the cat sat on the mat"); // ≈ 75 (P = 3/5, R = 3/3)
  * ```
  */
-export function rougeLF(prediction: string, reference: string): number {
+export function rougeLF(
+  prediction: string,
+  reference: string,
+  options: RougeOptions = {},
+): number {
   if (prediction === "" || reference === "") return 0;
-  const pred = prediction.includes("\n") ? prediction : prediction + "\n";
+  const append = (options.appendNewline ?? true) && !prediction.includes("\n");
+  const pred = append ? prediction + "\n" : prediction;
   const evaluated = rougeSentences(reference); // the package's "hyps" (TRACE passes the target)
   const refs = rougeSentences(pred); // the package's "refs" (TRACE passes the prediction)
   if (evaluated.length === 0 || refs.length === 0) return 0;
@@ -317,7 +334,10 @@ export function matchingBlocks(
       bestj--;
       bestsize++;
     }
-    while (besti + bestsize < ahi && bestj + bestsize < bhi && A[besti + bestsize] === B[bestj + bestsize]) {
+    while (
+      besti + bestsize < ahi && bestj + bestsize < bhi &&
+      A[besti + bestsize] === B[bestj + bestsize]
+    ) {
       bestsize++;
     }
     return [besti, bestj, bestsize] as [number, number, number];
@@ -430,7 +450,7 @@ type Counter = Map<string, number>;
 function counterOf(xs: readonly string[], times = 1): Counter {
   const c: Counter = new Map();
   for (const x of xs) c.set(x, (c.get(x) ?? 0) + 1);
-  if (times !== 1) for (const [k, v] of c) c.set(k, v * times);
+  if (times !== 1) { for (const [k, v] of c) c.set(k, v * times); }
   return c;
 }
 
@@ -552,7 +572,12 @@ export function sari(source: string, prediction: string, references: readonly st
   const del: number[] = [];
   const add: number[] = [];
   for (let n = 1; n <= 4; n++) {
-    const [k, d, a] = sariNgram(ngrams(s1, n), ngrams(c1, n), r1.map((r) => ngrams(r, n)), references.length);
+    const [k, d, a] = sariNgram(
+      ngrams(s1, n),
+      ngrams(c1, n),
+      r1.map((r) => ngrams(r, n)),
+      references.length,
+    );
     keep.push(k);
     del.push(d);
     add.push(a);
@@ -583,6 +608,8 @@ export interface ScoreTaskOptions {
    * deletion term, often ≈ 30).
    */
   sariEmptyPrediction?: "zero" | "score";
+  /** Passed to {@link rougeLF} (default true). */
+  rougeAppendNewline?: boolean;
 }
 
 /**
@@ -606,7 +633,7 @@ export function scoreExample(
     case "letter_accuracy":
       return letterAccuracy(prediction, reference);
     case "rouge_l":
-      return rougeLF(prediction, reference);
+      return rougeLF(prediction, reference, { appendNewline: options.rougeAppendNewline });
     case "edit_similarity":
       return editSimilarity(prediction, reference);
     case "sari": {
@@ -619,7 +646,9 @@ export function scoreExample(
     }
     default:
       throw new RangeError(
-        `unknown TRACE metric ${JSON.stringify(metric)}; expected one of ${TRACE_METRICS.join(", ")}`,
+        `unknown TRACE metric ${JSON.stringify(metric)}; expected one of ${
+          TRACE_METRICS.join(", ")
+        }`,
       );
   }
 }
@@ -649,7 +678,9 @@ export function scoreTask(
     );
   }
   if (examples.length === 0) {
-    throw new RangeError(`scoreTask(${metric}): no examples to score (the mean of nothing is undefined)`);
+    throw new RangeError(
+      `scoreTask(${metric}): no examples to score (the mean of nothing is undefined)`,
+    );
   }
   let total = 0;
   examples.forEach((ex, k) => {

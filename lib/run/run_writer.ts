@@ -10,6 +10,7 @@
  *   losses.csv       method, seed, task, epoch, step, term, value
  *   status.json      tasks finished per method and seed, finished flag
  *   methods/<method>/seed-<s>/task-NN.json   the method's own summary of each task (e.g. TreeLoRA's tree)
+ *   checkpoints/<method>/seed-<s>/task-NN.{safetensors,json}   state after each task (resume)
  * ```
  *
  * Every file is rewritten atomically with all rows so far, so a run killed at
@@ -20,8 +21,9 @@
  */
 
 import { join } from "@std/path";
-import { writeFileAtomic, writeJsonAtomic } from "../io.ts";
-import { tableToCsv } from "../report/tables.ts";
+import { exists, readJson, writeFileAtomic, writeJsonAtomic } from "../io.ts";
+import { readCsvRows, tableToCsv } from "../report/tables.ts";
+import { saveCheckpoint } from "../train/checkpoint.ts";
 import type { LossRecord, RunRecorder, TaskTiming } from "../train/class_incremental.ts";
 import type { EvalRow } from "../train/evaluate.ts";
 
@@ -59,6 +61,57 @@ export class RunWriter {
   private constructor(dir: string, numTasks: number) {
     this.dir = dir;
     this.#status = { finished: {}, numTasks, complete: false, updatedAt: new Date().toISOString() };
+  }
+
+  /**
+   * Reopen an existing run folder to continue it: its tables are loaded, and
+   * {@link RunWriter.truncate} drops what a resumed method will redo.
+   */
+  static async reopen(dir: string): Promise<RunWriter> {
+    const status = await readJson<RunStatus>(join(dir, "status.json"));
+    const writer = new RunWriter(dir, status.numTasks);
+    writer.#status = { ...status, complete: false };
+    const load = async (name: string) =>
+      (await exists(join(dir, name))) ? (await readCsvRows(join(dir, name))) as Row[] : [];
+    writer.#matrix = await load("matrix.csv");
+    writer.#timings = await load("timings.csv");
+    writer.#components = await load("components.csv");
+    writer.#losses = await load("losses.csv");
+    return writer;
+  }
+
+  /** Tasks finished by `method` with `seed` (0 when none). */
+  finished(method: string, seed: number): number {
+    return this.#status.finished[`${method}/${seed}`] ?? 0;
+  }
+
+  /** The folder holding the checkpoints of `method` with `seed`. */
+  checkpointDir(method: string, seed: number): string {
+    return join(this.dir, "checkpoints", slug(method), `seed-${seed}`);
+  }
+
+  /** Keep only the first `tasks` tasks of `method` with `seed` in every table (the rest is redone). */
+  async truncate(method: string, seed: number, tasks: number): Promise<void> {
+    const keep = (r: Row, key: string) =>
+      !(r.method === method && Number(r.seed) === seed && Number(r[key]) > tasks);
+    this.#matrix = this.#matrix.filter((r) => keep(r, "trained_through"));
+    this.#timings = this.#timings.filter((r) => keep(r, "task"));
+    this.#components = this.#components.filter((r) => keep(r, "task"));
+    this.#losses = this.#losses.filter((r) => keep(r, "task"));
+    this.#status.finished[`${method}/${seed}`] = tasks;
+    await this.#writeTables();
+    await this.#writeStatus();
+  }
+
+  async #writeTables(): Promise<void> {
+    await Promise.all([
+      writeFileAtomic(join(this.dir, "matrix.csv"), tableToCsv(this.#matrix)),
+      writeFileAtomic(join(this.dir, "timings.csv"), tableToCsv(this.#timings)),
+      writeFileAtomic(join(this.dir, "components.csv"), tableToCsv(this.#components)),
+      ...(this.#losses.length > 0
+        ? [writeFileAtomic(join(this.dir, "losses.csv"), tableToCsv(this.#losses))]
+        : []),
+    ]);
   }
 
   /** Create the folder and write `config.json`. Refuses to overwrite a folder that has results. */
@@ -131,11 +184,7 @@ export class RunWriter {
           );
         }
         this.#status.finished[key] = taskIndex + 1;
-        await Promise.all([
-          writeFileAtomic(join(this.dir, "matrix.csv"), tableToCsv(this.#matrix)),
-          writeFileAtomic(join(this.dir, "timings.csv"), tableToCsv(this.#timings)),
-          writeFileAtomic(join(this.dir, "components.csv"), tableToCsv(this.#components)),
-        ]);
+        await this.#writeTables();
         await this.#writeStatus();
       },
       losses: async (records: LossRecord[]) => {
@@ -154,6 +203,7 @@ export class RunWriter {
           await writeFileAtomic(join(this.dir, "losses.csv"), tableToCsv(this.#losses));
         }
       },
+      checkpoint: (ckpt) => saveCheckpoint(this.checkpointDir(method, seed), ckpt),
     };
   }
 

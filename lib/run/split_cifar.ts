@@ -27,6 +27,7 @@ import { writeRunReport } from "../report/run_report.ts";
 import { trainClassIncremental, type TrainConfig } from "../train/class_incremental.ts";
 import { type PretrainConfig, pretrainedBackbone } from "../train/pretrain.ts";
 import { Progress } from "../train/progress.ts";
+import { loadCheckpoint, type TrainerCheckpoint } from "../train/checkpoint.ts";
 import { collectProvenance, dependencyVersions } from "./provenance.ts";
 import { RunWriter } from "./run_writer.ts";
 import type { BackendName } from "../backend.ts";
@@ -97,6 +98,12 @@ export interface SplitCifarSpec {
   };
   /** Silence progress output. */
   quiet: boolean;
+  /**
+   * Continue the run in `output.runId` (set by `--resume <run-dir>` from that folder's
+   * config.json): finished methods are skipped, the others continue after their last
+   * checkpointed task.
+   */
+  resume?: boolean;
 }
 
 /** What a finished run returns. */
@@ -259,19 +266,36 @@ export async function runSplitCifar(spec: SplitCifarSpec): Promise<SplitCifarRes
     provenance: await collectProvenance(root),
     dependencies: await dependencyVersions(root),
     metrics: "see metrics.csv: each value carries its formula name and text",
+    spec: { ...spec, resume: null },
   };
-  const writer = await RunWriter.create(runDir, {
+  const writer = spec.resume ? await RunWriter.reopen(runDir) : await RunWriter.create(runDir, {
     config,
     numTasks: stream.tasks.length,
     overwrite: spec.output.overwrite,
   });
-  progress.log(`run folder: ${runDir}`);
+  progress.log(`run folder: ${runDir}${spec.resume ? " (resumed)" : ""}`);
 
   const runs = (spec.seedList ?? [spec.seed]).flatMap((seed) => {
     const seeds = spec.seedList ? { data: seed, init: seed, method: seed } : spec.seeds;
     return resolvedMethods.map((m) => ({ m, seed, seeds }));
   });
   for (const { m, seed, seeds } of runs) {
+    let resume: TrainerCheckpoint | undefined;
+    if (spec.resume) {
+      const done = writer.finished(m.label, seed);
+      if (done >= stream.tasks.length) {
+        progress.log(`[${m.label}] seed ${seed}: all ${done} tasks finished, skipped`);
+        continue;
+      }
+      // Continue after the last task that has both its results and its checkpoint.
+      let k = done - 1;
+      while (
+        k >= 0 &&
+        !(resume = await loadCheckpoint(writer.checkpointDir(m.label, seed), k) ?? undefined)
+      ) k--;
+      await writer.truncate(m.label, seed, k + 1);
+      progress.log(`[${m.label}] seed ${seed}: resuming after task ${k + 1}`);
+    }
     const streams = seedStreams(seeds);
     const model = createVitClassifier(vitConfig, {
       numOutputs: stream.classOrder.length,
@@ -290,6 +314,7 @@ export async function runSplitCifar(spec: SplitCifarSpec): Promise<SplitCifarRes
         config: { ...spec.train, epochs: m.epochs },
         rngs: { data: streams.data, method: streams.method },
         recorder: writer.recorder(m.label, seed),
+        resume,
         progress,
         label: spec.seedList ? `${m.label} seed ${seed}` : m.label,
       });

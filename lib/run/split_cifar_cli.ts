@@ -5,6 +5,8 @@
  * @module
  */
 
+import { basename, dirname, join, resolve } from "@std/path";
+import { readJson } from "../io.ts";
 import { flagHelp, type FlagSpec, type FlagValues, parseFlags } from "./flags.ts";
 import { runSplitCifar, type SplitCifarSpec } from "./split_cifar.ts";
 import type { BackendName } from "../backend.ts";
@@ -56,6 +58,10 @@ export const SPLIT_CIFAR_FLAGS: Record<string, FlagSpec> = {
   "results-dir": { type: "string", help: "results root" },
   "cache-dir": { type: "string", help: "cache for generated data and pre-trained backbones" },
   overwrite: { type: "boolean", help: "replace a run folder that already holds results" },
+  resume: {
+    type: "string",
+    help: "continue the run in RUN_DIR from its config.json and checkpoints (no other flags)",
+  },
   quiet: { type: "boolean", help: "no progress output" },
   help: { type: "boolean", help: "print this help" },
 };
@@ -187,6 +193,39 @@ export function applySplitCifarFlags(base: SplitCifarSpec, f: FlagValues): Split
 }
 
 /**
+ * The spec of the run in `runDir` (from its config.json), set to continue it.
+ *
+ * @example
+ * ```ts ignore
+ * const spec = await resumeSpec("results/split-cifar/default", []);
+ * ```
+ */
+export async function resumeSpec(runDir: string, otherFlags: string[]): Promise<SplitCifarSpec> {
+  if (otherFlags.length > 0) {
+    throw new Error(
+      `--resume takes the run's own config; drop ${otherFlags.map((k) => `--${k}`).join(", ")}`,
+    );
+  }
+  const config = await readJson<{ spec?: SplitCifarSpec }>(join(runDir, "config.json"));
+  if (!config.spec) {
+    throw new Error(`${runDir}/config.json has no "spec" (written by an older version)`);
+  }
+  const dir = resolve(runDir);
+  const spec: SplitCifarSpec = structuredClone(config.spec);
+  spec.output = {
+    ...spec.output,
+    resultsDir: dirname(dirname(dir)),
+    runId: basename(dir),
+    overwrite: false,
+  };
+  if (basename(dirname(dir)) !== spec.experiment) {
+    throw new Error(`${runDir} is not under a folder named ${spec.experiment}`);
+  }
+  spec.resume = true;
+  return spec;
+}
+
+/**
  * Parse `args`, run the experiment and return a process exit code (0 ok, 2 bad flags, 1 failure).
  *
  * @example
@@ -202,7 +241,13 @@ export async function runSplitCifarCli(base: SplitCifarSpec, args: string[]): Pr
       console.log(flagHelp("deno task exp:split-cifar [flags]", SPLIT_CIFAR_FLAGS));
       return 0;
     }
-    spec = applySplitCifarFlags(base, flags);
+    spec = flags.resume !== undefined
+      ? await resumeSpec(
+        flags.resume as string,
+        Object.keys(flags).filter((k) => k !== "resume" && k !== "quiet" && flags[k] !== false),
+      )
+      : applySplitCifarFlags(base, flags);
+    if (flags.quiet) spec.quiet = true;
   } catch (err) {
     console.error(`error: ${(err as Error).message}`);
     return 2;

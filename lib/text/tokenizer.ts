@@ -1,6 +1,12 @@
 /**
  * The one tokenizer interface of the language-model track. Implementations:
- * byte-level (the default; no files) and Hugging Face `tokenizer.json`.
+ * byte-level (the default; no files; `ByteTokenizer` in byte_tokenizer.ts) and
+ * Hugging Face `tokenizer.json` (`loadHfTokenizer` in hf_tokenizer.ts; needs
+ * the `@huggingface/tokenizers` import-map entry).
+ *
+ * Contract shared by both: `encode` never adds BOS/EOS (callers add them, see
+ * spec §9.3–9.4); `decode` skips BOS/EOS/PAD and other special tokens and
+ * never throws on a well-formed id, so arbitrary model output can be decoded.
  *
  * @module
  */

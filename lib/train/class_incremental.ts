@@ -18,6 +18,12 @@ import { Rng } from "../random.ts";
 import { type EvalRow, evaluateSeenTasks, taskOutputRange } from "./evaluate.ts";
 import type { Progress } from "./progress.ts";
 import { createAdam, optimizerStep } from "./step.ts";
+import {
+  captureCheckpoint,
+  restoreOptimizer,
+  restoreVariables,
+  type TrainerCheckpoint,
+} from "./checkpoint.ts";
 import { Timer } from "./timer.ts";
 
 /** Optimisation schedule of a class-incremental run. */
@@ -85,6 +91,8 @@ export interface RunRecorder {
   ): Promise<void>;
   /** Loss records of the last logging window. */
   losses(records: LossRecord[]): Promise<void>;
+  /** A checkpoint after a finished task (written before the next task starts). */
+  checkpoint?(checkpoint: TrainerCheckpoint): Promise<void>;
 }
 
 function epochsFor(config: TrainConfig, task: number): number {
@@ -118,8 +126,8 @@ export async function trainClassIncremental(
     rngs: { data: Rng; method: Rng };
     recorder: RunRecorder;
     progress?: Progress;
-    /** Start at this task (resume); tasks before it must already be trained. */
-    startTask?: number;
+    /** Continue after the task of this checkpoint (resume): variables, optimiser, RNGs and method restored. */
+    resume?: TrainerCheckpoint;
     label?: string;
   },
 ): Promise<void> {
@@ -130,12 +138,24 @@ export async function trainClassIncremental(
   let optimizer: tf.Optimizer | null = null;
   const runStart = performance.now();
   const dropoutRng = new Rng(rngs.method.seed());
+  const startTask = options.resume ? options.resume.taskIndex + 1 : 0;
+  if (options.resume) {
+    restoreVariables(model, options.resume);
+    rngs.data.restore(options.resume.rng.data);
+    rngs.method.restore(options.resume.rng.method);
+    dropoutRng.restore(options.resume.rng.dropout);
+    method.restore(options.resume.method);
+    if (options.resume.optimizer && !config.resetOptimizerPerTask) {
+      optimizer = createAdam({ lr: config.lr, beta1: config.beta1, beta2: config.beta2 });
+      await restoreOptimizer(optimizer, options.resume);
+    }
+  }
   let imagesDone = 0;
   const totalImages = stream.tasks.reduce(
     (acc, t, i) => acc + epochsFor(config, i) * t.train.length,
     0,
   );
-  for (let ti = options.startTask ?? 0; ti < numTasks; ti++) {
+  for (let ti = startTask; ti < numTasks; ti++) {
     const task = stream.tasks[ti];
     const epochs = epochsFor(config, ti);
     const [outStart, outEnd] = taskOutputRange(stream, task);
@@ -266,6 +286,16 @@ export async function trainClassIncremental(
       },
       summary: method.taskSummary?.(),
     });
+    if (recorder.checkpoint) {
+      await recorder.checkpoint(
+        await captureCheckpoint(model, {
+          taskIndex: ti,
+          optimizer: config.resetOptimizerPerTask ? null : optimizer,
+          rngs: { data: rngs.data, method: rngs.method, dropout: dropoutRng },
+          method: method.state(),
+        }),
+      );
+    }
     progress?.log(
       `[${options.label ?? method.name}] task ${ti + 1}/${numTasks} done: ` +
         `avg acc ${(row.cil.reduce((a, b) => a + b, 0) / row.cil.length).toFixed(2)}% ` +

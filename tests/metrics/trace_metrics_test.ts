@@ -11,8 +11,8 @@ import {
   sari,
   scoreExample,
   scoreTask,
-  type TraceMetric,
   tokenize13a,
+  type TraceMetric,
 } from "../../lib/metrics/trace_metrics.ts";
 
 const EPS = 1e-9;
@@ -66,7 +66,11 @@ Deno.test("rougeLF: hand-computed single-sentence cases", () => {
   // Prediction "the cat sat" (m = 3 distinct), reference "the cat sat on the mat"
   // (n = 5 distinct: the cat sat on mat); LCS words {the, cat, sat} → 3.
   // R = 3/3, P = 3/5 → F = 2·0.6/(1.6 + 1e-8).
-  assertAlmostEquals(rougeLF("the cat sat", "the cat sat on the mat"), 100 * (1.2 / (1.6 + 1e-8)), EPS);
+  assertAlmostEquals(
+    rougeLF("the cat sat", "the cat sat on the mat"),
+    100 * (1.2 / (1.6 + 1e-8)),
+    EPS,
+  );
   // No lowercasing: nothing in common.
   assertEquals(rougeLF("The Cat", "the cat"), 0);
   // Distinct-token counting: "the the the" has m = 1, reference "the" n = 1, overlap 1.
@@ -98,6 +102,19 @@ Deno.test("rougeLF: the appended newline adds an empty token after a final '.'",
   assertAlmostEquals(rougeLF("A cat.", "A cat."), expected, EPS);
   assertAlmostEquals(rougeLF("A cat.\n", "A cat."), expected, EPS); // already has a newline
   assertAlmostEquals(rougeLF("A cat", "A cat."), 100 * (2 / (2 + 1e-8)), EPS); // no final '.'
+  // appendNewline: false is TRACE's metrics.py as is: "A cat." vs "A cat." → m = n = 2 → F ≈ 1.
+  assertAlmostEquals(
+    rougeLF("A cat.", "A cat.", { appendNewline: false }),
+    100 * (2 / (2 + 1e-8)),
+    EPS,
+  );
+  assertAlmostEquals(
+    scoreTask("rouge_l", [{ prediction: "A cat.", reference: "A cat." }], {
+      rougeAppendNewline: false,
+    }),
+    100 * (2 / (2 + 1e-8)),
+    EPS,
+  );
 });
 
 Deno.test("rougeLF: empty or sentence-less texts score 0", () => {
@@ -210,7 +227,10 @@ Deno.test("editSimilarity: literals normalised first; empty after normalisation 
 // SARI
 
 Deno.test("tokenize13a: sacrebleu's 13a rules", () => {
-  assertEquals(tokenize13a("About 95 species are currently accepted."), "About 95 species are currently accepted .");
+  assertEquals(
+    tokenize13a("About 95 species are currently accepted."),
+    "About 95 species are currently accepted .",
+  );
   // Period/comma between digits stay; otherwise split. Brackets, quotes (&quot;) and '-' after digits split.
   assertEquals(tokenize13a("It costs 3.50, (approx.)"), "It costs 3.50 , ( approx . )");
   assertEquals(tokenize13a("&quot;Hi&quot; 1-2 a-b"), '" Hi " 1 - 2 a-b');
@@ -232,7 +252,11 @@ Deno.test("sari: the Hugging Face metric card example", () => {
   );
   // The pre-tokenised form of the card gives the same value (13a is idempotent here).
   assertAlmostEquals(
-    sari("About 95 species are currently accepted .", "About 95 you now get in .", refs.map((r) => r.replace(".", " ."))),
+    sari(
+      "About 95 species are currently accepted .",
+      "About 95 you now get in .",
+      refs.map((r) => r.replace(".", " .")),
+    ),
     26.953601953601954,
     1e-12,
   );

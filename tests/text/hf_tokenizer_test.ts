@@ -66,8 +66,18 @@ function tinyTokenizerJson(mergesAsArrays = false): Record<string, unknown> {
     padding: null,
     added_tokens: [special(263, "<|endoftext|>"), special(264, "<|pad|>")],
     normalizer: null,
-    pre_tokenizer: { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: true },
-    post_processor: { type: "ByteLevel", add_prefix_space: true, trim_offsets: false, use_regex: true },
+    pre_tokenizer: {
+      type: "ByteLevel",
+      add_prefix_space: false,
+      trim_offsets: true,
+      use_regex: true,
+    },
+    post_processor: {
+      type: "ByteLevel",
+      add_prefix_space: true,
+      trim_offsets: false,
+      use_regex: true,
+    },
     decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
     model: {
       type: "BPE",
@@ -89,7 +99,12 @@ Deno.test({
   async fn() {
     for (const arrays of [false, true]) {
       const tok = await hfTokenizerFromJson(tinyTokenizerJson(arrays), { source: "tiny.json" });
-      assertEquals([tok.name, tok.vocabSize, tok.eosId, tok.padId], ["hf:tiny.json", 265, 263, 264]);
+      assertEquals([tok.name, tok.vocabSize, tok.eosId, tok.padId], [
+        "hf:tiny.json",
+        265,
+        263,
+        264,
+      ]);
       assertEquals(tok.bosId, 263); // no BOS token: falls back to EOS, as for GPT-2
       // Pre-tokenised (GPT-2 regex) into "hello" and "Ġworld".
       // "hello": h e → he; l l → ll; he ll → hell; hell o → hello = 259.

@@ -211,25 +211,38 @@ export function createTreeLora(
     },
 
     state(): MethodState {
-      const arrays: MethodState["arrays"] = {};
-      stored.forEach((
-        v,
-        i,
-      ) => (arrays[`signature.${i}`] = { shape: [numSites, dim], data: Float32Array.from(v) }));
-      return { json: { options: opts, numSites, dim, tasks: stored.length }, arrays };
+      // Signatures go into the JSON as base64 float64 so a restored run computes the same tree
+      // and bandit statistics bit for bit.
+      return {
+        json: {
+          options: opts,
+          numSites,
+          dim,
+          tasks: stored.length,
+          signaturesFloat64Base64: stored.map(float64ToBase64),
+        },
+        arrays: {},
+      };
     },
 
     restore(state) {
-      const n = Number(state.json.tasks ?? 0);
+      const encoded = state.json.signaturesFloat64Base64;
+      if (!Array.isArray(encoded)) {
+        throw new Error("treelora state: signaturesFloat64Base64 missing");
+      }
       numSites = Number(state.json.numSites);
       dim = Number(state.json.dim);
       stored.length = 0;
-      for (let i = 0; i < n; i++) {
-        const a = state.arrays[`signature.${i}`];
-        if (!a) throw new Error(`treelora state: signature.${i} missing`);
-        stored.push(Float64Array.from(a.data));
-      }
-      root = n > 0
+      encoded.forEach((e, i) => {
+        const v = base64ToFloat64(String(e));
+        if (v.length !== numSites * dim) {
+          throw new Error(
+            `treelora state: signature ${i} has ${v.length} values, expected ${numSites * dim}`,
+          );
+        }
+        stored.push(v);
+      });
+      root = stored.length > 0
         ? buildTree(stored, {
           numSites,
           dim,
@@ -244,4 +257,20 @@ export function createTreeLora(
     },
   };
   return method;
+}
+
+function float64ToBase64(v: Float64Array): string {
+  const bytes = new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(binary);
+}
+
+function base64ToFloat64(s: string): Float64Array {
+  const binary = atob(s);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return new Float64Array(bytes.buffer);
 }

@@ -1,0 +1,198 @@
+/**
+ * Checkpoints at task boundaries: everything needed to continue a run after
+ * the last finished task and get the same numbers as an uninterrupted run —
+ * the trainable variables (LoRA A/B of every site, the head), the optimiser
+ * slots (when they carry over tasks), the three RNG states and the method's
+ * state (e.g. TreeLoRA's stored signatures).
+ *
+ * Files, per method and seed: `task-NN.safetensors` (tensors) and
+ * `task-NN.json` (the rest). Both are written atomically, the JSON last: a
+ * checkpoint counts only when its JSON exists.
+ *
+ * @module
+ */
+
+import * as tf from "@tensorflow/tfjs";
+import { join } from "@std/path";
+import { exists, readJson, writeJsonAtomic } from "../io.ts";
+import type { MethodState } from "../methods/method.ts";
+import type { ImageClassifier } from "../models/image_classifier.ts";
+import { loadWeights, saveWeights, type TensorData } from "../models/safetensors.ts";
+import type { Rng, RngState } from "../random.ts";
+
+/** A trainer checkpoint after task `taskIndex` (0-based). */
+export interface TrainerCheckpoint {
+  /** The last finished task. */
+  taskIndex: number;
+  /** Trainable variables in order: LoRA A, B per site (site order), then the head. */
+  variables: TensorData[];
+  /** Adam's weights (iterations, then m and v per variable), or null when reset per task. */
+  optimizer: TensorData[] | null;
+  /** RNG states: data shuffles, method draws, dropout seeds. */
+  rng: { data: RngState; method: RngState; dropout: RngState };
+  /** The method's state. */
+  method: MethodState;
+}
+
+/** The variables a checkpoint holds, in a fixed order. */
+export function checkpointVariables(model: ImageClassifier): tf.Variable[] {
+  return [...model.loraSites().flatMap((s) => [s.a, s.b]), ...model.headVariables()];
+}
+
+/**
+ * Capture a checkpoint of the trainer's state.
+ *
+ * @example
+ * ```ts ignore
+ * const ckpt = await captureCheckpoint(model, { taskIndex, optimizer, rngs, method });
+ * ```
+ */
+export async function captureCheckpoint(
+  model: ImageClassifier,
+  options: {
+    taskIndex: number;
+    optimizer: tf.Optimizer | null;
+    rngs: { data: Rng; method: Rng; dropout: Rng };
+    method: MethodState;
+  },
+): Promise<TrainerCheckpoint> {
+  const variables = await Promise.all(
+    checkpointVariables(model).map(async (v) => ({
+      shape: v.shape.slice(),
+      data: (await v.data()) as Float32Array,
+    })),
+  );
+  let optimizer: TensorData[] | null = null;
+  if (options.optimizer) {
+    const weights = await options.optimizer.getWeights();
+    optimizer = await Promise.all(
+      weights.map(async (w) => ({
+        shape: w.tensor.shape.slice(),
+        data: Float32Array.from(await w.tensor.data()),
+      })),
+    );
+  }
+  return {
+    taskIndex: options.taskIndex,
+    variables,
+    optimizer,
+    rng: {
+      data: options.rngs.data.state(),
+      method: options.rngs.method.state(),
+      dropout: options.rngs.dropout.state(),
+    },
+    method: options.method,
+  };
+}
+
+/** Assign a checkpoint's variables to the model (shapes checked). */
+export function restoreVariables(model: ImageClassifier, checkpoint: TrainerCheckpoint): void {
+  const vars = checkpointVariables(model);
+  if (vars.length !== checkpoint.variables.length) {
+    throw new Error(
+      `checkpoint after task ${
+        checkpoint.taskIndex + 1
+      } holds ${checkpoint.variables.length} variables; ` +
+        `the model has ${vars.length}`,
+    );
+  }
+  vars.forEach((v, i) => {
+    const c = checkpoint.variables[i];
+    if (c.shape.join(",") !== v.shape.join(",")) {
+      throw new Error(
+        `checkpoint variable ${i}: shape [${c.shape}] but the model expects [${v.shape}]`,
+      );
+    }
+    tf.tidy(() => v.assign(tf.tensor(c.data, c.shape)));
+  });
+}
+
+/** Restore Adam's slots from a checkpoint into a fresh optimiser. */
+export async function restoreOptimizer(
+  optimizer: tf.Optimizer,
+  checkpoint: TrainerCheckpoint,
+): Promise<void> {
+  if (!checkpoint.optimizer) return;
+  const weights = checkpoint.optimizer.map((w, i) => ({
+    name: i === 0 ? "iter" : `slot-${i}`,
+    tensor: tf.tensor(w.data, w.shape),
+  }));
+  await optimizer.setWeights(weights);
+  for (const w of weights) w.tensor.dispose();
+}
+
+function names(dir: string, taskIndex: number) {
+  const base = join(dir, `task-${String(taskIndex + 1).padStart(2, "0")}`);
+  return { tensors: `${base}.safetensors`, json: `${base}.json` };
+}
+
+/**
+ * Write a checkpoint into `dir` (tensors first, the JSON last).
+ *
+ * @example
+ * ```ts ignore
+ * await saveCheckpoint("results/x/checkpoints/seqlora/seed-0", ckpt);
+ * ```
+ */
+export async function saveCheckpoint(dir: string, checkpoint: TrainerCheckpoint): Promise<void> {
+  const n = names(dir, checkpoint.taskIndex);
+  const tensors = new Map<string, TensorData>();
+  checkpoint.variables.forEach((v, i) => tensors.set(`variable.${i}`, v));
+  checkpoint.optimizer?.forEach((v, i) => tensors.set(`optimizer.${i}`, v));
+  for (const [k, v] of Object.entries(checkpoint.method.arrays)) tensors.set(`method.${k}`, v);
+  await saveWeights(n.tensors, tensors, { metadata: { format: "treelora-checkpoint" } });
+  await writeJsonAtomic(n.json, {
+    taskIndex: checkpoint.taskIndex,
+    variables: checkpoint.variables.length,
+    optimizer: checkpoint.optimizer?.length ?? null,
+    rng: checkpoint.rng,
+    method: {
+      json: checkpoint.method.json,
+      rng: checkpoint.method.rng ?? null,
+      arrays: Object.keys(checkpoint.method.arrays),
+    },
+  });
+}
+
+/**
+ * Load the checkpoint after task `taskIndex` from `dir`, or null when it is not there.
+ *
+ * @example
+ * ```ts ignore
+ * const ckpt = await loadCheckpoint("results/x/checkpoints/seqlora/seed-0", 3);
+ * ```
+ */
+export async function loadCheckpoint(
+  dir: string,
+  taskIndex: number,
+): Promise<TrainerCheckpoint | null> {
+  const n = names(dir, taskIndex);
+  if (!(await exists(n.json)) || !(await exists(n.tensors))) return null;
+  // deno-lint-ignore no-explicit-any
+  const meta = await readJson<any>(n.json);
+  const { tensors } = await loadWeights(n.tensors);
+  const get = (name: string) => {
+    const t = tensors.get(name);
+    if (!t) {
+      throw new Error(
+        `${n.tensors}: tensor ${name} missing (checkpoint after task ${taskIndex + 1})`,
+      );
+    }
+    return t;
+  };
+  const arrays: MethodState["arrays"] = {};
+  for (const k of meta.method.arrays as string[]) arrays[k] = get(`method.${k}`);
+  return {
+    taskIndex: meta.taskIndex,
+    variables: Array.from({ length: meta.variables }, (_, i) => get(`variable.${i}`)),
+    optimizer: meta.optimizer === null
+      ? null
+      : Array.from({ length: meta.optimizer }, (_, i) => get(`optimizer.${i}`)),
+    rng: meta.rng,
+    method: {
+      json: meta.method.json,
+      arrays,
+      ...(meta.method.rng ? { rng: meta.method.rng } : {}),
+    },
+  };
+}
