@@ -418,12 +418,20 @@ interface LayerParams {
 export function embedTokens(ids: tf.Tensor1D, table: tf.Tensor2D): tf.Tensor2D {
   if (ids.dtype !== "int32") throw new Error(`embedTokens: ids must be int32, got ${ids.dtype}`);
   const vocab = table.shape[0];
-  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => ({
-    value: tf.gather(args[0] as tf.Tensor, ids),
-    gradFunc: (dy: tf.Tensor | tf.Tensor[]) =>
-      tf.matMul(tf.transpose(tf.oneHot(ids, vocab)), dy as tf.Tensor),
-  }));
-  return f(table) as tf.Tensor2D;
+  // The ids reach the gradient through `save`: a closure would see them disposed by an
+  // enclosing tidy before the backward pass runs.
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [t, i] = args as [tf.Tensor, tf.Tensor1D];
+    (args[2] as tf.GradSaveFunc)([i]);
+    return {
+      value: tf.gather(t, i),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => [
+        tf.matMul(tf.transpose(tf.oneHot(saved[0] as tf.Tensor1D, vocab)), dy as tf.Tensor),
+        tf.zerosLike(saved[0]),
+      ],
+    };
+  });
+  return f(table, ids) as tf.Tensor2D;
 }
 
 /**

@@ -33,7 +33,7 @@ import { shuffledBatches } from "../data/batches.ts";
 import type { ContinualMethod, MethodContext } from "../methods/method.ts";
 import type { AdaptedModel } from "../models/backbone.ts";
 import type { Decoder } from "../models/decoder.ts";
-import type { Rng } from "../random.ts";
+import { Rng } from "../random.ts";
 import type { Tokenizer } from "../text/tokenizer.ts";
 import type { LossRecord } from "./class_incremental.ts";
 import { generateTokens } from "./generate.ts";
@@ -278,15 +278,13 @@ export async function trainLmIncremental(
     score: LmScoreFn;
     config: LmTrainConfig;
     /**
-     * `data` shuffles batches; `method` is handed to the method and seeds
-     * dropout; `generation` draws tokens when sampling (required when
+     * `data` shuffles batches; `method` is handed to the method (and seeds
+     * a separate dropout stream); `generation` draws tokens when sampling (required when
      * `temperature > 0`).
      */
     rngs: { data: Rng; method: Rng; generation?: Rng };
     recorder: LmRunRecorder;
     progress?: Progress;
-    /** Start at this task (resume); tasks before it must already be trained. */
-    startTask?: number;
     label?: string;
   },
 ): Promise<void> {
@@ -304,11 +302,14 @@ export async function trainLmIncremental(
   const timer = new Timer();
   const label = options.label ?? method.name;
   let optimizer: tf.Optimizer | null = null;
+  // Dropout seeds come from their own stream (split off `method` once), so the method's
+  // draws do not depend on the number of steps.
+  const dropoutRng = new Rng(rngs.method.seed());
   const runStart = performance.now();
   let examplesDone = 0;
   const totalExamples = tasks.reduce((a, t, i) => a + epochsFor(config, i) * t.train.length, 0);
   try {
-    for (let ti = options.startTask ?? 0; ti < numTasks; ti++) {
+    for (let ti = 0; ti < numTasks; ti++) {
       const task = tasks[ti];
       const epochs = epochsFor(config, ti);
       const fullSteps = Math.ceil(task.train.length / config.batchSize);
@@ -356,7 +357,7 @@ export async function trainLmIncremental(
               }),
           );
           await timer.timeAsync("method", async () => await method.beforeStep?.(ctx));
-          const seed = rngs.method.seed();
+          const seed = dropoutRng.seed();
           const opt = optimizer;
           const result = await timer.timeAsync(
             "forward_backward",
