@@ -26,6 +26,10 @@ export interface PlotOptions {
   width?: number;
   /** Height of the plot area (of one facet cell for faceted plots), px. */
   height?: number;
+  /** Y-axis title; each builder has a default (e.g. the LM track says "score" for "accuracy"). */
+  yTitle?: string;
+  /** X-axis title; each builder has a default. */
+  xTitle?: string;
 }
 
 /** A point of an accuracy curve: A_t (%) of `method` after training through `task`. */
@@ -93,7 +97,7 @@ export function accuracyCurveSpec(
   return perTaskLineSpec(rows, {
     field: "acc",
     title: options.title ?? "Average accuracy after each task",
-    yTitle: "Average accuracy A_t (%)",
+    yTitle: options.yTitle ?? "Average accuracy A_t (%)",
     zero: false,
     options,
   });
@@ -116,7 +120,7 @@ export function forgettingCurveSpec(
   return perTaskLineSpec(rows, {
     field: "forgetting",
     title: options.title ?? "Average forgetting after each task",
-    yTitle: "Forgetting F_k (% points)",
+    yTitle: options.yTitle ?? "Forgetting F_k (% points)",
     zero: true,
     options,
   });
@@ -297,13 +301,13 @@ export function accuracyVsThroughputSpec(
     x: {
       field: "imagesPerSecond",
       type: "quantitative" as const,
-      title: "Training throughput (images/s)",
+      title: options.xTitle ?? "Training throughput (images/s)",
       scale: { zero: false, padding: 40 },
     },
     y: {
       field: "acc",
       type: "quantitative" as const,
-      title: "Final average accuracy (%)",
+      title: options.yTitle ?? "Final average accuracy (%)",
       scale: { zero: false, padding: 20 },
     },
     color: { field: "method", type: "nominal" as const, title: "Method" },

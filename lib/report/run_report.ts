@@ -37,6 +37,17 @@ import { formatMeanStd, readCsvRows, summariseOverSeeds, writeTable } from "./ta
 
 type Row = Record<string, unknown>;
 
+/** The metrics shown in the summary table of the LM (TRACE) track, in order. */
+export const TRACE_SUMMARY_METRICS = [
+  "op_trace",
+  "bwt_trace",
+  "bwt_treelora_code",
+  "bwt_gem",
+  "forgetting_max",
+  "learning_acc",
+  "all_average_treelora",
+];
+
 /** The metrics shown in the summary table, in order. */
 export const SUMMARY_METRICS = [
   "acc_final",
@@ -119,6 +130,11 @@ export async function writeRunReport(
     warnings.push("the run is incomplete: tables cover the finished tasks only");
   }
   const numTasks = Number(config.data?.numTasks ?? Math.max(...matrix.map((r) => Number(r.task))));
+  // The LM track stores a `score` per task (its own metric) and counts examples, not images.
+  const lm = config.track === "lm";
+  const column = lm ? "score" : "acc_cil";
+  const unit = lm ? "examples" : "images";
+  const summaryMetrics = lm ? TRACE_SUMMARY_METRICS : SUMMARY_METRICS;
   const methodOrder: string[] = (config.methods ?? []).map((m: Row) => String(m.label));
   for (const r of matrix) {
     if (!methodOrder.includes(String(r.method))) methodOrder.push(String(r.method));
@@ -133,7 +149,9 @@ export async function writeRunReport(
     const method = String(rows[0].method);
     const seed = Number(rows[0].seed);
     const done = Math.max(...rows.map((r) => Number(r.trained_through)));
-    const R = matrixFromRows(rows, numTasks).slice(0, done).map((row) => row.slice(0, done));
+    const R = matrixFromRows(rows, numTasks, column).slice(0, done).map((row) =>
+      row.slice(0, done)
+    );
     for (const m of computeMetrics(R)) metricRows.push({ method, seed, tasks: done, ...m });
     accuracyAfterEachTask(R).forEach((acc, t) =>
       curveRows.push({ method, seed, task: t + 1, acc })
@@ -149,13 +167,13 @@ export async function writeRunReport(
   const totals: Row[] = [];
   for (const [, rows] of groupBy(timings, ["method", "seed"])) {
     const train = rows.reduce((a, r) => a + Number(r.train_seconds), 0);
-    const images = rows.reduce((a, r) => a + Number(r.train_images), 0);
+    const images = rows.reduce((a, r) => a + Number(r[`train_${unit}`]), 0);
     totals.push({
       method: rows[0].method,
       seed: rows[0].seed,
       train_seconds: train,
       eval_seconds: rows.reduce((a, r) => a + Number(r.eval_seconds), 0),
-      images_per_second: images / train,
+      [`${unit}_per_second`]: images / train,
     });
   }
   const wide: Row[] = [];
@@ -163,10 +181,13 @@ export async function writeRunReport(
     const w: Row = { method: rows[0].method, seed: rows[0].seed, tasks: rows[0].tasks };
     for (const r of rows) w[String(r.metric)] = r.value;
     const t = totals.find((x) => x.method === w.method && x.seed === w.seed);
-    Object.assign(w, { train_seconds: t?.train_seconds, images_per_second: t?.images_per_second });
+    Object.assign(w, {
+      train_seconds: t?.train_seconds,
+      [`${unit}_per_second`]: t?.[`${unit}_per_second`],
+    });
     wide.push(w);
   }
-  const values = [...SUMMARY_METRICS, "train_seconds", "images_per_second"];
+  const values = [...summaryMetrics, "train_seconds", `${unit}_per_second`];
   const stats = summariseOverSeeds(wide, { by: ["method"], values });
   const reference = options.referenceMethod ?? methodOrder[0];
   const refTime = Number(stats.find((s) => s.method === reference)?.train_seconds_mean);
@@ -198,7 +219,12 @@ export async function writeRunReport(
   const seed0 = Number(matrix[0].seed);
   await plot(
     "accuracy_curve",
-    accuracyCurveSpec(curveRows.filter((r) => r.seed === seed0) as never),
+    accuracyCurveSpec(
+      curveRows.filter((r) => r.seed === seed0) as never,
+      lm
+        ? { title: "Overall performance after each task", yTitle: "OP_t (mean score, 0–100)" }
+        : {},
+    ),
   );
   await plot(
     "forgetting_curve",
@@ -219,9 +245,21 @@ export async function writeRunReport(
   const throughput = wide.filter((w) => Number(w.seed) === seed0).map((w) => ({
     method: w.method,
     acc: Number(w.acc_final),
-    imagesPerSecond: Number(w.images_per_second),
+    imagesPerSecond: Number(w[`${unit}_per_second`]),
   }));
-  await plot("accuracy_vs_throughput", accuracyVsThroughputSpec(throughput as never));
+  await plot(
+    "accuracy_vs_throughput",
+    accuracyVsThroughputSpec(
+      throughput as never,
+      lm
+        ? {
+          title: "OP vs training throughput",
+          xTitle: "Training throughput (examples/s)",
+          yTitle: "OP (score)",
+        }
+        : {},
+    ),
+  );
   if (losses.length > 0) {
     await plot("loss_terms", lossCurveSpec(cumulativeSteps(losses, seed0) as never));
   }
@@ -303,7 +341,8 @@ function reportMarkdown(args: {
     `| ${cols.map(() => "---").join(" | ")} |`,
     ...args.summary.map((r) => `| ${cols.map((c) => String(r[c] ?? "")).join(" | ")} |`),
   ].join("\n");
-  const formulas = CL_METRICS.filter((m) => SUMMARY_METRICS.includes(m.name))
+  const names = args.config.track === "lm" ? TRACE_SUMMARY_METRICS : SUMMARY_METRICS;
+  const formulas = CL_METRICS.filter((m) => names.includes(m.name))
     .map((m) => `- \`${m.name}\`: ${m.formula}`).join("\n");
   const methods = (config.methods ?? []).map((m: Row) =>
     `  - **${m.label}** (\`${m.name}\`): epochs per task ${JSON.stringify(m.epochs)}, options ${
@@ -320,6 +359,41 @@ function reportMarkdown(args: {
           : ""
       }). The layout does not say which data set it is: a stand-in (e.g. Tiny-ImageNet in CIFAR layout) ` +
       "is named by its directory and class names.";
+  const lm = config.track === "lm";
+  const scoreNote = lm
+    ? "Score columns are each task's own metric on a 0–100 scale (accuracy, letter accuracy, ROUGE-L, " +
+      "edit similarity or SARI; see the `metric` column of matrix.csv), mean ± std over seeds (std is blank " +
+      "for one seed). `op_trace` is OP; `bwt_trace` is the paper's BWT (signed; negative = forgetting), " +
+      "`bwt_treelora_code` the released code's clipped variant."
+    : "Accuracy columns are class-incremental accuracy in % (no task id at test time), mean ± std over seeds\n" +
+      "(std is blank for one seed).";
+  const howMade = lm
+    ? [
+      `- Scenario: ${config.scenario}. ${config.protocol}.`,
+      `- Data: ${data.description}. Tasks in order: ${JSON.stringify(data.tasks)} (metrics ${
+        JSON.stringify(data.metrics)
+      }); ${JSON.stringify(data.sizes)} examples (train/test per task).`,
+      `- Model: \`${config.model?.preset}\` decoder, tokenizer ${config.model?.tokenizer}, ${config.model?.loraSites}; ` +
+      `LoRA ${
+        JSON.stringify(config.model?.decoder?.lora)
+      }; pre-trained by the harness on a generic synthetic ` +
+      `corpus disjoint from the tasks (${
+        JSON.stringify(config.model?.pretrain?.report ?? {})
+      }), then frozen.`,
+      `- Decoding: ${JSON.stringify(config.decoding)}.`,
+    ].join("\n")
+    : [
+      `- Scenario: ${config.scenario}. ${config.protocol}.`,
+      `- ${standIn}`,
+      `- Tasks: ${data.numTasks} × ${data.classesPerTask} classes; class order ${
+        data.orderSeed === null ? "natural" : `drawn with order seed ${data.orderSeed}`
+      }: ${JSON.stringify(data.classOrder)}.`,
+      `- Backbone: \`${config.backbone?.preset}\`, ${config.backbone?.loraSites}; LoRA ${
+        JSON.stringify(config.backbone?.vit?.lora)
+      }; pre-trained by the harness on synthetic classes disjoint from the CL classes (${
+        pretrainText(config)
+      }), then frozen.`,
+    ].join("\n");
   return `# ${config.experiment} — ${config.scenario}
 
 ${args.warnings.map((w) => `> **Note:** ${w}`).join("\n")}
@@ -328,8 +402,7 @@ ${args.warnings.map((w) => `> **Note:** ${w}`).join("\n")}
 
 ${table}
 
-Accuracy columns are class-incremental accuracy in % (no task id at test time), mean ± std over seeds
-(std is blank for one seed). \`train_seconds\` is the total training wall-clock over all tasks;
+${scoreNote} \`train_seconds\` is the total training wall-clock over all tasks;
 \`time_ratio_vs_${args.reference}\` divides it by the same quantity of ${args.reference} in this run.
 Every value per seed, with its formula, is in [metrics.csv](metrics.csv); the raw accuracy matrices are in
 [matrix.csv](matrix.csv), per-task timings in [timings.csv](timings.csv) and
@@ -355,17 +428,7 @@ ${
 
 ## How these numbers were made
 
-- Scenario: ${config.scenario}. ${config.protocol}.
-- ${standIn}
-- Tasks: ${data.numTasks} × ${data.classesPerTask} classes; class order ${
-    data.orderSeed === null ? "natural" : `drawn with order seed ${data.orderSeed}`
-  }: ${JSON.stringify(data.classOrder)}.
-- Backbone: \`${config.backbone?.preset}\`, ${config.backbone?.loraSites}; LoRA ${
-    JSON.stringify(config.backbone?.vit?.lora)
-  };
-  pre-trained by the harness on synthetic classes disjoint from the CL classes (${
-    pretrainText(config)
-  }), then frozen.
+${howMade}
 - Training: ${JSON.stringify(config.train)}.
 - Seeds: ${JSON.stringify(config.seeds)}.
 - Backend: ${config.backend?.name} (requested ${config.backend?.requested}), tfjs ${config.provenance?.tfjs},
@@ -374,7 +437,7 @@ ${
 - Methods:
 ${methods}
 
-### Metric formulas (R[i][j] = accuracy on task j after training through task i)
+### Metric formulas (R[i][j] = ${lm ? "score" : "accuracy"} on task j after training through task i)
 
 ${formulas}
 `;

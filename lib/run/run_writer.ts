@@ -25,6 +25,7 @@ import { exists, readJson, writeFileAtomic, writeJsonAtomic } from "../io.ts";
 import { readCsvRows, tableToCsv } from "../report/tables.ts";
 import { saveCheckpoint } from "../train/checkpoint.ts";
 import type { LossRecord, RunRecorder, TaskTiming } from "../train/class_incremental.ts";
+import type { LmRunRecorder } from "../train/lm_incremental.ts";
 import type { EvalRow } from "../train/evaluate.ts";
 
 type Row = Record<string, string | number>;
@@ -204,6 +205,71 @@ export class RunWriter {
         }
       },
       checkpoint: (ckpt) => saveCheckpoint(this.checkpointDir(method, seed), ckpt),
+    };
+  }
+
+  /**
+   * A recorder for the language-model track: `matrix.csv` gets one `score` (0–100, the task's
+   * own metric) per evaluated task, and the predictions of every round go to
+   * `predictions/<method>/seed-<s>/round-NN.jsonl` (prompt, prediction, reference, score).
+   */
+  lmRecorder(method: string, seed: number, options: { taskNames: string[] }): LmRunRecorder {
+    const base = this.recorder(method, seed);
+    return {
+      losses: base.losses,
+      taskDone: async (taskIndex, { row, predictions, timing, summary }) => {
+        row.scores.forEach((score, j) => {
+          this.#matrix.push({
+            method,
+            seed,
+            trained_through: taskIndex + 1,
+            task: j + 1,
+            task_name: options.taskNames[j],
+            metric: row.metrics[j],
+            score: round(score),
+            examples: row.examples[j],
+          });
+        });
+        this.#timings.push({
+          method,
+          seed,
+          task: taskIndex + 1,
+          train_seconds: round(timing.trainSeconds),
+          eval_seconds: round(timing.evalSeconds),
+          train_examples: timing.trainExamples,
+          train_tokens: timing.trainTokens,
+          examples_per_second: round(timing.examplesPerSecond),
+          tokens_per_second: round(timing.tokensPerSecond),
+          generated_tokens: timing.generatedTokens,
+        });
+        for (const [component, seconds] of Object.entries(timing.components)) {
+          this.#components.push({
+            method,
+            seed,
+            task: taskIndex + 1,
+            component,
+            seconds: round(seconds),
+          });
+        }
+        const lines = predictions.flatMap((list, j) =>
+          list.map((p) => JSON.stringify({ task: options.taskNames[j], ...p }))
+        );
+        const name = `round-${String(taskIndex + 1).padStart(2, "0")}.jsonl`;
+        await writeFileAtomic(
+          join(this.dir, "predictions", slug(method), `seed-${seed}`, name),
+          lines.join("\n") + "\n",
+        );
+        if (summary) {
+          const file = `task-${String(taskIndex + 1).padStart(2, "0")}.json`;
+          await writeJsonAtomic(
+            join(this.dir, "methods", slug(method), `seed-${seed}`, file),
+            summary,
+          );
+        }
+        this.#status.finished[`${method}/${seed}`] = taskIndex + 1;
+        await this.#writeTables();
+        await this.#writeStatus();
+      },
     };
   }
 
