@@ -468,7 +468,9 @@ export async function readTraceTask(
       throw new Error(
         `${path} does not exist (task ${task}, split ${split}). Select tasks that have a ${split} split ` +
           `with --tasks (e.g. --tasks C-STANCE,FOMC)` +
-          (split === "train" ? `, or train on eval.json instead (missingTrain: "eval")` : ""),
+          (split === "train"
+            ? `, or train on eval.json instead (--missing-train eval, option missingTrain: "eval")`
+            : ""),
       );
     }
     const cap = options.max?.[split];
