@@ -410,6 +410,7 @@ export async function trainLmIncremental(
             loss: result.terms.task,
             // Progress's throughput field: examples per second here.
             imagesPerSecond: trainExamples / ((performance.now() - t0) / 1000),
+            unit: "ex",
             etaSeconds: config.maxStepsPerEpoch === null
               ? (totalExamples - examplesDone) / rate
               : NaN,

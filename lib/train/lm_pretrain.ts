@@ -262,6 +262,7 @@ async function pretrain(
         loss: r.total,
         // Progress's throughput field: windows per second here.
         imagesPerSecond: ((step + 1) * p.batchSize) / elapsed,
+        unit: "seq",
         etaSeconds: (elapsed / (step + 1)) * (p.steps - step - 1),
       });
     }

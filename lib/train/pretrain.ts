@@ -19,10 +19,9 @@ import * as tf from "@tensorflow/tfjs";
 import { join } from "@std/path";
 import { readCifar100 } from "../data/cifar100.ts";
 import { imageBatch, shuffledBatches } from "../data/batches.ts";
-import { hashJson, syntheticDataDir } from "../data/synthetic_cache.ts";
-import { exists } from "../io.ts";
+import { syntheticDataDir } from "../data/synthetic_cache.ts";
 import { createLinearHead } from "../models/linear_head.ts";
-import { loadWeights, saveWeights } from "../models/safetensors.ts";
+import { backbonePath, cachedBackbone, readVariables } from "./backbone_cache.ts";
 import { createVit, type VitConfig } from "../models/vit.ts";
 import { Rng } from "../random.ts";
 import type { Progress } from "./progress.ts";
@@ -84,23 +83,18 @@ export async function pretrainedBackbone(
 ): Promise<PretrainedBackbone> {
   const shape = baseShape(vitConfig);
   const { lora: _lora, loraBlocks: _blocks, ...arch } = shape;
-  const key = await hashJson({ v: 1, arch, pretrain: options.pretrain });
-  const path = join(options.cacheDir, "backbones", `vit-${key}.safetensors`);
-  if (await exists(path)) {
-    const loaded = await loadWeights(path);
-    const report = JSON.parse(loaded.metadata.report ?? "null") as PretrainReport | null;
-    if (report) return { weights: loaded.tensors, path, cached: true, report };
-  }
-  const { weights, report } = await pretrain(shape, options);
-  await saveWeights(path, weights, {
+  const path = await backbonePath(options.cacheDir, {
+    kind: "vit",
+    key: { v: 1, arch, pretrain: options.pretrain },
+  });
+  return await cachedBackbone(path, {
     metadata: {
       format: "treelora-vit-base",
       arch: JSON.stringify(arch),
       pretrain: JSON.stringify(options.pretrain),
-      report: JSON.stringify(report),
     },
+    build: () => pretrain(shape, options),
   });
-  return { weights, path, cached: false, report };
 }
 
 async function pretrain(
@@ -174,10 +168,7 @@ async function pretrain(
       pred.dispose();
       for (let i = 0; i < idx.length; i++) if (pv[i] === batch.y[i]) correct++;
     }
-    const weights = new Map<string, { shape: number[]; data: Float32Array }>();
-    for (const [name, v] of vit.baseWeights()) {
-      weights.set(name, { shape: v.shape.slice(), data: (await v.data()) as Float32Array });
-    }
+    const weights = await readVariables(vit.baseWeights());
     const tail = losses.slice(Math.floor(losses.length * 0.9));
     const report: PretrainReport = {
       testAccuracy: (100 * correct) / test.count,

@@ -23,8 +23,10 @@ export interface ProgressInfo {
   steps: number;
   /** Latest loss. */
   loss: number;
-  /** Training throughput. */
+  /** Training throughput, in `unit`s per second. */
   imagesPerSecond: number;
+  /** What the throughput counts: `img` (default), `ex` (LM examples), `seq` (pre-training sequences). */
+  unit?: string;
   /** Estimated seconds left in the whole run part, or NaN. */
   etaSeconds: number;
 }
@@ -40,7 +42,7 @@ function formatDuration(seconds: number): string {
 export function formatProgress(p: ProgressInfo): string {
   return `[${p.label}] task ${p.task}/${p.tasks} epoch ${p.epoch}/${p.epochs} ` +
     `step ${p.step}/${p.steps} loss ${p.loss.toFixed(4)} ` +
-    `${p.imagesPerSecond.toFixed(1)} img/s ETA ${formatDuration(p.etaSeconds)}`;
+    `${p.imagesPerSecond.toFixed(1)} ${p.unit ?? "img"}/s ETA ${formatDuration(p.etaSeconds)}`;
 }
 
 /**
