@@ -88,6 +88,11 @@ export interface ContinualMethod {
   beforeStep?(ctx: MethodContext): void | Promise<void>;
   /** Inside the tape: the task loss plus the method's terms. Synchronous. */
   loss(ctx: MethodContext, taskLoss: tf.Scalar): LossParts;
+  /**
+   * Rewrite the step's gradients before clipping and the optimiser (gradient projection:
+   * OGD, GEM). Synchronous, inside the step's `tidy`; `grads` is keyed by variable name.
+   */
+  adjustGradients?(ctx: MethodContext, grads: tf.NamedTensorMap): tf.NamedTensorMap;
   /** Variables whose gradients (before clipping) `afterStep` should receive, in this order. */
   gradientVariables?(ctx: MethodContext): tf.Variable[];
   /** Called after the optimiser step, with the step's task-loss value (and requested gradients). */

@@ -369,7 +369,14 @@ export async function trainLmIncremental(
                 const taskLoss = lmLoss(logits, batch.labels);
                 const parts = method.loss(ctx, taskLoss);
                 return { total: parts.total, terms: { task: taskLoss, ...parts.terms } };
-              }, { optimizer: opt, clipNorm: config.clipNorm, readGradients: gradientVariables }),
+              }, {
+                optimizer: opt,
+                clipNorm: config.clipNorm,
+                readGradients: gradientVariables,
+                adjustGradients: method.adjustGradients
+                  ? (grads) => method.adjustGradients!(ctx, grads)
+                  : undefined,
+              }),
           );
           if (!Number.isFinite(result.total)) {
             throw new Error(

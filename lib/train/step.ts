@@ -14,7 +14,7 @@ export interface StepResult {
   total: number;
   /** Values of the named terms the loss function returned. */
   terms: Record<string, number>;
-  /** Global L2 norm of the gradient before clipping. */
+  /** Global L2 norm of the gradient before clipping (after `adjustGradients`). */
   gradNorm: number;
   /** Gradients (before clipping) of the variables listed in `readGradients`, in that order. */
   gradients: Float32Array[];
@@ -41,7 +41,16 @@ export interface StepResult {
 export async function optimizerStep(
   variables: tf.Variable[],
   lossFn: () => { total: tf.Scalar; terms: Record<string, tf.Scalar> },
-  options: { optimizer: tf.Optimizer; clipNorm: number; readGradients?: tf.Variable[] },
+  options: {
+    optimizer: tf.Optimizer;
+    clipNorm: number;
+    readGradients?: tf.Variable[];
+    /**
+     * Rewrite the gradients before clipping (GEM/OGD-style projections). Called inside the
+     * step's `tidy` with the gradients keyed by variable name; returns the map to apply.
+     */
+    adjustGradients?: (grads: tf.NamedTensorMap) => tf.NamedTensorMap;
+  },
 ): Promise<StepResult> {
   if (variables.length === 0) throw new Error("optimizerStep: no trainable variables");
   let kept: Record<string, tf.Scalar> = {};
@@ -53,6 +62,7 @@ export async function optimizerStep(
       return parts.total;
     }, variables);
     const names = Object.keys(grads);
+    const adjusted = options.adjustGradients ? options.adjustGradients(grads) : grads;
     wanted = (options.readGradients ?? []).map((v) => {
       const g = grads[v.name];
       if (!g) {
@@ -60,12 +70,12 @@ export async function optimizerStep(
       }
       return tf.keep(g.clone());
     });
-    const sq = names.map((n) => tf.sum(tf.square(grads[n])));
+    const sq = names.map((n) => tf.sum(tf.square(adjusted[n])));
     const norm = tf.sqrt(tf.addN(sq));
-    let applied = grads;
+    let applied = adjusted;
     if (options.clipNorm > 0) {
       const scale = tf.minimum(tf.scalar(1), tf.div(options.clipNorm, tf.add(norm, 1e-6)));
-      applied = Object.fromEntries(names.map((n) => [n, tf.mul(grads[n], scale)]));
+      applied = Object.fromEntries(names.map((n) => [n, tf.mul(adjusted[n], scale)]));
     }
     options.optimizer.applyGradients(applied);
     return tf.stack([value, norm]);

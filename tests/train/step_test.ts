@@ -39,3 +39,28 @@ Deno.test("stopGradient passes values and blocks gradients", async () => {
   assertEquals(Array.from(await g.data()), [3]);
   g.dispose();
 });
+
+Deno.test("optimizerStep: adjustGradients rewrites gradients before clipping and Adam", async () => {
+  await tf.setBackend("cpu");
+  const a = tf.variable(tf.tensor1d([1, 2]));
+  const b = tf.variable(tf.tensor1d([3]));
+  const opt = createAdam({ lr: 0.1 });
+  const r = await optimizerStep([a, b], () => ({
+    total: tf.add(tf.sum(tf.square(a)), tf.sum(tf.square(b))) as tf.Scalar,
+    terms: {},
+  }), {
+    optimizer: opt,
+    clipNorm: 0,
+    // Project out b's gradient entirely (as GEM/OGD would project onto a subspace).
+    adjustGradients: (g) => ({ ...g, [b.name]: tf.zerosLike(g[b.name]) }),
+  });
+  // Only a's gradient [2, 4] is left: norm sqrt(20).
+  assertAlmostEquals(r.gradNorm, Math.sqrt(20), 1e-4);
+  assertEquals(Array.from(await b.data()), [3]);
+  const av = await a.data();
+  assertAlmostEquals(av[0], 0.9, 1e-4);
+  assertAlmostEquals(av[1], 1.9, 1e-4);
+  opt.dispose();
+  a.dispose();
+  b.dispose();
+});
