@@ -1,6 +1,6 @@
 /**
- * The `report` command: find run folders, re-render each, write the index
- * `results/REPORT.md`.
+ * The `report` command: find run folders, re-render each, write the indexes
+ * `results/REPORT.md` and `results/index.html` (lib/report/html.ts).
  *
  * @module
  */
@@ -8,7 +8,9 @@
 import { join, relative } from "@std/path";
 import { exists, writeFileAtomic } from "../io.ts";
 import { flagHelp, type FlagSpec, parseFlags } from "../run/flags.ts";
+import { writeHtmlReport } from "./html.ts";
 import { writeRunReport } from "./run_report.ts";
+import { mergeShards, shardDirs } from "./shards.ts";
 
 /** Flags of `deno task report`. */
 export const REPORT_FLAGS: Record<string, FlagSpec> = {
@@ -18,7 +20,8 @@ export const REPORT_FLAGS: Record<string, FlagSpec> = {
 };
 
 /**
- * Every folder under `root` that holds a run (config.json and matrix.csv), sorted.
+ * Every folder under `root` that holds a run (config.json and matrix.csv), sorted. A folder of
+ * `shard-i-of-n` sub-folders is a sharded sweep: its shards are merged into it first.
  *
  * @example
  * ```ts ignore
@@ -29,6 +32,12 @@ export async function findRunDirs(root: string): Promise<string[]> {
   const out: string[] = [];
   async function walk(dir: string, depth: number): Promise<void> {
     if (depth > 4) return;
+    if ((await shardDirs(dir)).length > 0) {
+      // A sharded sweep: merge its shards into the folder, then report the folder.
+      await mergeShards(dir);
+      out.push(dir);
+      return;
+    }
     if (await exists(join(dir, "config.json")) && await exists(join(dir, "matrix.csv"))) {
       out.push(dir);
       return;
@@ -79,9 +88,11 @@ export async function runReportCli(args: string[]): Promise<number> {
     "",
   ];
   let failed = 0;
+  const reported: string[] = [];
   for (const dir of dirs) {
     try {
       const r = await writeRunReport(dir, { png });
+      reported.push(dir);
       console.log(
         `${dir}: ${r.files.length} files${r.warnings.length ? ` (${r.warnings.join("; ")})` : ""}`,
       );
@@ -101,6 +112,13 @@ export async function runReportCli(args: string[]): Promise<number> {
   }
   if (dirs.every((d) => d.startsWith(root))) {
     await writeFileAtomic(join(root, "REPORT.md"), index.join("\n") + "\n");
+    try {
+      const html = await writeHtmlReport(root, reported);
+      console.log(`${html.path}: ${html.runs.length} runs, ${html.figures} figures`);
+    } catch (err) {
+      failed++;
+      console.error(`${join(root, "index.html")}: ${(err as Error).message}`);
+    }
   }
   return failed > 0 ? 1 : 0;
 }

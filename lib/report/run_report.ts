@@ -6,7 +6,7 @@
  * Writes into the run folder:
  * - `metrics.csv`: method, seed, metric, value, formula — every named metric of
  *   the CIL accuracy matrix (lib/metrics/cl_metrics.ts);
- * - `summary.csv` / `summary.md`: one row per method, mean ± std over seeds;
+ * - `summary.csv` / `summary.md`: one row per method, mean ± std over its runs (seeds × orders);
  * - `plots/*.vl.json|svg|png`: average accuracy after each task, forgetting
  *   after each task, training time per task by component, the accuracy matrix
  *   of each method, accuracy against throughput, loss terms over steps;
@@ -85,6 +85,14 @@ export function matrixFromRows(rows: Row[], numTasks: number, column = "acc_cil"
   return R;
 }
 
+/** The columns that identify one run (method × seed × order). */
+const RUN_KEYS = ["method", "seed", "order"];
+
+/** True when `r` belongs to the same seed and order as `first` (the run the single-run plots show). */
+function isFirstRun(r: Row, first: Row): boolean {
+  return Number(r.seed) === Number(first.seed) && String(r.order) === String(first.order);
+}
+
 function groupBy(rows: Row[], keys: string[]): Map<string, Row[]> {
   const out = new Map<string, Row[]>();
   for (const r of rows) {
@@ -145,42 +153,48 @@ export async function writeRunReport(
   const curveRows: Row[] = [];
   const forgettingRows: Row[] = [];
   const heatmaps: { method: string; R: number[][] }[] = [];
-  for (const [, rows] of groupBy(matrix, ["method", "seed"])) {
+  for (const [, rows] of groupBy(matrix, RUN_KEYS)) {
     const method = String(rows[0].method);
     const seed = Number(rows[0].seed);
+    const order = rows[0].order;
+    const tag: Row = order === undefined ? { method, seed } : { method, seed, order };
     const done = Math.max(...rows.map((r) => Number(r.trained_through)));
     const R = matrixFromRows(rows, numTasks, column).slice(0, done).map((row) =>
       row.slice(0, done)
     );
-    for (const m of computeMetrics(R)) metricRows.push({ method, seed, tasks: done, ...m });
-    accuracyAfterEachTask(R).forEach((acc, t) =>
-      curveRows.push({ method, seed, task: t + 1, acc })
-    );
+    for (const m of computeMetrics(R)) metricRows.push({ ...tag, tasks: done, ...m });
+    accuracyAfterEachTask(R).forEach((acc, t) => curveRows.push({ ...tag, task: t + 1, acc }));
     forgettingAfterEachTask(R).forEach((f, t) =>
-      forgettingRows.push({ method, seed, task: t + 1, forgetting: f })
+      forgettingRows.push({ ...tag, task: t + 1, forgetting: f })
     );
-    if (seed === Number(matrix[0].seed)) heatmaps.push({ method, R });
+    if (isFirstRun(rows[0], matrix[0])) heatmaps.push({ method, R });
   }
   files.push(...(await writeTable(join(runDir, "metrics"), metricRows, { formats: ["csv"] })));
 
-  // Summary: one row per method, mean ± std over seeds.
+  // Summary: one row per method, mean ± std over its runs (seeds × orders).
   const totals: Row[] = [];
-  for (const [, rows] of groupBy(timings, ["method", "seed"])) {
+  for (const [, rows] of groupBy(timings, RUN_KEYS)) {
     const train = rows.reduce((a, r) => a + Number(r.train_seconds), 0);
     const images = rows.reduce((a, r) => a + Number(r[`train_${unit}`]), 0);
     totals.push({
       method: rows[0].method,
       seed: rows[0].seed,
+      order: rows[0].order,
       train_seconds: train,
       eval_seconds: rows.reduce((a, r) => a + Number(r.eval_seconds), 0),
       [`${unit}_per_second`]: images / train,
     });
   }
   const wide: Row[] = [];
-  for (const [, rows] of groupBy(metricRows, ["method", "seed"])) {
-    const w: Row = { method: rows[0].method, seed: rows[0].seed, tasks: rows[0].tasks };
+  for (const [, rows] of groupBy(metricRows, RUN_KEYS)) {
+    const w: Row = {
+      method: rows[0].method,
+      seed: rows[0].seed,
+      order: rows[0].order,
+      tasks: rows[0].tasks,
+    };
     for (const r of rows) w[String(r.metric)] = r.value;
-    const t = totals.find((x) => x.method === w.method && x.seed === w.seed);
+    const t = totals.find((x) => x.method === w.method && x.seed === w.seed && x.order === w.order);
     Object.assign(w, {
       train_seconds: t?.train_seconds,
       [`${unit}_per_second`]: t?.[`${unit}_per_second`],
@@ -197,7 +211,7 @@ export async function writeRunReport(
     .map((s) => {
       const row: Row = {
         method: s.method,
-        seeds: s.n,
+        runs: s.n,
         tasks: wide.find((w) => w.method === s.method)?.tasks,
       };
       for (const v of values) row[v] = formatMeanStd(Number(s[`${v}_mean`]), Number(s[`${v}_std`]));
@@ -216,11 +230,12 @@ export async function writeRunReport(
     if (r.font) fonts.add(r.font);
     return r;
   };
-  const seed0 = Number(matrix[0].seed);
+  // Single-run plots (curves, time, heatmaps, losses) show the first seed and order of the run.
+  const first = matrix[0];
   await plot(
     "accuracy_curve",
     accuracyCurveSpec(
-      curveRows.filter((r) => r.seed === seed0) as never,
+      curveRows.filter((r) => isFirstRun(r, first)) as never,
       lm
         ? { title: "Overall performance after each task", yTitle: "OP_t (mean score, 0–100)" }
         : {},
@@ -229,12 +244,12 @@ export async function writeRunReport(
   await plot(
     "forgetting_curve",
     forgettingCurveSpec(
-      forgettingRows.filter((r) => r.seed === seed0 && Number.isFinite(r.forgetting)) as never,
+      forgettingRows.filter((r) => isFirstRun(r, first) && Number.isFinite(r.forgetting)) as never,
     ),
   );
   const timeRows: Row[] = [];
   for (const r of components) {
-    if (Number(r.seed) === seed0) {
+    if (isFirstRun(r, first)) {
       timeRows.push({ method: r.method, task: r.task, component: r.component, seconds: r.seconds });
     }
   }
@@ -242,7 +257,7 @@ export async function writeRunReport(
   for (const h of heatmaps) {
     await plot(`accuracy_matrix_${slug(h.method)}`, accuracyHeatmapSpec(h.R, { method: h.method }));
   }
-  const throughput = wide.filter((w) => Number(w.seed) === seed0).map((w) => ({
+  const throughput = wide.filter((w) => isFirstRun(w, first)).map((w) => ({
     method: w.method,
     acc: Number(w.acc_final),
     imagesPerSecond: Number(w[`${unit}_per_second`]),
@@ -261,7 +276,10 @@ export async function writeRunReport(
     ),
   );
   if (losses.length > 0) {
-    await plot("loss_terms", lossCurveSpec(cumulativeSteps(losses, seed0) as never));
+    await plot(
+      "loss_terms",
+      lossCurveSpec(cumulativeSteps(losses.filter((r) => isFirstRun(r, first))) as never),
+    );
   }
   if (png !== false && fonts.size === 0) {
     warnings.push("no font file found: PNG copies skipped, SVG only");
@@ -283,13 +301,13 @@ export async function writeRunReport(
 }
 
 /**
- * Loss rows of one seed with `step` counted across the epochs of each task
+ * Loss rows of one run with `step` counted across the epochs of each task
  * (losses.csv restarts `step` every epoch), without the `total` term.
  */
-function cumulativeSteps(losses: Row[], seed: number): Row[] {
+function cumulativeSteps(losses: Row[]): Row[] {
   const out: Row[] = [];
   for (
-    const [, rows] of groupBy(losses.filter((r) => Number(r.seed) === seed), ["method", "task"])
+    const [, rows] of groupBy(losses, ["method", "task"])
   ) {
     const perEpoch = new Map<number, number>();
     for (const r of rows) {
@@ -362,11 +380,11 @@ function reportMarkdown(args: {
   const lm = config.track === "lm";
   const scoreNote = lm
     ? "Score columns are each task's own metric on a 0–100 scale (accuracy, letter accuracy, ROUGE-L, " +
-      "edit similarity or SARI; see the `metric` column of matrix.csv), mean ± std over seeds (std is blank " +
-      "for one seed). `op_trace` is OP; `bwt_trace` is the paper's BWT (signed; negative = forgetting), " +
+      "edit similarity or SARI; see the `metric` column of matrix.csv), mean ± std over runs (seeds × orders; `runs` column; std blank " +
+      "for one run). `op_trace` is OP; `bwt_trace` is the paper's BWT (signed; negative = forgetting), " +
       "`bwt_treelora_code` the released code's clipped variant."
-    : "Accuracy columns are class-incremental accuracy in % (no task id at test time), mean ± std over seeds\n" +
-      "(std is blank for one seed).";
+    : "Accuracy columns are class-incremental accuracy in % (no task id at test time), mean ± std over runs (seeds × orders; `runs` column)\n" +
+      "(std is blank for one run).";
   const howMade = lm
     ? [
       `- Scenario: ${config.scenario}. ${config.protocol}.`,

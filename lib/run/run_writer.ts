@@ -4,6 +4,7 @@
  * ```
  * results/<experiment>/<run-id>/
  *   config.json      resolved config + provenance (written first)
+ *   (every table starts with method, seed and, in multi-order sweeps, order)
  *   matrix.csv       method, seed, trained_through, task, acc_cil, acc_til   (a row block per task, at once)
  *   timings.csv      method, seed, task, train_seconds, eval_seconds, train_images, images_per_second
  *   components.csv   method, seed, task, component, seconds
@@ -29,6 +30,34 @@ import type { LmRunRecorder } from "../train/lm_incremental.ts";
 import type { EvalRow } from "../train/evaluate.ts";
 
 type Row = Record<string, string | number>;
+
+/**
+ * Which run a row belongs to: a method (label), a run seed and, for multi-order sweeps,
+ * the order (class-order seed or task-order name). Rows carry these as leading columns.
+ */
+export interface RunKey {
+  /** Method label. */
+  method: string;
+  /** Run seed. */
+  seed: number;
+  /** Order of the stream, when the sweep has several; absent otherwise. */
+  order?: string | number;
+}
+
+function keyString(k: RunKey): string {
+  return k.order === undefined ? `${k.method}/${k.seed}` : `${k.method}/${k.seed}/${k.order}`;
+}
+
+function keyColumns(k: RunKey): Row {
+  return k.order === undefined
+    ? { method: k.method, seed: k.seed }
+    : { method: k.method, seed: k.seed, order: k.order };
+}
+
+function sameRun(r: Row, k: RunKey): boolean {
+  return r.method === k.method && Number(r.seed) === k.seed &&
+    (k.order === undefined ? r.order === undefined : String(r.order) === String(k.order));
+}
 
 /** Progress of a run, in `status.json`. */
 export interface RunStatus {
@@ -81,25 +110,24 @@ export class RunWriter {
     return writer;
   }
 
-  /** Tasks finished by `method` with `seed` (0 when none). */
-  finished(method: string, seed: number): number {
-    return this.#status.finished[`${method}/${seed}`] ?? 0;
+  /** Tasks finished by the run `key` (0 when none). */
+  finished(key: RunKey): number {
+    return this.#status.finished[keyString(key)] ?? 0;
   }
 
-  /** The folder holding the checkpoints of `method` with `seed`. */
-  checkpointDir(method: string, seed: number): string {
-    return join(this.dir, "checkpoints", slug(method), `seed-${seed}`);
+  /** The folder holding the checkpoints of the run `key`. */
+  checkpointDir(key: RunKey): string {
+    return join(this.dir, "checkpoints", slug(key.method), runFolder(key));
   }
 
-  /** Keep only the first `tasks` tasks of `method` with `seed` in every table (the rest is redone). */
-  async truncate(method: string, seed: number, tasks: number): Promise<void> {
-    const keep = (r: Row, key: string) =>
-      !(r.method === method && Number(r.seed) === seed && Number(r[key]) > tasks);
+  /** Keep only the first `tasks` tasks of the run `key` in every table (the rest is redone). */
+  async truncate(key: RunKey, tasks: number): Promise<void> {
+    const keep = (r: Row, column: string) => !(sameRun(r, key) && Number(r[column]) > tasks);
     this.#matrix = this.#matrix.filter((r) => keep(r, "trained_through"));
     this.#timings = this.#timings.filter((r) => keep(r, "task"));
     this.#components = this.#components.filter((r) => keep(r, "task"));
     this.#losses = this.#losses.filter((r) => keep(r, "task"));
-    this.#status.finished[`${method}/${seed}`] = tasks;
+    this.#status.finished[keyString(key)] = tasks;
     await this.#writeTables();
     await this.#writeStatus();
   }
@@ -137,9 +165,11 @@ export class RunWriter {
     return writer;
   }
 
-  /** A recorder for one method and seed, writing into this run's tables. */
-  recorder(method: string, seed: number): RunRecorder {
-    const key = `${method}/${seed}`;
+  /** A recorder for the run `key`, writing into this run's tables. */
+  recorder(run: RunKey): RunRecorder {
+    const key = keyString(run);
+    const tag = keyColumns(run);
+    const { method } = run;
     return {
       taskDone: async (
         taskIndex: number,
@@ -151,8 +181,7 @@ export class RunWriter {
       ) => {
         row.cil.forEach((acc, j) => {
           this.#matrix.push({
-            method,
-            seed,
+            ...tag,
             trained_through: taskIndex + 1,
             task: j + 1,
             acc_cil: round(acc),
@@ -160,8 +189,7 @@ export class RunWriter {
           });
         });
         this.#timings.push({
-          method,
-          seed,
+          ...tag,
           task: taskIndex + 1,
           train_seconds: round(timing.trainSeconds),
           eval_seconds: round(timing.evalSeconds),
@@ -170,8 +198,7 @@ export class RunWriter {
         });
         for (const [component, seconds] of Object.entries(timing.components)) {
           this.#components.push({
-            method,
-            seed,
+            ...tag,
             task: taskIndex + 1,
             component,
             seconds: round(seconds),
@@ -180,7 +207,7 @@ export class RunWriter {
         if (summary) {
           const name = `task-${String(taskIndex + 1).padStart(2, "0")}.json`;
           await writeJsonAtomic(
-            join(this.dir, "methods", slug(method), `seed-${seed}`, name),
+            join(this.dir, "methods", slug(method), runFolder(run), name),
             summary,
           );
         }
@@ -191,8 +218,7 @@ export class RunWriter {
       losses: async (records: LossRecord[]) => {
         for (const r of records) {
           this.#losses.push({
-            method,
-            seed,
+            ...tag,
             task: r.task + 1,
             epoch: r.epoch + 1,
             step: r.step + 1,
@@ -204,7 +230,7 @@ export class RunWriter {
           await writeFileAtomic(join(this.dir, "losses.csv"), tableToCsv(this.#losses));
         }
       },
-      checkpoint: (ckpt) => saveCheckpoint(this.checkpointDir(method, seed), ckpt),
+      checkpoint: (ckpt) => saveCheckpoint(this.checkpointDir(run), ckpt),
     };
   }
 
@@ -213,15 +239,17 @@ export class RunWriter {
    * own metric) per evaluated task, and the predictions of every round go to
    * `predictions/<method>/seed-<s>/round-NN.jsonl` (prompt, prediction, reference, score).
    */
-  lmRecorder(method: string, seed: number, options: { taskNames: string[] }): LmRunRecorder {
-    const base = this.recorder(method, seed);
+  lmRecorder(run: RunKey, options: { taskNames: string[] }): LmRunRecorder {
+    const base = this.recorder(run);
+    const tag = keyColumns(run);
+    const key = keyString(run);
+    const { method } = run;
     return {
       losses: base.losses,
       taskDone: async (taskIndex, { row, predictions, timing, summary }) => {
         row.scores.forEach((score, j) => {
           this.#matrix.push({
-            method,
-            seed,
+            ...tag,
             trained_through: taskIndex + 1,
             task: j + 1,
             task_name: options.taskNames[j],
@@ -231,8 +259,7 @@ export class RunWriter {
           });
         });
         this.#timings.push({
-          method,
-          seed,
+          ...tag,
           task: taskIndex + 1,
           train_seconds: round(timing.trainSeconds),
           eval_seconds: round(timing.evalSeconds),
@@ -244,8 +271,7 @@ export class RunWriter {
         });
         for (const [component, seconds] of Object.entries(timing.components)) {
           this.#components.push({
-            method,
-            seed,
+            ...tag,
             task: taskIndex + 1,
             component,
             seconds: round(seconds),
@@ -256,17 +282,17 @@ export class RunWriter {
         );
         const name = `round-${String(taskIndex + 1).padStart(2, "0")}.jsonl`;
         await writeFileAtomic(
-          join(this.dir, "predictions", slug(method), `seed-${seed}`, name),
+          join(this.dir, "predictions", slug(method), runFolder(run), name),
           lines.join("\n") + "\n",
         );
         if (summary) {
           const file = `task-${String(taskIndex + 1).padStart(2, "0")}.json`;
           await writeJsonAtomic(
-            join(this.dir, "methods", slug(method), `seed-${seed}`, file),
+            join(this.dir, "methods", slug(method), runFolder(run), file),
             summary,
           );
         }
-        this.#status.finished[`${method}/${seed}`] = taskIndex + 1;
+        this.#status.finished[key] = taskIndex + 1;
         await this.#writeTables();
         await this.#writeStatus();
       },
@@ -283,6 +309,10 @@ export class RunWriter {
     this.#status.updatedAt = new Date().toISOString();
     await writeJsonAtomic(join(this.dir, "status.json"), this.#status);
   }
+}
+
+function runFolder(k: RunKey): string {
+  return k.order === undefined ? `seed-${k.seed}` : `seed-${k.seed}-order-${slug(String(k.order))}`;
 }
 
 function slug(s: string): string {

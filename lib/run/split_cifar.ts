@@ -83,6 +83,13 @@ export interface SplitCifarSpec {
    * and method streams all seeded by it; tables report mean ± std over them. Null = `seed` only.
    */
   seedList?: number[] | null;
+  /**
+   * Several class orders (`--orders 0,1,2`; null = natural): the grid runs every method and
+   * seed once per order; tables get an `order` column. Null = `data.orderSeed` only.
+   */
+  orderList?: (number | null)[] | null;
+  /** Run only the i-th (1-based) of n shares of the order × seed × method grid (`--shard i/n`). */
+  shard?: { index: number; count: number } | null;
   /** Backend request. */
   backend: BackendName;
   /** Output locations. */
@@ -137,7 +144,11 @@ function resolveVitConfig(spec: SplitCifarSpec, numClasses: number): VitConfig {
   return { ...preset, lora: spec.backbone.lora, loraBlocks: blocks };
 }
 
-async function loadStream(spec: SplitCifarSpec, progress: Progress): Promise<{
+async function loadStream(
+  spec: SplitCifarSpec,
+  progress: Progress,
+  orderSeed: number | null,
+): Promise<{
   stream: ClassIncrementalStream;
   dataInfo: Record<string, unknown>;
 }> {
@@ -165,7 +176,7 @@ async function loadStream(spec: SplitCifarSpec, progress: Progress): Promise<{
   const test = await readCifar100(dir, { split: "test" });
   const stream = splitClassIncremental(train, test, {
     numTasks: spec.data.numTasks,
-    orderSeed: spec.data.orderSeed,
+    orderSeed,
   });
   dataInfo = {
     ...dataInfo,
@@ -205,7 +216,14 @@ export async function runSplitCifar(spec: SplitCifarSpec): Promise<SplitCifarRes
   const backend = await initBackend(spec.backend);
   progress.log(`backend: ${backend.name} (requested ${backend.requested}; ${backend.note})`);
 
-  const { stream, dataInfo } = await loadStream(spec, progress);
+  const orders = spec.orderList ?? [spec.data.orderSeed];
+  const streams = new Map<number | null, ClassIncrementalStream>();
+  const { stream, dataInfo } = await loadStream(spec, progress, orders[0]);
+  streams.set(orders[0], stream);
+  const streamFor = async (order: number | null) => {
+    if (!streams.has(order)) streams.set(order, (await loadStream(spec, progress, order)).stream);
+    return streams.get(order)!;
+  };
   const vitConfig = resolveVitConfig(spec, stream.classOrder.length);
   const pre = await pretrainedBackbone(vitConfig, {
     pretrain: spec.backbone.pretrain,
@@ -221,7 +239,13 @@ export async function runSplitCifar(spec: SplitCifarSpec): Promise<SplitCifarRes
 
   const root = resolve(".");
   const runId = spec.output.runId ?? new Date().toISOString().replace(/[:.]/g, "-");
-  const runDir = join(spec.output.resultsDir, spec.experiment, runId);
+  const shardFolder = spec.shard ? `shard-${spec.shard.index}-of-${spec.shard.count}` : null;
+  const runDir = join(
+    spec.output.resultsDir,
+    spec.experiment,
+    runId,
+    ...(shardFolder ? [shardFolder] : []),
+  );
   const resolvedMethods = spec.methods.map((m) => {
     const method = createMethod(m.name, { options: m.options, track: "vit" });
     const resolved = {
@@ -258,6 +282,13 @@ export async function runSplitCifar(spec: SplitCifarSpec): Promise<SplitCifarRes
     },
     methods: resolvedMethods,
     train: spec.train,
+    grid: {
+      orders: orders,
+      seeds: spec.seedList ?? [spec.seed],
+      methods: resolvedMethods.map((m) => m.label),
+      shard: spec.shard ?? null,
+      nesting: "order × seed × method, in that order; shard i/n runs cells k with k mod n = i − 1",
+    },
     seed: spec.seedList ?? spec.seed,
     seeds: spec.seedList
       ? "per run seed s: { data: s, init: s, method: s }; the `seed` column of the tables is s"
@@ -275,14 +306,22 @@ export async function runSplitCifar(spec: SplitCifarSpec): Promise<SplitCifarRes
   });
   progress.log(`run folder: ${runDir}${spec.resume ? " (resumed)" : ""}`);
 
-  const runs = (spec.seedList ?? [spec.seed]).flatMap((seed) => {
-    const seeds = spec.seedList ? { data: seed, init: seed, method: seed } : spec.seeds;
-    return resolvedMethods.map((m) => ({ m, seed, seeds }));
-  });
-  for (const { m, seed, seeds } of runs) {
+  // The (order × seed × method) grid, in that nesting; a shard keeps every n-th cell.
+  const grid = orders.flatMap((order) =>
+    (spec.seedList ?? [spec.seed]).flatMap((seed) => {
+      const seeds = spec.seedList ? { data: seed, init: seed, method: seed } : spec.seeds;
+      return resolvedMethods.map((m) => ({ m, seed, seeds, order }));
+    })
+  );
+  const runs = spec.shard
+    ? grid.filter((_, k) => k % spec.shard!.count === spec.shard!.index - 1)
+    : grid;
+  for (const { m, seed, seeds, order } of runs) {
+    const key = { method: m.label, seed, ...(spec.orderList ? { order: order ?? "natural" } : {}) };
+    const stream = await streamFor(order);
     let resume: TrainerCheckpoint | undefined;
     if (spec.resume) {
-      const done = writer.finished(m.label, seed);
+      const done = writer.finished(key);
       if (done >= stream.tasks.length) {
         progress.log(`[${m.label}] seed ${seed}: all ${done} tasks finished, skipped`);
         continue;
@@ -290,17 +329,16 @@ export async function runSplitCifar(spec: SplitCifarSpec): Promise<SplitCifarRes
       // Continue after the last task that has both its results and its checkpoint.
       let k = done - 1;
       while (
-        k >= 0 &&
-        !(resume = await loadCheckpoint(writer.checkpointDir(m.label, seed), k) ?? undefined)
+        k >= 0 && !(resume = await loadCheckpoint(writer.checkpointDir(key), k) ?? undefined)
       ) k--;
-      await writer.truncate(m.label, seed, k + 1);
+      await writer.truncate(key, k + 1);
       progress.log(`[${m.label}] seed ${seed}: resuming after task ${k + 1}`);
     }
-    const streams = seedStreams(seeds);
+    const rngs = seedStreams(seeds);
     const model = createVitClassifier(vitConfig, {
       numOutputs: stream.classOrder.length,
       baseWeights: pre.weights,
-      rng: streams.init,
+      rng: rngs.init,
     });
     const method = createMethod(m.name, {
       options: spec.methods.find((x) => (x.label ?? x.name) === m.label)?.options,
@@ -312,11 +350,16 @@ export async function runSplitCifar(spec: SplitCifarSpec): Promise<SplitCifarRes
         model,
         method,
         config: { ...spec.train, epochs: m.epochs },
-        rngs: { data: streams.data, method: streams.method },
-        recorder: writer.recorder(m.label, seed),
+        rngs: { data: rngs.data, method: rngs.method },
+        recorder: writer.recorder(key),
         resume,
         progress,
-        label: spec.seedList ? `${m.label} seed ${seed}` : m.label,
+        label: [
+          m.label,
+          ...(spec.seedList ? [`seed ${seed}`] : []),
+          ...(spec.orderList ? [`order ${order}`] : []),
+        ]
+          .join(" "),
       });
     } finally {
       method.dispose();

@@ -34,6 +34,16 @@ export const SPLIT_CIFAR_FLAGS: Record<string, FlagSpec> = {
     help:
       "several run seeds (e.g. 0,1,2): every method runs once per seed; mean ± std in the tables",
   },
+  orders: {
+    type: "string-list",
+    help:
+      "several class orders: order seeds and/or 'natural' (e.g. 0,1,2); tables get an order column",
+  },
+  shard: {
+    type: "string",
+    help:
+      "i/n: run the i-th of n shares of the order × seed × method grid (job arrays); report merges",
+  },
   "data-seed": { type: "number", help: "seed of the data stream (shuffles) only" },
   "init-seed": { type: "number", help: "seed of the init stream (LoRA, head) only" },
   "method-seed": { type: "number", help: "seed of the method stream (dropout, sampling) only" },
@@ -145,6 +155,30 @@ export function applySplitCifarFlags(base: SplitCifarSpec, f: FlagValues): Split
       if (f[k] !== undefined) throw new Error(`--seeds and --${k} cannot be combined`);
     }
     spec.seedList = list;
+  }
+  if (f.orders !== undefined) {
+    const list = (f.orders as string[]).map((v) => {
+      if (v === "natural") return null;
+      const n = Number(v);
+      if (!Number.isInteger(n)) {
+        throw new Error(`--orders: "${v}" is neither an integer seed nor 'natural'`);
+      }
+      return n;
+    });
+    if (new Set(list).size !== list.length) throw new Error(`--orders lists an order twice`);
+    if (f["order-seed"] !== undefined) {
+      throw new Error("--orders and --order-seed cannot be combined");
+    }
+    spec.orderList = list;
+  }
+  if (f.shard !== undefined) {
+    const m = /^(\d+)\/(\d+)$/.exec(f.shard as string);
+    const index = m ? Number(m[1]) : NaN;
+    const count = m ? Number(m[2]) : NaN;
+    if (!m || count < 1 || index < 1 || index > count) {
+      throw new Error(`--shard must be i/n with 1 ≤ i ≤ n (e.g. 2/4), got ${f.shard}`);
+    }
+    spec.shard = { index, count };
   }
   if (num("data-seed") !== undefined) spec.seeds.data = num("data-seed")!;
   if (num("init-seed") !== undefined) spec.seeds.init = num("init-seed")!;

@@ -303,7 +303,9 @@ export async function runTrace(spec: TraceSpec): Promise<TraceResult> {
           method: streams.method,
           generation: new Rng(spec.seeds.method ^ 0x6e6),
         },
-        recorder: writer.lmRecorder(m.label, spec.seed, { taskNames: tasks.map((t) => t.name) }),
+        recorder: writer.lmRecorder({ method: m.label, seed: spec.seed }, {
+          taskNames: tasks.map((t) => t.name),
+        }),
         progress,
         label: m.label,
       });

@@ -9,6 +9,7 @@ import { SPEC } from "../../experiments/split_cifar.ts";
 import { readJson } from "../../lib/io.ts";
 import { CL_METRICS } from "../../lib/metrics/cl_metrics.ts";
 import { writeRunReport } from "../../lib/report/run_report.ts";
+import { mergeShards } from "../../lib/report/shards.ts";
 import { readCsvRows } from "../../lib/report/tables.ts";
 import { runSplitCifar, type SplitCifarSpec } from "../../lib/run/split_cifar.ts";
 
@@ -172,7 +173,7 @@ Deno.test("split-cifar with several seeds: one row block per seed, mean ± std i
   assertEquals([...new Set(matrix.map((m) => m.seed))], [0, 1]);
   const summary = await readCsvRows(join(r.runDir, "summary.csv"));
   assertEquals(summary.length, 1);
-  assertEquals(summary[0].seeds, 2);
+  assertEquals(summary[0].runs, 2);
   // mean ± std of acc_final over the two seeds, recomputed from metrics.csv.
   const accs = (await readCsvRows(join(r.runDir, "metrics.csv")))
     .filter((m) => m.metric === "acc_final").map((m) => Number(m.value));
@@ -180,5 +181,40 @@ Deno.test("split-cifar with several seeds: one row block per seed, mean ± std i
   const mean = (accs[0] + accs[1]) / 2;
   const std = Math.abs(accs[0] - accs[1]) / Math.SQRT2;
   assertEquals(summary[0].acc_final, `${mean.toFixed(2)} ± ${std.toFixed(2)}`);
+  await Deno.remove(root, { recursive: true });
+});
+
+Deno.test("a 2-shard sweep over orders × seeds × methods, merged, equals the unsharded sweep", async () => {
+  const root = await Deno.makeTempDir();
+  const sweep = (runId: string, shard: { index: number; count: number } | null) => {
+    const s = tinySpec(root, runId, "wasm");
+    s.methods = [{ name: "seqlora" }, { name: "treelora" }];
+    s.seedList = [0, 1];
+    s.orderList = [0, null];
+    s.train.maxStepsPerEpoch = 1;
+    s.shard = shard;
+    return s;
+  };
+  const whole = await runSplitCifar(sweep("whole", null));
+  await runSplitCifar(sweep("sharded", { index: 1, count: 2 }));
+  await runSplitCifar(sweep("sharded", { index: 2, count: 2 }));
+  const shardedDir = join(root, "results", "split-cifar", "sharded");
+  const { shards, complete } = await mergeShards(shardedDir);
+  assertEquals([shards, complete], [2, true]);
+  await writeRunReport(shardedDir, { png: false });
+  // Every accuracy number is equal; wall-clock columns naturally differ between the two sweeps.
+  const clock = /seconds|per_second|time_ratio/;
+  const noClock = (rows: Record<string, unknown>[]) =>
+    rows.map((r) => Object.fromEntries(Object.entries(r).filter(([k]) => !clock.test(k))));
+  for (const table of ["matrix.csv", "metrics.csv", "summary.csv"]) {
+    const a = noClock(await readCsvRows(join(whole.runDir, table)));
+    const b = noClock(await readCsvRows(join(shardedDir, table)));
+    assertEquals(b, a, table);
+  }
+  const matrix = await readCsvRows(join(whole.runDir, "matrix.csv"));
+  assertEquals([...new Set(matrix.map((r) => String(r.order)))], ["0", "natural"]);
+  assertEquals(matrix.length, 2 * 2 * 2 * 3); // orders × seeds × methods × (1 + 2) rows
+  const summary = await readCsvRows(join(whole.runDir, "summary.csv"));
+  assertEquals(summary.map((r) => r.runs), [4, 4]);
   await Deno.remove(root, { recursive: true });
 });
