@@ -55,8 +55,8 @@ export const SPEC: TraceSpec = {
   ],
   train: {
     epochs: [5, 3, 7, 5, 3, 5, 5, 7],
-    batchSize: 16,
-    lr: 1e-3,
+    batchSize: 8,
+    lr: 5e-3,
     beta1: 0.9,
     beta2: 0.95,
     clipNorm: 1.0,
