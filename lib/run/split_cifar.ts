@@ -18,7 +18,8 @@ import { readCifar100 } from "../data/cifar100.ts";
 import { splitClassIncremental } from "../data/class_split.ts";
 import { syntheticDataDir } from "../data/synthetic_cache.ts";
 import type { ClassIncrementalStream } from "../data/task.ts";
-import { createMethod, methodNames } from "../methods/registry.ts";
+import { createMethod } from "../methods/registry.ts";
+import { type MethodSpec, resolveMethods } from "./experiment.ts";
 import type { LoraConfig } from "../models/backbone.ts";
 import { createVitClassifier } from "../models/vit_classifier.ts";
 import { VIT_PRESETS, type VitConfig } from "../models/vit.ts";
@@ -28,21 +29,10 @@ import { trainClassIncremental, type TrainConfig } from "../train/class_incremen
 import { type PretrainConfig, pretrainedBackbone } from "../train/pretrain.ts";
 import { Progress } from "../train/progress.ts";
 import { loadCheckpoint, type TrainerCheckpoint } from "../train/checkpoint.ts";
+export type { MethodSpec } from "./experiment.ts";
 import { collectProvenance, dependencyVersions } from "./provenance.ts";
 import { RunWriter } from "./run_writer.ts";
 import type { BackendName } from "../backend.ts";
-
-/** One method of an experiment, with its label and optional schedule override. */
-export interface MethodSpec {
-  /** Registry name. */
-  name: string;
-  /** Label in tables and plots (default: name). Two entries may share a name with different labels. */
-  label?: string;
-  /** Method options (validated by the method). */
-  options?: Record<string, unknown>;
-  /** Epochs per task for this method, overriding the experiment's (e.g. TreeLoRA's reduced schedule). */
-  epochs?: number | number[];
-}
 
 /** Everything a Split CIFAR-100 run depends on. */
 export interface SplitCifarSpec {
@@ -204,15 +194,7 @@ async function loadStream(
 export async function runSplitCifar(spec: SplitCifarSpec): Promise<SplitCifarResult> {
   const t0 = performance.now();
   const progress = new Progress({ quiet: spec.quiet });
-  for (const m of spec.methods) {
-    if (!methodNames().includes(m.name)) {
-      throw new Error(`unknown method "${m.name}"; known methods: ${methodNames().join(", ")}`);
-    }
-  }
-  const labels = spec.methods.map((m) => m.label ?? m.name);
-  if (new Set(labels).size !== labels.length) {
-    throw new Error(`method labels must be unique; got ${labels.join(", ")}`);
-  }
+  const resolvedMethods = resolveMethods(spec.methods, { track: "vit", epochs: spec.train.epochs });
   const backend = await initBackend(spec.backend);
   progress.log(`backend: ${backend.name} (requested ${backend.requested}; ${backend.note})`);
 
@@ -246,17 +228,6 @@ export async function runSplitCifar(spec: SplitCifarSpec): Promise<SplitCifarRes
     runId,
     ...(shardFolder ? [shardFolder] : []),
   );
-  const resolvedMethods = spec.methods.map((m) => {
-    const method = createMethod(m.name, { options: m.options, track: "vit" });
-    const resolved = {
-      name: m.name,
-      label: m.label ?? m.name,
-      options: method.options(),
-      epochs: m.epochs ?? spec.train.epochs,
-    };
-    method.dispose();
-    return resolved;
-  });
   const config = {
     experiment: spec.experiment,
     scenario: "class-incremental",

@@ -7,21 +7,13 @@
 
 import { basename, dirname, join, resolve } from "@std/path";
 import { readJson } from "../io.ts";
-import { flagHelp, type FlagSpec, type FlagValues, parseFlags } from "./flags.ts";
+import { applyCommonFlags, COMMON_FLAGS, runExperimentCli } from "./experiment.ts";
+import type { FlagSpec, FlagValues } from "./flags.ts";
 import { runSplitCifar, type SplitCifarSpec } from "./split_cifar.ts";
-import type { BackendName } from "../backend.ts";
 
 /** The flags of the Split CIFAR-100 experiment. */
 export const SPLIT_CIFAR_FLAGS: Record<string, FlagSpec> = {
-  methods: {
-    type: "string-list",
-    help: "methods to run, comma-separated: labels of the spec's entries (seqlora, treelora, " +
-      "treelora-paper, treelora-reduced-epochs) or registered method names",
-  },
-  "method-options": {
-    type: "string",
-    help: `JSON options per label, merged into the spec's, e.g. '{"treelora":{"lambda":0.3}}'`,
-  },
+  ...COMMON_FLAGS,
   epochs: { type: "int-list", help: "epochs per task: one number, or one per task" },
   "batch-size": { type: "number", help: "training batch size" },
   lr: { type: "number", help: "Adam learning rate (constant)" },
@@ -63,20 +55,11 @@ export const SPLIT_CIFAR_FLAGS: Record<string, FlagSpec> = {
   },
   "pretrain-steps": { type: "number", help: "backbone pre-training steps (cached by config hash)" },
   "max-steps-per-epoch": { type: "number", help: "cap steps per epoch (smoke runs; recorded)" },
-  backend: { type: "string", help: "auto | tensorflow | wasm | cpu | webgpu" },
-  out: { type: "string", help: "run folder name under results/<experiment>/" },
-  "results-dir": { type: "string", help: "results root" },
-  "cache-dir": { type: "string", help: "cache for generated data and pre-trained backbones" },
-  overwrite: { type: "boolean", help: "replace a run folder that already holds results" },
   resume: {
     type: "string",
     help: "continue the run in RUN_DIR from its config.json and checkpoints (no other flags)",
   },
-  quiet: { type: "boolean", help: "no progress output" },
-  help: { type: "boolean", help: "print this help" },
 };
-
-const BACKENDS = ["auto", "tensorflow", "wasm", "cpu", "webgpu"];
 
 /**
  * Apply parsed flag values to a copy of `spec`.
@@ -95,30 +78,6 @@ export function applySplitCifarFlags(base: SplitCifarSpec, f: FlagValues): Split
     }
     return v;
   };
-  if (f.methods) {
-    spec.methods = (f.methods as string[]).map((token) =>
-      spec.methods.find((m) => (m.label ?? m.name) === token) ?? { name: token }
-    );
-  }
-  if (f["method-options"] !== undefined) {
-    let parsed: Record<string, Record<string, unknown>>;
-    try {
-      parsed = JSON.parse(f["method-options"] as string);
-    } catch (err) {
-      throw new Error(`--method-options is not valid JSON: ${(err as Error).message}`);
-    }
-    for (const [label, options] of Object.entries(parsed)) {
-      const entry = spec.methods.find((m) => (m.label ?? m.name) === label);
-      if (!entry) {
-        throw new Error(
-          `--method-options names "${label}", which is not among the methods ${
-            spec.methods.map((m) => m.label ?? m.name).join(", ")
-          }`,
-        );
-      }
-      entry.options = { ...entry.options, ...options };
-    }
-  }
   if (f.epochs) {
     const e = f.epochs as number[];
     e.forEach((v) => posInt("epochs", v));
@@ -212,17 +171,7 @@ export function applySplitCifarFlags(base: SplitCifarSpec, f: FlagValues): Split
   if (num("max-steps-per-epoch") !== undefined) {
     spec.train.maxStepsPerEpoch = posInt("max-steps-per-epoch", num("max-steps-per-epoch")!);
   }
-  if (f.backend !== undefined) {
-    if (!BACKENDS.includes(f.backend as string)) {
-      throw new Error(`--backend must be one of ${BACKENDS.join(", ")}, got ${f.backend}`);
-    }
-    spec.backend = f.backend as BackendName;
-  }
-  if (f.out !== undefined) spec.output.runId = f.out as string;
-  if (f["results-dir"] !== undefined) spec.output.resultsDir = f["results-dir"] as string;
-  if (f["cache-dir"] !== undefined) spec.output.cacheDir = f["cache-dir"] as string;
-  if (f.overwrite) spec.output.overwrite = true;
-  if (f.quiet) spec.quiet = true;
+  applyCommonFlags(spec, f);
   return spec;
 }
 
@@ -267,32 +216,19 @@ export async function resumeSpec(runDir: string, otherFlags: string[]): Promise<
  * Deno.exit(await runSplitCifarCli(SPEC, Deno.args));
  * ```
  */
-export async function runSplitCifarCli(base: SplitCifarSpec, args: string[]): Promise<number> {
-  let spec: SplitCifarSpec;
-  try {
-    const flags = parseFlags(args, SPLIT_CIFAR_FLAGS);
-    if (flags.help) {
-      console.log(flagHelp("deno task exp:split-cifar [flags]", SPLIT_CIFAR_FLAGS));
-      return 0;
-    }
-    spec = flags.resume !== undefined
-      ? await resumeSpec(
+export function runSplitCifarCli(base: SplitCifarSpec, args: string[]): Promise<number> {
+  return runExperimentCli(args, {
+    usage: "deno task exp:split-cifar [flags]",
+    flags: SPLIT_CIFAR_FLAGS,
+    spec: async (flags) => {
+      if (flags.resume === undefined) return applySplitCifarFlags(base, flags);
+      const spec = await resumeSpec(
         flags.resume as string,
         Object.keys(flags).filter((k) => k !== "resume" && k !== "quiet" && flags[k] !== false),
-      )
-      : applySplitCifarFlags(base, flags);
-    if (flags.quiet) spec.quiet = true;
-  } catch (err) {
-    console.error(`error: ${(err as Error).message}`);
-    return 2;
-  }
-  try {
-    const result = await runSplitCifar(spec);
-    console.log(result.runDir);
-    return 0;
-  } catch (err) {
-    console.error(`error: ${(err as Error).message}`);
-    if (Deno.env.get("TREELORA_DEBUG")) console.error(err);
-    return 1;
-  }
+      );
+      if (flags.quiet) spec.quiet = true;
+      return spec;
+    },
+    run: runSplitCifar,
+  });
 }

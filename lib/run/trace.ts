@@ -21,7 +21,7 @@ import { SYNTHETIC_TASKS, syntheticCorpus, writeSyntheticTrace } from "../data/s
 import { readTraceStream, type TraceTaskData } from "../data/trace.ts";
 import { hashJson } from "../data/synthetic_cache.ts";
 import { exists } from "../io.ts";
-import { createMethod, methodNames } from "../methods/registry.ts";
+import { createMethod } from "../methods/registry.ts";
 import type { LoraConfig } from "../models/backbone.ts";
 import { createDecoder, DECODER_PRESETS, type DecoderConfig } from "../models/decoder.ts";
 import { scoreTask, type TraceMetric } from "../metrics/trace_metrics.ts";
@@ -35,7 +35,7 @@ import { type LmPretrainConfig, pretrainedDecoder } from "../train/lm_pretrain.t
 import { Progress } from "../train/progress.ts";
 import { collectProvenance, dependencyVersions } from "./provenance.ts";
 import { RunWriter } from "./run_writer.ts";
-import type { MethodSpec } from "./split_cifar.ts";
+import { type MethodSpec, resolveMethods } from "./experiment.ts";
 
 /** Everything a TRACE run depends on. */
 export interface TraceSpec {
@@ -167,15 +167,7 @@ function score(
 export async function runTrace(spec: TraceSpec): Promise<TraceResult> {
   const t0 = performance.now();
   const progress = new Progress({ quiet: spec.quiet });
-  for (const m of spec.methods) {
-    if (!methodNames().includes(m.name)) {
-      throw new Error(`unknown method "${m.name}"; known methods: ${methodNames().join(", ")}`);
-    }
-  }
-  const labels = spec.methods.map((m) => m.label ?? m.name);
-  if (new Set(labels).size !== labels.length) {
-    throw new Error(`method labels must be unique; got ${labels}`);
-  }
+  const resolvedMethods = resolveMethods(spec.methods, { track: "lm", epochs: spec.train.epochs });
   const backend = await initBackend(spec.backend);
   progress.log(`backend: ${backend.name} (requested ${backend.requested}; ${backend.note})`);
 
@@ -220,17 +212,6 @@ export async function runTrace(spec: TraceSpec): Promise<TraceResult> {
   const root = resolve(".");
   const runId = spec.output.runId ?? new Date().toISOString().replace(/[:.]/g, "-");
   const runDir = join(spec.output.resultsDir, spec.experiment, runId);
-  const resolvedMethods = spec.methods.map((m) => {
-    const method = createMethod(m.name, { options: m.options, track: "lm" });
-    const resolved = {
-      name: m.name,
-      label: m.label ?? m.name,
-      options: method.options(),
-      epochs: m.epochs ?? spec.train.epochs,
-    };
-    method.dispose();
-    return resolved;
-  });
   const config = {
     experiment: spec.experiment,
     track: "lm",

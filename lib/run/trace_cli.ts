@@ -5,21 +5,13 @@
  */
 
 import { parseTaskList, TASK_ORDERS, type TaskOrderName } from "../data/trace.ts";
-import type { BackendName } from "../backend.ts";
-import { flagHelp, type FlagSpec, type FlagValues, parseFlags } from "./flags.ts";
+import { applyCommonFlags, COMMON_FLAGS, runExperimentCli } from "./experiment.ts";
+import type { FlagSpec, FlagValues } from "./flags.ts";
 import { runTrace, type TraceSpec } from "./trace.ts";
 
 /** The flags of the TRACE experiment. */
 export const TRACE_FLAGS: Record<string, FlagSpec> = {
-  methods: {
-    type: "string-list",
-    help:
-      "methods: labels of the spec's entries (seqlora, treelora, treelora-equal-epochs) or method names",
-  },
-  "method-options": {
-    type: "string",
-    help: `JSON options per label, e.g. '{"treelora":{"lambda":0.3}}'`,
-  },
+  ...COMMON_FLAGS,
   "data-dir": {
     type: "string-list",
     help:
@@ -53,16 +45,7 @@ export const TRACE_FLAGS: Record<string, FlagSpec> = {
   "pretrain-steps": { type: "number", help: "LM pre-training steps (cached by config hash)" },
   "max-steps-per-epoch": { type: "number", help: "cap steps per epoch (smoke runs; recorded)" },
   seed: { type: "number", help: "run seed: sets the data, init and method seeds" },
-  backend: { type: "string", help: "auto | tensorflow | wasm | cpu | webgpu" },
-  out: { type: "string", help: "run folder name under results/<experiment>/" },
-  "results-dir": { type: "string", help: "results root" },
-  "cache-dir": { type: "string", help: "cache for generated data and pre-trained models" },
-  overwrite: { type: "boolean", help: "replace a run folder that already holds results" },
-  quiet: { type: "boolean", help: "no progress output" },
-  help: { type: "boolean", help: "print this help" },
 };
-
-const BACKENDS = ["auto", "tensorflow", "wasm", "cpu", "webgpu"];
 
 function positive(name: string, v: number): number {
   if (!Number.isInteger(v) || v <= 0) {
@@ -122,26 +105,6 @@ export function applyTraceFlags(base: TraceSpec, f: FlagValues): TraceSpec {
     const reduced = fit("reduced-epochs", f["reduced-epochs"] as number[]);
     for (const m of spec.methods) if (m.epochs !== undefined) m.epochs = reduced;
   }
-  if (f.methods) {
-    spec.methods = (f.methods as string[]).map((token) =>
-      spec.methods.find((m) => (m.label ?? m.name) === token) ?? { name: token }
-    );
-  }
-  if (f["method-options"] !== undefined) {
-    let parsed: Record<string, Record<string, unknown>>;
-    try {
-      parsed = JSON.parse(f["method-options"] as string);
-    } catch (err) {
-      throw new Error(`--method-options is not valid JSON: ${(err as Error).message}`);
-    }
-    for (const [label, options] of Object.entries(parsed)) {
-      const entry = spec.methods.find((m) => (m.label ?? m.name) === label);
-      if (!entry) {
-        throw new Error(`--method-options names "${label}", which is not among the methods`);
-      }
-      entry.options = { ...entry.options, ...options };
-    }
-  }
   if (num("batch-size") !== undefined) {
     spec.train.batchSize = positive("batch-size", num("batch-size")!);
   }
@@ -162,17 +125,7 @@ export function applyTraceFlags(base: TraceSpec, f: FlagValues): TraceSpec {
     spec.seed = num("seed")!;
     spec.seeds = { data: spec.seed, init: spec.seed, method: spec.seed };
   }
-  if (f.backend !== undefined) {
-    if (!BACKENDS.includes(f.backend as string)) {
-      throw new Error(`--backend must be one of ${BACKENDS.join(", ")}`);
-    }
-    spec.backend = f.backend as BackendName;
-  }
-  if (f.out !== undefined) spec.output.runId = f.out as string;
-  if (f["results-dir"] !== undefined) spec.output.resultsDir = f["results-dir"] as string;
-  if (f["cache-dir"] !== undefined) spec.output.cacheDir = f["cache-dir"] as string;
-  if (f.overwrite) spec.output.overwrite = true;
-  if (f.quiet) spec.quiet = true;
+  applyCommonFlags(spec, f);
   return spec;
 }
 
@@ -184,26 +137,11 @@ export function applyTraceFlags(base: TraceSpec, f: FlagValues): TraceSpec {
  * Deno.exit(await runTraceCli(SPEC, Deno.args));
  * ```
  */
-export async function runTraceCli(base: TraceSpec, args: string[]): Promise<number> {
-  let spec: TraceSpec;
-  try {
-    const flags = parseFlags(args, TRACE_FLAGS);
-    if (flags.help) {
-      console.log(flagHelp("deno task exp:trace [flags]", TRACE_FLAGS));
-      return 0;
-    }
-    spec = applyTraceFlags(base, flags);
-  } catch (err) {
-    console.error(`error: ${(err as Error).message}`);
-    return 2;
-  }
-  try {
-    const result = await runTrace(spec);
-    console.log(result.runDir);
-    return 0;
-  } catch (err) {
-    console.error(`error: ${(err as Error).message}`);
-    if (Deno.env.get("TREELORA_DEBUG")) console.error(err);
-    return 1;
-  }
+export function runTraceCli(base: TraceSpec, args: string[]): Promise<number> {
+  return runExperimentCli(args, {
+    usage: "deno task exp:trace [flags]",
+    flags: TRACE_FLAGS,
+    spec: (flags) => applyTraceFlags(base, flags),
+    run: runTrace,
+  });
 }

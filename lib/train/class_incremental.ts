@@ -18,6 +18,7 @@ import { Rng } from "../random.ts";
 import { type EvalRow, evaluateSeenTasks, taskOutputRange } from "./evaluate.ts";
 import type { Progress } from "./progress.ts";
 import { createAdam, optimizerStep } from "./step.ts";
+import { epochsFor } from "./schedule.ts";
 import {
   captureCheckpoint,
   restoreOptimizer,
@@ -95,14 +96,6 @@ export interface RunRecorder {
   checkpoint?(checkpoint: TrainerCheckpoint): Promise<void>;
 }
 
-function epochsFor(config: TrainConfig, task: number): number {
-  if (typeof config.epochs === "number") return config.epochs;
-  const e = config.epochs[task];
-  if (e === undefined) {
-    throw new Error(`epochs list has ${config.epochs.length} entries; task ${task + 1} has none`);
-  }
-  return e;
-}
 
 /**
  * Train `method` on every task of `stream` in order, evaluating after each.
@@ -152,12 +145,12 @@ export async function trainClassIncremental(
   }
   let imagesDone = 0;
   const totalImages = stream.tasks.reduce(
-    (acc, t, i) => acc + epochsFor(config, i) * t.train.length,
+    (acc, t, i) => acc + epochsFor(config.epochs, i) * t.train.length,
     0,
   );
   for (let ti = startTask; ti < numTasks; ti++) {
     const task = stream.tasks[ti];
-    const epochs = epochsFor(config, ti);
+    const epochs = epochsFor(config.epochs, ti);
     const [outStart, outEnd] = taskOutputRange(stream, task);
     const width = outEnd - outStart;
     const fullSteps = Math.ceil(task.train.length / config.batchSize);

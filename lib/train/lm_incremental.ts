@@ -41,6 +41,7 @@ import { type LmExample, trainingBatch } from "./lm_batches.ts";
 import { lmLoss } from "./lm_loss.ts";
 import type { Progress } from "./progress.ts";
 import { createAdam, optimizerStep } from "./step.ts";
+import { epochsFor } from "./schedule.ts";
 import { Timer } from "./timer.ts";
 
 /** One task of an instruction-tuning stream (a TRACE task). */
@@ -182,14 +183,6 @@ export function lmAdaptedModel(decoder: Decoder): AdaptedModel {
   return { loraSites: () => decoder.loraSites(), headVariables: () => [] };
 }
 
-function epochsFor(config: LmTrainConfig, task: number): number {
-  if (typeof config.epochs === "number") return config.epochs;
-  const e = config.epochs[task];
-  if (e === undefined) {
-    throw new Error(`epochs list has ${config.epochs.length} entries; task ${task + 1} has none`);
-  }
-  return e;
-}
 
 /**
  * Generate answers for the test split of tasks 0..`throughTask` and score
@@ -307,11 +300,11 @@ export async function trainLmIncremental(
   const dropoutRng = new Rng(rngs.method.seed());
   const runStart = performance.now();
   let examplesDone = 0;
-  const totalExamples = tasks.reduce((a, t, i) => a + epochsFor(config, i) * t.train.length, 0);
+  const totalExamples = tasks.reduce((a, t, i) => a + epochsFor(config.epochs, i) * t.train.length, 0);
   try {
     for (let ti = 0; ti < numTasks; ti++) {
       const task = tasks[ti];
-      const epochs = epochsFor(config, ti);
+      const epochs = epochsFor(config.epochs, ti);
       const fullSteps = Math.ceil(task.train.length / config.batchSize);
       const stepsPerEpoch = config.maxStepsPerEpoch === null
         ? fullSteps

@@ -1,0 +1,193 @@
+/**
+ * What the experiments share: the method list of a spec (names, labels,
+ * options, epoch budgets), the flags every experiment takes (methods, output,
+ * backend) and the command-line wrapper (parse → run → exit code).
+ *
+ * @module
+ */
+
+import type { BackendName } from "../backend.ts";
+import { createMethod, methodNames, type Track } from "../methods/registry.ts";
+import type { EpochSchedule } from "../train/schedule.ts";
+import { flagHelp, type FlagSpec, type FlagValues, parseFlags } from "./flags.ts";
+
+/** One method of an experiment, with its label and optional schedule override. */
+export interface MethodSpec {
+  /** Registry name. */
+  name: string;
+  /** Label in tables and plots (default: name). Two entries may share a name with different labels. */
+  label?: string;
+  /** Method options (validated by the method). */
+  options?: Record<string, unknown>;
+  /** Epochs per task for this method, overriding the experiment's (e.g. TreeLoRA's reduced schedule). */
+  epochs?: EpochSchedule;
+}
+
+/** A method entry as written into config.json: every option and the epoch budget resolved. */
+export interface ResolvedMethod {
+  /** Registry name. */
+  name: string;
+  /** Unique label. */
+  label: string;
+  /** The method's resolved options. */
+  options: Record<string, unknown>;
+  /** Epochs per task. */
+  epochs: EpochSchedule;
+}
+
+/**
+ * Validate a spec's methods (known names, unique labels) and resolve their options and epochs.
+ *
+ * @example
+ * ```ts
+ * import { resolveMethods } from "./experiment.ts";
+ * const [m] = resolveMethods([{ name: "seqlora" }], { track: "vit", epochs: 4 });
+ * // m = { name: "seqlora", label: "seqlora", options: {}, epochs: 4 }
+ * ```
+ */
+export function resolveMethods(
+  methods: readonly MethodSpec[],
+  options: { track: Track; epochs: EpochSchedule },
+): ResolvedMethod[] {
+  for (const m of methods) {
+    if (!methodNames().includes(m.name)) {
+      throw new Error(`unknown method "${m.name}"; known methods: ${methodNames().join(", ")}`);
+    }
+  }
+  const labels = methods.map((m) => m.label ?? m.name);
+  if (new Set(labels).size !== labels.length) {
+    throw new Error(`method labels must be unique; got ${labels.join(", ")}`);
+  }
+  return methods.map((m) => {
+    const method = createMethod(m.name, { options: m.options, track: options.track });
+    const resolved = {
+      name: m.name,
+      label: m.label ?? m.name,
+      options: method.options(),
+      epochs: m.epochs ?? options.epochs,
+    };
+    method.dispose();
+    return resolved;
+  });
+}
+
+/** Flags every experiment takes. */
+export const COMMON_FLAGS: Record<string, FlagSpec> = {
+  methods: {
+    type: "string-list",
+    help:
+      "methods to run, comma-separated: labels of the spec's entries or registered method names",
+  },
+  "method-options": {
+    type: "string",
+    help: `JSON options per label, merged into the spec's, e.g. '{"treelora":{"lambda":0.3}}'`,
+  },
+  backend: { type: "string", help: "auto | tensorflow | wasm | cpu | webgpu" },
+  out: { type: "string", help: "run folder name under results/<experiment>/" },
+  "results-dir": { type: "string", help: "results root" },
+  "cache-dir": { type: "string", help: "cache for generated data and pre-trained backbones" },
+  overwrite: { type: "boolean", help: "replace a run folder that already holds results" },
+  quiet: { type: "boolean", help: "no progress output" },
+  help: { type: "boolean", help: "print this help" },
+};
+
+const BACKENDS = ["auto", "tensorflow", "wasm", "cpu", "webgpu"];
+
+/** The fields of a spec that {@link applyCommonFlags} sets. */
+export interface CommonSpec {
+  /** The methods. */
+  methods: MethodSpec[];
+  /** Backend request. */
+  backend: BackendName;
+  /** Output locations. */
+  output: { resultsDir: string; cacheDir: string; runId: string | null; overwrite: boolean };
+  /** Silence progress output. */
+  quiet: boolean;
+}
+
+/**
+ * Apply the common flags to `spec` in place: `--methods` picks entries by label (or adds a
+ * method by name), `--method-options` merges JSON options into entries by label.
+ *
+ * @example
+ * ```ts ignore
+ * applyCommonFlags(spec, parseFlags(["--methods", "seqlora"], COMMON_FLAGS));
+ * ```
+ */
+export function applyCommonFlags(spec: CommonSpec, f: FlagValues): void {
+  if (f.methods) {
+    spec.methods = (f.methods as string[]).map((token) =>
+      spec.methods.find((m) => (m.label ?? m.name) === token) ?? { name: token }
+    );
+  }
+  if (f["method-options"] !== undefined) {
+    let parsed: Record<string, Record<string, unknown>>;
+    try {
+      parsed = JSON.parse(f["method-options"] as string);
+    } catch (err) {
+      throw new Error(`--method-options is not valid JSON: ${(err as Error).message}`);
+    }
+    for (const [label, options] of Object.entries(parsed)) {
+      const entry = spec.methods.find((m) => (m.label ?? m.name) === label);
+      if (!entry) {
+        throw new Error(
+          `--method-options names "${label}", which is not among the methods ${
+            spec.methods.map((m) => m.label ?? m.name).join(", ")
+          }`,
+        );
+      }
+      entry.options = { ...entry.options, ...options };
+    }
+  }
+  if (f.backend !== undefined) {
+    if (!BACKENDS.includes(f.backend as string)) {
+      throw new Error(`--backend must be one of ${BACKENDS.join(", ")}, got ${f.backend}`);
+    }
+    spec.backend = f.backend as BackendName;
+  }
+  if (f.out !== undefined) spec.output.runId = f.out as string;
+  if (f["results-dir"] !== undefined) spec.output.resultsDir = f["results-dir"] as string;
+  if (f["cache-dir"] !== undefined) spec.output.cacheDir = f["cache-dir"] as string;
+  if (f.overwrite) spec.output.overwrite = true;
+  if (f.quiet) spec.quiet = true;
+}
+
+/**
+ * The command-line wrapper of an experiment: parse `args` against `flags`, print help, build the
+ * spec, run it, print the run folder; returns the exit code (0 ok, 2 bad flags, 1 failure).
+ *
+ * @example
+ * ```ts ignore
+ * Deno.exit(await runExperimentCli(Deno.args, { usage, flags, spec: (f) => apply(SPEC, f), run }));
+ * ```
+ */
+export async function runExperimentCli<S>(
+  args: string[],
+  options: {
+    usage: string;
+    flags: Record<string, FlagSpec>;
+    spec: (flags: FlagValues) => S | Promise<S>;
+    run: (spec: S) => Promise<{ runDir: string }>;
+  },
+): Promise<number> {
+  let spec: S;
+  try {
+    const flags = parseFlags(args, options.flags);
+    if (flags.help) {
+      console.log(flagHelp(options.usage, options.flags));
+      return 0;
+    }
+    spec = await options.spec(flags);
+  } catch (err) {
+    console.error(`error: ${(err as Error).message}`);
+    return 2;
+  }
+  try {
+    console.log((await options.run(spec)).runDir);
+    return 0;
+  } catch (err) {
+    console.error(`error: ${(err as Error).message}`);
+    if (Deno.env.get("TREELORA_DEBUG")) console.error(err);
+    return 1;
+  }
+}
