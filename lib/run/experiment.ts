@@ -116,9 +116,17 @@ export interface CommonSpec {
  */
 export function applyCommonFlags(spec: CommonSpec, f: FlagValues): void {
   if (f.methods) {
-    spec.methods = (f.methods as string[]).map((token) =>
-      spec.methods.find((m) => (m.label ?? m.name) === token) ?? { name: token }
-    );
+    const tokens = f.methods as string[];
+    spec.methods = tokens.includes("all")
+      ? [
+        ...spec.methods,
+        ...methodNames().filter((n) => !spec.methods.some((m) => m.name === n)).map((name) => ({
+          name,
+        })),
+      ]
+      : tokens.map((token) =>
+        spec.methods.find((m) => (m.label ?? m.name) === token) ?? { name: token }
+      );
   }
   if (f["method-options"] !== undefined) {
     let parsed: Record<string, Record<string, unknown>>;

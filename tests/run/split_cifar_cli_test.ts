@@ -34,6 +34,15 @@ Deno.test("flags map onto the spec; the base spec is not mutated", () => {
   assertEquals(SPEC.methods.length, 4);
   assertEquals(SPEC.methods[2].options, { mode: "paper" });
   assertEquals(apply(["--epochs", "3"]).train.epochs, 3);
+  // 'all' keeps the spec's four entries and adds every other registered method once.
+  const all = apply(["--methods", "all"]).methods.map((m) => m.label ?? m.name);
+  assertEquals(all.slice(0, 4), [
+    "seqlora",
+    "treelora",
+    "treelora-paper",
+    "treelora-reduced-epochs",
+  ]);
+  assertEquals(new Set(all).size, all.length);
 });
 
 Deno.test("bad flag values are errors that name the flag", () => {
