@@ -4,7 +4,11 @@
  * @module
  */
 
+import { createHideLora } from "./hide_lora.ts";
+import { createInfLora } from "./inflora.ts";
 import type { ContinualMethod } from "./method.ts";
+import { createOLora } from "./o_lora.ts";
+import { createOgd } from "./ogd.ts";
 import { createSeqLora } from "./seq_lora.ts";
 import { createTreeLora } from "./treelora/treelora.ts";
 
@@ -24,6 +28,11 @@ const FACTORIES: Record<string, MethodFactory> = {
     return createSeqLora();
   },
   treelora: (options, { track }) => createTreeLora(options, { track }),
+  ogd: (options) => createOgd(options),
+  "o-lora": (options) => createOLora(options),
+  inflora: (options) => createInfLora(options),
+  // LM track only: the ViT HiDe-LoRA (per-sample adapter choice at evaluation) is not built.
+  "hide-lora": (options, { track }) => createHideLora(options, { track }),
 };
 
 /** Names of the registered methods. */

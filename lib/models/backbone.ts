@@ -32,6 +32,26 @@ export interface LoraSite {
   a: tf.Variable;
   /** Up-projection B, shape [d_out, r], initialised to zeros. */
   b: tf.Variable;
+  /**
+   * Further adapters on this site (the adapter pool, `adapter_pool.ts`), summed with
+   * `a`/`b` in the forward pass. Absent or empty: a plain LoRA site.
+   */
+  pool?: PoolAdapter[];
+  /**
+   * When set, the forward pass calls it with the site's input rows x [N, d_in] (before
+   * dropout, inside the pass's `tidy`: keep what you need). Used by InfLoRA.
+   */
+  recordInput?: (x: tf.Tensor2D) => void;
+}
+
+/** One named adapter of a site's pool: ΔW = s·B·A with the site's scale s. */
+export interface PoolAdapter {
+  /** Name, unique within the site (e.g. `task0`). */
+  name: string;
+  /** Down-projection [r_i, d_in] (any rank r_i). */
+  a: tf.Variable;
+  /** Up-projection [d_out, r_i]. */
+  b: tf.Variable;
 }
 
 /**

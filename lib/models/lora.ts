@@ -8,7 +8,9 @@
  * initialisation. Dropout acts on the LoRA input only, and only in training.
  *
  * The layer that owns W0 computes `W0·x + b` itself and adds
- * {@link loraDelta}. All products are plain 2-D `tf.matMul`s on explicitly
+ * {@link loraDelta}. A site may carry a pool of further adapters (`site.pool`,
+ * see `adapter_pool.ts`); they are summed with the site's own A, B
+ * (ΔW = s·Σ_i B_i·A_i, one concatenated product). All products are plain 2-D `tf.matMul`s on explicitly
  * transposed weights (the fast path of the wasm backend).
  *
  * @module
@@ -103,6 +105,7 @@ export function loraDelta(
     throw new Error(`loraDelta ${site.name}: expected x [N, ${site.dIn}], got [${x.shape}]`);
   }
   return tf.tidy(() => {
+    site.recordInput?.(x);
     let h: tf.Tensor2D = x;
     if (options.training && options.dropout > 0) {
       if (options.seed === undefined) {
@@ -110,8 +113,12 @@ export function loraDelta(
       }
       h = tf.dropout(x, options.dropout, undefined, options.seed) as tf.Tensor2D;
     }
-    const down = tf.matMul(h, tf.transpose(site.a)); // [N, r]
+    const pool = site.pool ?? [];
+    // A pool concatenates ranks: [A; A_1; …] and [B, B_1, …] share the input and the scale.
+    const a = pool.length === 0 ? site.a : tf.concat([site.a, ...pool.map((p) => p.a)], 0);
+    const b = pool.length === 0 ? site.b : tf.concat([site.b, ...pool.map((p) => p.b)], 1);
+    const down = tf.matMul(h, tf.transpose(a)); // [N, r]
     // The scale goes on Bᵀ [r, dOut], the smallest operand.
-    return tf.matMul(down, tf.mul(tf.transpose(site.b), options.scale)); // [N, dOut]
+    return tf.matMul(down, tf.mul(tf.transpose(b), options.scale)); // [N, dOut]
   });
 }

@@ -21,7 +21,8 @@
  * @module
  */
 
-export type { AdaptedModel, LoraConfig, LoraSite } from "./backbone.ts";
+export type { AdaptedModel, LoraConfig, LoraSite, PoolAdapter } from "./backbone.ts";
+export { addPoolAdapter, clearPool, resetLiveAdapter, TaskAdapters } from "./adapter_pool.ts";
 export type { ImageClassifier } from "./image_classifier.ts";
 export {
   FAST_MATMUL_GRADIENT,

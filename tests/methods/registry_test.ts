@@ -21,3 +21,23 @@ Deno.test("registry builds methods by name and rejects unknown names and options
     "lamda",
   );
 });
+
+Deno.test("registry builds the LoRA-family baselines with their defaults", () => {
+  for (const name of ["ogd", "o-lora", "inflora", "hide-lora"]) {
+    assertEquals(methodNames().includes(name), true, name);
+  }
+  assertEquals(createMethod("ogd", { track: "vit" }).options(), { maxDirectionsPerTask: null });
+  assertEquals(createMethod("o-lora", { track: "lm" }).options(), { lambda1: 0.5, lambda2: 0 });
+  assertEquals(createMethod("inflora", { track: "vit" }).options().lamb, 0.95);
+  assertEquals(createMethod("hide-lora", { track: "lm" }).options().temperature, 0.8);
+  assertThrows(() => createMethod("hide-lora", { track: "vit" }), Error, "ViT");
+  assertThrows(
+    () => createMethod("o-lora", { options: { lamda1: 1 }, track: "vit" }),
+    Error,
+    "lamda1",
+  );
+  assertThrows(
+    () => createMethod("ogd", { options: { maxDirectionsPerTask: 0 }, track: "lm" }),
+    Error,
+  );
+});

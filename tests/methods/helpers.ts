@@ -1,0 +1,67 @@
+/** Shared fixtures of the baseline-method tests: a micro ViT, a 2–3 task stream, a context. */
+
+import { splitClassIncremental } from "../../lib/data/class_split.ts";
+import { generateSyntheticImages } from "../../lib/data/synthetic_images.ts";
+import type { MethodContext } from "../../lib/methods/method.ts";
+import { VIT_PRESETS } from "../../lib/models/vit.ts";
+import { createVitClassifier, type VitClassifier } from "../../lib/models/vit_classifier.ts";
+import { Rng } from "../../lib/random.ts";
+import type { RunRecorder, TrainConfig } from "../../lib/train/class_incremental.ts";
+import { Timer } from "../../lib/train/timer.ts";
+
+export const CONFIG: TrainConfig = {
+  epochs: 1,
+  batchSize: 8,
+  lr: 1e-2,
+  beta1: 0.9,
+  beta2: 0.999,
+  clipNorm: 1,
+  resetOptimizerPerTask: true,
+  maxStepsPerEpoch: 3,
+  logEvery: 1,
+  evalBatchSize: 64,
+  mean: [0.5, 0.5, 0.5],
+  std: [0.5, 0.5, 0.5],
+};
+
+export function stream(numTasks = 2) {
+  const { train, test } = generateSyntheticImages({
+    seed: 5,
+    trainPerClass: 4,
+    testPerClass: 2,
+    numCoarse: 2 * numTasks,
+    finePerCoarse: 2,
+  });
+  return splitClassIncremental(train, test, { numTasks, orderSeed: 0 });
+}
+
+export function microModel(numOutputs: number, dropout = 0): VitClassifier {
+  return createVitClassifier({ ...VIT_PRESETS.micro, lora: { rank: 2, alpha: 4, dropout } }, {
+    numOutputs,
+    rng: new Rng(0),
+  });
+}
+
+export function context(model: VitClassifier, over: Partial<MethodContext> = {}): MethodContext {
+  return {
+    model,
+    taskIndex: 0,
+    numTasks: 2,
+    epoch: 0,
+    epochs: 1,
+    step: 0,
+    stepsPerEpoch: 3,
+    rng: new Rng(9),
+    timer: new Timer(),
+    ...over,
+  };
+}
+
+export const silentRecorder = (losses: { task: number; term: string; value: number }[] = []) =>
+  ({
+    taskDone: () => Promise.resolve(),
+    losses: (l) => {
+      losses.push(...l);
+      return Promise.resolve();
+    },
+  }) satisfies RunRecorder;
