@@ -31,13 +31,28 @@ const FACTORIES: Record<string, MethodFactory> = {
   ogd: (options) => createOgd(options),
   "o-lora": (options) => createOLora(options),
   inflora: (options) => createInfLora(options),
-  // LM track only: the ViT HiDe-LoRA (per-sample adapter choice at evaluation) is not built.
   "hide-lora": (options, { track }) => createHideLora(options, { track }),
 };
 
-/** Names of the registered methods. */
-export function methodNames(): string[] {
-  return Object.keys(FACTORIES);
+/** Methods that exist on one track only (the rest run on both). */
+const ONLY_ON: Record<string, Track> = {
+  // The ViT HiDe-LoRA (per-sample adapter choice at evaluation) is not built.
+  "hide-lora": "lm",
+};
+
+/**
+ * Names of the registered methods; with `track`, only those that run on it.
+ *
+ * @example
+ * ```ts
+ * import { methodNames } from "./registry.ts";
+ * methodNames({ track: "vit" }); // ["seqlora", "treelora", "ogd", "o-lora", "inflora"]
+ * ```
+ */
+export function methodNames(options: { track?: Track } = {}): string[] {
+  return Object.keys(FACTORIES).filter((n) =>
+    options.track === undefined || ONLY_ON[n] === undefined || ONLY_ON[n] === options.track
+  );
 }
 
 /**

@@ -111,10 +111,10 @@ export interface CommonSpec {
  *
  * @example
  * ```ts ignore
- * applyCommonFlags(spec, parseFlags(["--methods", "seqlora"], COMMON_FLAGS));
+ * applyCommonFlags(spec, parseFlags(["--methods", "seqlora"], COMMON_FLAGS), { track: "vit" });
  * ```
  */
-export function applyCommonFlags(spec: CommonSpec, f: FlagValues): void {
+export function applyCommonFlags(spec: CommonSpec, f: FlagValues, options: { track: Track }): void {
   if (f.methods) {
     const tokens = f.methods as string[];
     spec.methods = tokens.includes("all")

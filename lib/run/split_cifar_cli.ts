@@ -11,6 +11,8 @@ import { applyCommonFlags, COMMON_FLAGS, runExperimentCli } from "./experiment.t
 import type { FlagSpec, FlagValues } from "./flags.ts";
 import { runSplitCifar, type SplitCifarSpec } from "./split_cifar.ts";
 
+const TRACK = "vit" as const;
+
 /** The flags of the Split CIFAR-100 experiment. */
 export const SPLIT_CIFAR_FLAGS: Record<string, FlagSpec> = {
   ...COMMON_FLAGS,
@@ -171,7 +173,7 @@ export function applySplitCifarFlags(base: SplitCifarSpec, f: FlagValues): Split
   if (num("max-steps-per-epoch") !== undefined) {
     spec.train.maxStepsPerEpoch = posInt("max-steps-per-epoch", num("max-steps-per-epoch")!);
   }
-  applyCommonFlags(spec, f);
+  applyCommonFlags(spec, f, { track: TRACK });
   return spec;
 }
 

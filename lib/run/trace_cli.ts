@@ -9,6 +9,8 @@ import { applyCommonFlags, COMMON_FLAGS, runExperimentCli } from "./experiment.t
 import type { FlagSpec, FlagValues } from "./flags.ts";
 import { runTrace, type TraceSpec } from "./trace.ts";
 
+const TRACK = "lm" as const;
+
 /** The flags of the TRACE experiment. */
 export const TRACE_FLAGS: Record<string, FlagSpec> = {
   ...COMMON_FLAGS,
@@ -125,7 +127,7 @@ export function applyTraceFlags(base: TraceSpec, f: FlagValues): TraceSpec {
     spec.seed = num("seed")!;
     spec.seeds = { data: spec.seed, init: spec.seed, method: spec.seed };
   }
-  applyCommonFlags(spec, f);
+  applyCommonFlags(spec, f, { track: TRACK });
   return spec;
 }
 

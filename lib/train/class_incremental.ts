@@ -96,7 +96,6 @@ export interface RunRecorder {
   checkpoint?(checkpoint: TrainerCheckpoint): Promise<void>;
 }
 
-
 /**
  * Train `method` on every task of `stream` in order, evaluating after each.
  *

@@ -183,7 +183,6 @@ export function lmAdaptedModel(decoder: Decoder): AdaptedModel {
   return { loraSites: () => decoder.loraSites(), headVariables: () => [] };
 }
 
-
 /**
  * Generate answers for the test split of tasks 0..`throughTask` and score
  * them. Returns the score row, the predictions and the generated token count.
@@ -300,7 +299,10 @@ export async function trainLmIncremental(
   const dropoutRng = new Rng(rngs.method.seed());
   const runStart = performance.now();
   let examplesDone = 0;
-  const totalExamples = tasks.reduce((a, t, i) => a + epochsFor(config.epochs, i) * t.train.length, 0);
+  const totalExamples = tasks.reduce(
+    (a, t, i) => a + epochsFor(config.epochs, i) * t.train.length,
+    0,
+  );
   try {
     for (let ti = 0; ti < numTasks; ti++) {
       const task = tasks[ti];
