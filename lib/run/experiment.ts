@@ -6,7 +6,13 @@
  * @module
  */
 
+import { basename, dirname, join, resolve } from "@std/path";
 import type { BackendName } from "../backend.ts";
+import { readJson } from "../io.ts";
+import type { SeedConfig } from "../random.ts";
+import { loadCheckpoint, type TrainerCheckpoint } from "../train/checkpoint.ts";
+import type { Progress } from "../train/progress.ts";
+import type { RunKey, RunWriter } from "./run_writer.ts";
 import { createMethod, methodNames, type Track } from "../methods/registry.ts";
 import type { EpochSchedule } from "../train/schedule.ts";
 import { flagHelp, type FlagSpec, type FlagValues, parseFlags } from "./flags.ts";
@@ -50,8 +56,13 @@ export function resolveMethods(
   options: { track: Track; epochs: EpochSchedule },
 ): ResolvedMethod[] {
   for (const m of methods) {
-    if (!methodNames().includes(m.name)) {
-      throw new Error(`unknown method "${m.name}"; known methods: ${methodNames().join(", ")}`);
+    const known = methodNames({ track: options.track });
+    if (!known.includes(m.name)) {
+      throw new Error(
+        `unknown method "${m.name}" on the ${options.track} track; known methods: ${
+          known.join(", ")
+        }`,
+      );
     }
   }
   const labels = methods.map((m) => m.label ?? m.name);
@@ -86,6 +97,19 @@ export const COMMON_FLAGS: Record<string, FlagSpec> = {
   out: { type: "string", help: "run folder name under results/<experiment>/" },
   "results-dir": { type: "string", help: "results root" },
   "cache-dir": { type: "string", help: "cache for generated data and pre-trained backbones" },
+  seeds: {
+    type: "int-list",
+    help:
+      "several run seeds (e.g. 0,1,2): every method runs once per seed; mean ± std in the tables",
+  },
+  shard: {
+    type: "string",
+    help: "i/n: run the i-th of n shares of the run grid (job arrays); `deno task report` merges",
+  },
+  resume: {
+    type: "string",
+    help: "continue the run in RUN_DIR from its config.json and checkpoints (no other flags)",
+  },
   overwrite: { type: "boolean", help: "replace a run folder that already holds results" },
   quiet: { type: "boolean", help: "no progress output" },
   help: { type: "boolean", help: "print this help" },
@@ -120,9 +144,9 @@ export function applyCommonFlags(spec: CommonSpec, f: FlagValues, options: { tra
     spec.methods = tokens.includes("all")
       ? [
         ...spec.methods,
-        ...methodNames().filter((n) => !spec.methods.some((m) => m.name === n)).map((name) => ({
-          name,
-        })),
+        ...methodNames({ track: options.track })
+          .filter((n) => !spec.methods.some((m) => m.name === n))
+          .map((name) => ({ name })),
       ]
       : tokens.map((token) =>
         spec.methods.find((m) => (m.label ?? m.name) === token) ?? { name: token }
@@ -198,4 +222,141 @@ export async function runExperimentCli<S>(
     if (Deno.env.get("TREELORA_DEBUG")) console.error(err);
     return 1;
   }
+}
+
+/** One cell of an experiment's grid: a method run with one seed on one order. */
+export interface GridCell<M> {
+  /** The method. */
+  m: M;
+  /** The run seed (`seed` column). */
+  seed: number;
+  /** The seeds of the data, init and method streams. */
+  seeds: SeedConfig;
+  /** The stream order of this cell. */
+  order: number | string | null;
+}
+
+/**
+ * The (order × seed × method) grid of a run, in that nesting; with `shard` ({index, count},
+ * 1-based) only cells k with k mod count = index − 1.
+ *
+ * @example
+ * ```ts
+ * import { runGrid } from "./experiment.ts";
+ * const cells = runGrid(["a", "b"], { orders: [null], seedList: [0, 1], seed: 0,
+ *   seeds: { data: 0, init: 0, method: 0 }, shard: { index: 2, count: 2 } });
+ * // cells: b with seed 0, b with seed 1
+ * ```
+ */
+export function runGrid<M>(
+  methods: readonly M[],
+  options: {
+    orders: readonly (number | string | null)[];
+    seedList: readonly number[] | null | undefined;
+    seed: number;
+    seeds: SeedConfig;
+    shard: { index: number; count: number } | null | undefined;
+  },
+): GridCell<M>[] {
+  const grid = options.orders.flatMap((order) =>
+    (options.seedList ?? [options.seed]).flatMap((seed) => {
+      const seeds = options.seedList ? { data: seed, init: seed, method: seed } : options.seeds;
+      return methods.map((m) => ({ m, seed, seeds, order }));
+    })
+  );
+  const shard = options.shard;
+  return shard ? grid.filter((_, k) => k % shard.count === shard.index - 1) : grid;
+}
+
+/**
+ * Parse `--shard i/n`.
+ *
+ * @example
+ * ```ts
+ * import { parseShard } from "./experiment.ts";
+ * parseShard("2/4"); // { index: 2, count: 4 }
+ * ```
+ */
+export function parseShard(text: string): { index: number; count: number } {
+  const m = /^(\d+)\/(\d+)$/.exec(text);
+  const index = m ? Number(m[1]) : NaN;
+  const count = m ? Number(m[2]) : NaN;
+  if (!m || count < 1 || index < 1 || index > count) {
+    throw new Error(`--shard must be i/n with 1 ≤ i ≤ n (e.g. 2/4), got ${text}`);
+  }
+  return { index, count };
+}
+
+/**
+ * Where a resumed run continues the run `key`: null when all its tasks are finished (skip it),
+ * otherwise the checkpoint after its last task that has both results and a checkpoint (or
+ * undefined: start over). The tables are truncated to that task.
+ *
+ * @example
+ * ```ts ignore
+ * const point = await resumePoint(writer, { key, numTasks: 10, progress });
+ * ```
+ */
+export async function resumePoint(
+  writer: RunWriter,
+  options: { key: RunKey; numTasks: number; progress: Progress },
+): Promise<{ checkpoint: TrainerCheckpoint | undefined } | null> {
+  const { key } = options;
+  const done = writer.finished(key);
+  if (done >= options.numTasks) {
+    options.progress.log(`[${key.method}] seed ${key.seed}: all ${done} tasks finished, skipped`);
+    return null;
+  }
+  let k = done - 1;
+  let checkpoint: TrainerCheckpoint | undefined;
+  while (
+    k >= 0 && !(checkpoint = await loadCheckpoint(writer.checkpointDir(key), k) ?? undefined)
+  ) k--;
+  await writer.truncate(key, k + 1);
+  options.progress.log(`[${key.method}] seed ${key.seed}: resuming after task ${k + 1}`);
+  return { checkpoint };
+}
+
+/** What {@link resumeSpec} needs of a spec. */
+interface ResumableSpec {
+  experiment: string;
+  output: { resultsDir: string; cacheDir: string; runId: string | null; overwrite: boolean };
+  resume?: boolean;
+}
+
+/**
+ * The spec of the run in `runDir` (from its config.json), set to continue it. Other flags are
+ * refused: a resumed run keeps its own configuration.
+ *
+ * @example
+ * ```ts ignore
+ * const spec = await resumeSpec("results/split-cifar/default", []);
+ * ```
+ */
+export async function resumeSpec<S extends ResumableSpec>(
+  runDir: string,
+  otherFlags: string[],
+): Promise<S> {
+  if (otherFlags.length > 0) {
+    throw new Error(
+      `--resume takes the run's own config; drop ${otherFlags.map((k) => `--${k}`).join(", ")}`,
+    );
+  }
+  const config = await readJson<{ spec?: S }>(join(runDir, "config.json"));
+  if (!config.spec) {
+    throw new Error(`${runDir}/config.json has no "spec" (written by an older version)`);
+  }
+  const dir = resolve(runDir);
+  const spec: S = structuredClone(config.spec);
+  if (basename(dirname(dir)) !== spec.experiment) {
+    throw new Error(`${runDir} is not under a folder named ${spec.experiment}`);
+  }
+  spec.output = {
+    ...spec.output,
+    resultsDir: dirname(dirname(dir)),
+    runId: basename(dir),
+    overwrite: false,
+  };
+  spec.resume = true;
+  return spec;
 }

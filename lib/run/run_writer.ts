@@ -246,6 +246,7 @@ export class RunWriter {
     const { method } = run;
     return {
       losses: base.losses,
+      checkpoint: base.checkpoint,
       taskDone: async (taskIndex, { row, predictions, timing, summary }) => {
         row.scores.forEach((score, j) => {
           this.#matrix.push({

@@ -19,7 +19,7 @@ import { splitClassIncremental } from "../data/class_split.ts";
 import { syntheticDataDir } from "../data/synthetic_cache.ts";
 import type { ClassIncrementalStream } from "../data/task.ts";
 import { createMethod } from "../methods/registry.ts";
-import { type MethodSpec, resolveMethods } from "./experiment.ts";
+import { type MethodSpec, resolveMethods, resumePoint, runGrid } from "./experiment.ts";
 import type { LoraConfig } from "../models/backbone.ts";
 import { createVitClassifier } from "../models/vit_classifier.ts";
 import { VIT_PRESETS, type VitConfig } from "../models/vit.ts";
@@ -28,7 +28,7 @@ import { writeRunReport } from "../report/run_report.ts";
 import { trainClassIncremental, type TrainConfig } from "../train/class_incremental.ts";
 import { type PretrainConfig, pretrainedBackbone } from "../train/pretrain.ts";
 import { Progress } from "../train/progress.ts";
-import { loadCheckpoint, type TrainerCheckpoint } from "../train/checkpoint.ts";
+import type { TrainerCheckpoint } from "../train/checkpoint.ts";
 export type { MethodSpec } from "./experiment.ts";
 import { collectProvenance, dependencyVersions } from "./provenance.ts";
 import { RunWriter } from "./run_writer.ts";
@@ -277,33 +277,21 @@ export async function runSplitCifar(spec: SplitCifarSpec): Promise<SplitCifarRes
   });
   progress.log(`run folder: ${runDir}${spec.resume ? " (resumed)" : ""}`);
 
-  // The (order × seed × method) grid, in that nesting; a shard keeps every n-th cell.
-  const grid = orders.flatMap((order) =>
-    (spec.seedList ?? [spec.seed]).flatMap((seed) => {
-      const seeds = spec.seedList ? { data: seed, init: seed, method: seed } : spec.seeds;
-      return resolvedMethods.map((m) => ({ m, seed, seeds, order }));
-    })
-  );
-  const runs = spec.shard
-    ? grid.filter((_, k) => k % spec.shard!.count === spec.shard!.index - 1)
-    : grid;
+  const runs = runGrid(resolvedMethods, {
+    orders,
+    seedList: spec.seedList,
+    seed: spec.seed,
+    seeds: spec.seeds,
+    shard: spec.shard,
+  });
   for (const { m, seed, seeds, order } of runs) {
     const key = { method: m.label, seed, ...(spec.orderList ? { order: order ?? "natural" } : {}) };
-    const stream = await streamFor(order);
+    const stream = await streamFor(order as number | null);
     let resume: TrainerCheckpoint | undefined;
     if (spec.resume) {
-      const done = writer.finished(key);
-      if (done >= stream.tasks.length) {
-        progress.log(`[${m.label}] seed ${seed}: all ${done} tasks finished, skipped`);
-        continue;
-      }
-      // Continue after the last task that has both its results and its checkpoint.
-      let k = done - 1;
-      while (
-        k >= 0 && !(resume = await loadCheckpoint(writer.checkpointDir(key), k) ?? undefined)
-      ) k--;
-      await writer.truncate(key, k + 1);
-      progress.log(`[${m.label}] seed ${seed}: resuming after task ${k + 1}`);
+      const point = await resumePoint(writer, { key, numTasks: stream.tasks.length, progress });
+      if (point === null) continue;
+      resume = point.checkpoint;
     }
     const rngs = seedStreams(seeds);
     const model = createVitClassifier(vitConfig, {

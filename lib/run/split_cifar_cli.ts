@@ -5,9 +5,13 @@
  * @module
  */
 
-import { basename, dirname, join, resolve } from "@std/path";
-import { readJson } from "../io.ts";
-import { applyCommonFlags, COMMON_FLAGS, runExperimentCli } from "./experiment.ts";
+import {
+  applyCommonFlags,
+  COMMON_FLAGS,
+  parseShard,
+  resumeSpec,
+  runExperimentCli,
+} from "./experiment.ts";
 import type { FlagSpec, FlagValues } from "./flags.ts";
 import { runSplitCifar, type SplitCifarSpec } from "./split_cifar.ts";
 
@@ -23,20 +27,10 @@ export const SPLIT_CIFAR_FLAGS: Record<string, FlagSpec> = {
   tasks: { type: "number", help: "number of tasks (classes split evenly)" },
   "order-seed": { type: "string", help: "class-order seed, or 'natural' for the natural order" },
   seed: { type: "number", help: "run seed: sets the data, init and method seeds" },
-  seeds: {
-    type: "int-list",
-    help:
-      "several run seeds (e.g. 0,1,2): every method runs once per seed; mean ± std in the tables",
-  },
   orders: {
     type: "string-list",
     help:
       "several class orders: order seeds and/or 'natural' (e.g. 0,1,2); tables get an order column",
-  },
-  shard: {
-    type: "string",
-    help:
-      "i/n: run the i-th of n shares of the order × seed × method grid (job arrays); report merges",
   },
   "data-seed": { type: "number", help: "seed of the data stream (shuffles) only" },
   "init-seed": { type: "number", help: "seed of the init stream (LoRA, head) only" },
@@ -57,10 +51,6 @@ export const SPLIT_CIFAR_FLAGS: Record<string, FlagSpec> = {
   },
   "pretrain-steps": { type: "number", help: "backbone pre-training steps (cached by config hash)" },
   "max-steps-per-epoch": { type: "number", help: "cap steps per epoch (smoke runs; recorded)" },
-  resume: {
-    type: "string",
-    help: "continue the run in RUN_DIR from its config.json and checkpoints (no other flags)",
-  },
 };
 
 /**
@@ -132,15 +122,7 @@ export function applySplitCifarFlags(base: SplitCifarSpec, f: FlagValues): Split
     }
     spec.orderList = list;
   }
-  if (f.shard !== undefined) {
-    const m = /^(\d+)\/(\d+)$/.exec(f.shard as string);
-    const index = m ? Number(m[1]) : NaN;
-    const count = m ? Number(m[2]) : NaN;
-    if (!m || count < 1 || index < 1 || index > count) {
-      throw new Error(`--shard must be i/n with 1 ≤ i ≤ n (e.g. 2/4), got ${f.shard}`);
-    }
-    spec.shard = { index, count };
-  }
+  if (f.shard !== undefined) spec.shard = parseShard(f.shard as string);
   if (num("data-seed") !== undefined) spec.seeds.data = num("data-seed")!;
   if (num("init-seed") !== undefined) spec.seeds.init = num("init-seed")!;
   if (num("method-seed") !== undefined) spec.seeds.method = num("method-seed")!;
@@ -178,39 +160,6 @@ export function applySplitCifarFlags(base: SplitCifarSpec, f: FlagValues): Split
 }
 
 /**
- * The spec of the run in `runDir` (from its config.json), set to continue it.
- *
- * @example
- * ```ts ignore
- * const spec = await resumeSpec("results/split-cifar/default", []);
- * ```
- */
-export async function resumeSpec(runDir: string, otherFlags: string[]): Promise<SplitCifarSpec> {
-  if (otherFlags.length > 0) {
-    throw new Error(
-      `--resume takes the run's own config; drop ${otherFlags.map((k) => `--${k}`).join(", ")}`,
-    );
-  }
-  const config = await readJson<{ spec?: SplitCifarSpec }>(join(runDir, "config.json"));
-  if (!config.spec) {
-    throw new Error(`${runDir}/config.json has no "spec" (written by an older version)`);
-  }
-  const dir = resolve(runDir);
-  const spec: SplitCifarSpec = structuredClone(config.spec);
-  spec.output = {
-    ...spec.output,
-    resultsDir: dirname(dirname(dir)),
-    runId: basename(dir),
-    overwrite: false,
-  };
-  if (basename(dirname(dir)) !== spec.experiment) {
-    throw new Error(`${runDir} is not under a folder named ${spec.experiment}`);
-  }
-  spec.resume = true;
-  return spec;
-}
-
-/**
  * Parse `args`, run the experiment and return a process exit code (0 ok, 2 bad flags, 1 failure).
  *
  * @example
@@ -224,7 +173,7 @@ export function runSplitCifarCli(base: SplitCifarSpec, args: string[]): Promise<
     flags: SPLIT_CIFAR_FLAGS,
     spec: async (flags) => {
       if (flags.resume === undefined) return applySplitCifarFlags(base, flags);
-      const spec = await resumeSpec(
+      const spec = await resumeSpec<SplitCifarSpec>(
         flags.resume as string,
         Object.keys(flags).filter((k) => k !== "resume" && k !== "quiet" && flags[k] !== false),
       );

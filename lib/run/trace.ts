@@ -35,7 +35,8 @@ import { type LmPretrainConfig, pretrainedDecoder } from "../train/lm_pretrain.t
 import { Progress } from "../train/progress.ts";
 import { collectProvenance, dependencyVersions } from "./provenance.ts";
 import { RunWriter } from "./run_writer.ts";
-import { type MethodSpec, resolveMethods } from "./experiment.ts";
+import { type MethodSpec, resolveMethods, resumePoint, runGrid } from "./experiment.ts";
+import type { TrainerCheckpoint } from "../train/checkpoint.ts";
 
 /** Everything a TRACE run depends on. */
 export interface TraceSpec {
@@ -83,6 +84,12 @@ export interface TraceSpec {
   output: { resultsDir: string; cacheDir: string; runId: string | null; overwrite: boolean };
   /** Silence progress output. */
   quiet: boolean;
+  /** Several run seeds (`--seeds 0,1,2`): every method once per seed; null = `seed` only. */
+  seedList?: number[] | null;
+  /** Run only the i-th (1-based) of n shares of the seed × method grid (`--shard i/n`). */
+  shard?: { index: number; count: number } | null;
+  /** Continue the run in `output.runId` from its checkpoints (`--resume <run-dir>`). */
+  resume?: boolean;
 }
 
 /** What a finished run returns. */
@@ -211,7 +218,13 @@ export async function runTrace(spec: TraceSpec): Promise<TraceResult> {
 
   const root = resolve(".");
   const runId = spec.output.runId ?? new Date().toISOString().replace(/[:.]/g, "-");
-  const runDir = join(spec.output.resultsDir, spec.experiment, runId);
+  const shardFolder = spec.shard ? `shard-${spec.shard.index}-of-${spec.shard.count}` : null;
+  const runDir = join(
+    spec.output.resultsDir,
+    spec.experiment,
+    runId,
+    ...(shardFolder ? [shardFolder] : []),
+  );
   const config = {
     experiment: spec.experiment,
     track: "lm",
@@ -248,23 +261,44 @@ export async function runTrace(spec: TraceSpec): Promise<TraceResult> {
     },
     methods: resolvedMethods,
     train: spec.train,
-    seed: spec.seed,
-    seeds: spec.seeds,
+    grid: {
+      orders: [spec.data.order],
+      seeds: spec.seedList ?? [spec.seed],
+      methods: resolvedMethods.map((m) => m.label),
+      shard: spec.shard ?? null,
+      nesting: "seed × method, in that order; shard i/n runs cells k with k mod n = i − 1",
+    },
+    seed: spec.seedList ?? spec.seed,
+    seeds: spec.seedList ? "per run seed s: { data: s, init: s, method: s }" : spec.seeds,
     backend,
     provenance: await collectProvenance(root),
     dependencies: await dependencyVersions(root),
     metrics: "see metrics.csv: each value carries its formula name and text",
-    spec,
+    spec: { ...spec, resume: null },
   };
-  const writer = await RunWriter.create(runDir, {
+  const writer = spec.resume ? await RunWriter.reopen(runDir) : await RunWriter.create(runDir, {
     config,
     numTasks: tasks.length,
     overwrite: spec.output.overwrite,
   });
-  progress.log(`run folder: ${runDir}`);
+  progress.log(`run folder: ${runDir}${spec.resume ? " (resumed)" : ""}`);
 
-  for (const m of resolvedMethods) {
-    const streams = seedStreams(spec.seeds);
+  const cells = runGrid(resolvedMethods, {
+    orders: [spec.data.order],
+    seedList: spec.seedList,
+    seed: spec.seed,
+    seeds: spec.seeds,
+    shard: spec.shard,
+  });
+  for (const { m, seed, seeds } of cells) {
+    const key = { method: m.label, seed };
+    let resume: TrainerCheckpoint | undefined;
+    if (spec.resume) {
+      const point = await resumePoint(writer, { key, numTasks: tasks.length, progress });
+      if (point === null) continue;
+      resume = point.checkpoint;
+    }
+    const streams = seedStreams(seeds);
     const model = createDecoder(decoderConfig, { rng: streams.init, weights: pre.weights });
     model.setBaseTrainable(false);
     const method = createMethod(m.name, {
@@ -282,13 +316,12 @@ export async function runTrace(spec: TraceSpec): Promise<TraceResult> {
         rngs: {
           data: streams.data,
           method: streams.method,
-          generation: new Rng(spec.seeds.method ^ 0x6e6),
+          generation: new Rng(seeds.method ^ 0x6e6),
         },
-        recorder: writer.lmRecorder({ method: m.label, seed: spec.seed }, {
-          taskNames: tasks.map((t) => t.name),
-        }),
+        recorder: writer.lmRecorder(key, { taskNames: tasks.map((t) => t.name) }),
+        resume,
         progress,
-        label: m.label,
+        label: spec.seedList ? `${m.label} seed ${seed}` : m.label,
       });
     } finally {
       method.dispose();

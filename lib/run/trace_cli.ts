@@ -5,7 +5,13 @@
  */
 
 import { parseTaskList, TASK_ORDERS, type TaskOrderName } from "../data/trace.ts";
-import { applyCommonFlags, COMMON_FLAGS, runExperimentCli } from "./experiment.ts";
+import {
+  applyCommonFlags,
+  COMMON_FLAGS,
+  parseShard,
+  resumeSpec,
+  runExperimentCli,
+} from "./experiment.ts";
 import type { FlagSpec, FlagValues } from "./flags.ts";
 import { runTrace, type TraceSpec } from "./trace.ts";
 
@@ -123,6 +129,15 @@ export function applyTraceFlags(base: TraceSpec, f: FlagValues): TraceSpec {
   if (num("max-steps-per-epoch") !== undefined) {
     spec.train.maxStepsPerEpoch = positive("max-steps-per-epoch", num("max-steps-per-epoch")!);
   }
+  if (f.seeds !== undefined) {
+    const list = f.seeds as number[];
+    if (new Set(list).size !== list.length) {
+      throw new Error(`--seeds lists a seed twice: ${list.join(",")}`);
+    }
+    if (f.seed !== undefined) throw new Error("--seeds and --seed cannot be combined");
+    spec.seedList = list;
+  }
+  if (f.shard !== undefined) spec.shard = parseShard(f.shard as string);
   if (num("seed") !== undefined) {
     spec.seed = num("seed")!;
     spec.seeds = { data: spec.seed, init: spec.seed, method: spec.seed };
@@ -143,7 +158,15 @@ export function runTraceCli(base: TraceSpec, args: string[]): Promise<number> {
   return runExperimentCli(args, {
     usage: "deno task exp:trace [flags]",
     flags: TRACE_FLAGS,
-    spec: (flags) => applyTraceFlags(base, flags),
+    spec: async (flags) => {
+      if (flags.resume === undefined) return applyTraceFlags(base, flags);
+      const spec = await resumeSpec<TraceSpec>(
+        flags.resume as string,
+        Object.keys(flags).filter((k) => k !== "resume" && k !== "quiet" && flags[k] !== false),
+      );
+      if (flags.quiet) spec.quiet = true;
+      return spec;
+    },
     run: runTrace,
   });
 }

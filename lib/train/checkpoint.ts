@@ -16,7 +16,7 @@ import * as tf from "@tensorflow/tfjs";
 import { join } from "@std/path";
 import { exists, readJson, writeJsonAtomic } from "../io.ts";
 import type { MethodState } from "../methods/method.ts";
-import type { ImageClassifier } from "../models/image_classifier.ts";
+import type { AdaptedModel } from "../models/backbone.ts";
 import { loadWeights, saveWeights, type TensorData } from "../models/safetensors.ts";
 import type { Rng, RngState } from "../random.ts";
 
@@ -28,14 +28,14 @@ export interface TrainerCheckpoint {
   variables: TensorData[];
   /** Adam's weights (iterations, then m and v per variable), or null when reset per task. */
   optimizer: TensorData[] | null;
-  /** RNG states: data shuffles, method draws, dropout seeds. */
-  rng: { data: RngState; method: RngState; dropout: RngState };
+  /** RNG states: data shuffles, method draws, dropout seeds (and token sampling on the LM track). */
+  rng: { data: RngState; method: RngState; dropout: RngState; generation?: RngState };
   /** The method's state. */
   method: MethodState;
 }
 
 /** The variables a checkpoint holds, in a fixed order. */
-export function checkpointVariables(model: ImageClassifier): tf.Variable[] {
+export function checkpointVariables(model: AdaptedModel): tf.Variable[] {
   return [...model.loraSites().flatMap((s) => [s.a, s.b]), ...model.headVariables()];
 }
 
@@ -48,11 +48,11 @@ export function checkpointVariables(model: ImageClassifier): tf.Variable[] {
  * ```
  */
 export async function captureCheckpoint(
-  model: ImageClassifier,
+  model: AdaptedModel,
   options: {
     taskIndex: number;
     optimizer: tf.Optimizer | null;
-    rngs: { data: Rng; method: Rng; dropout: Rng };
+    rngs: { data: Rng; method: Rng; dropout: Rng; generation?: Rng };
     method: MethodState;
   },
 ): Promise<TrainerCheckpoint> {
@@ -80,13 +80,14 @@ export async function captureCheckpoint(
       data: options.rngs.data.state(),
       method: options.rngs.method.state(),
       dropout: options.rngs.dropout.state(),
+      ...(options.rngs.generation ? { generation: options.rngs.generation.state() } : {}),
     },
     method: options.method,
   };
 }
 
 /** Assign a checkpoint's variables to the model (shapes checked). */
-export function restoreVariables(model: ImageClassifier, checkpoint: TrainerCheckpoint): void {
+export function restoreVariables(model: AdaptedModel, checkpoint: TrainerCheckpoint): void {
   const vars = checkpointVariables(model);
   if (vars.length !== checkpoint.variables.length) {
     throw new Error(

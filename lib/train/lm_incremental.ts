@@ -42,6 +42,12 @@ import { lmLoss } from "./lm_loss.ts";
 import type { Progress } from "./progress.ts";
 import { createAdam, optimizerStep } from "./step.ts";
 import { epochsFor } from "./schedule.ts";
+import {
+  captureCheckpoint,
+  restoreOptimizer,
+  restoreVariables,
+  type TrainerCheckpoint,
+} from "./checkpoint.ts";
 import { Timer } from "./timer.ts";
 
 /** One task of an instruction-tuning stream (a TRACE task). */
@@ -163,6 +169,8 @@ export interface LmRunRecorder {
   ): Promise<void>;
   /** Loss records of the last logging window. */
   losses(records: LossRecord[]): Promise<void>;
+  /** A checkpoint after a finished task (written before the next task starts). */
+  checkpoint?(checkpoint: TrainerCheckpoint): Promise<void>;
 }
 
 /**
@@ -278,6 +286,8 @@ export async function trainLmIncremental(
     recorder: LmRunRecorder;
     progress?: Progress;
     label?: string;
+    /** Continue after the task of this checkpoint (resume): variables, optimiser, RNGs and method restored. */
+    resume?: TrainerCheckpoint;
   },
 ): Promise<void> {
   const { model, method, config, rngs, recorder, progress, tokenizer } = options;
@@ -297,6 +307,21 @@ export async function trainLmIncremental(
   // Dropout seeds come from their own stream (split off `method` once), so the method's
   // draws do not depend on the number of steps.
   const dropoutRng = new Rng(rngs.method.seed());
+  const startTask = options.resume ? options.resume.taskIndex + 1 : 0;
+  if (options.resume) {
+    restoreVariables(adapted, options.resume);
+    rngs.data.restore(options.resume.rng.data);
+    rngs.method.restore(options.resume.rng.method);
+    dropoutRng.restore(options.resume.rng.dropout);
+    if (rngs.generation && options.resume.rng.generation) {
+      rngs.generation.restore(options.resume.rng.generation);
+    }
+    method.restore(options.resume.method);
+    if (options.resume.optimizer && !config.resetOptimizerPerTask) {
+      optimizer = createAdam({ lr: config.lr, beta1: config.beta1, beta2: config.beta2 });
+      await restoreOptimizer(optimizer, options.resume);
+    }
+  }
   const runStart = performance.now();
   let examplesDone = 0;
   const totalExamples = tasks.reduce(
@@ -304,7 +329,7 @@ export async function trainLmIncremental(
     0,
   );
   try {
-    for (let ti = 0; ti < numTasks; ti++) {
+    for (let ti = startTask; ti < numTasks; ti++) {
       const task = tasks[ti];
       const epochs = epochsFor(config.epochs, ti);
       const fullSteps = Math.ceil(task.train.length / config.batchSize);
@@ -454,6 +479,21 @@ export async function trainLmIncremental(
         },
         summary: method.taskSummary?.(),
       });
+      if (recorder.checkpoint) {
+        await recorder.checkpoint(
+          await captureCheckpoint(adapted, {
+            taskIndex: ti,
+            optimizer: config.resetOptimizerPerTask ? null : optimizer,
+            rngs: {
+              data: rngs.data,
+              method: rngs.method,
+              dropout: dropoutRng,
+              generation: rngs.generation,
+            },
+            method: method.state(),
+          }),
+        );
+      }
       const mean = row.scores.reduce((a, b) => a + b, 0) / row.scores.length;
       progress?.log(
         `[${label}] task ${ti + 1}/${numTasks} (${task.name}) done: mean score ${
