@@ -367,7 +367,7 @@ export function lossCurveSpec(
     spec: {
       width: options.width ?? 480,
       height: options.height ?? 140,
-      mark: { type: "line", strokeWidth: 1.2 },
+      mark: { type: "line", strokeWidth: 1.2, point: { size: 12 } },
       encoding: {
         x: { field: "step", type: "quantitative", title: "Training step (count, whole run)" },
         y: { field: "value", type: "quantitative", title: "Value (loss units)" },
