@@ -118,6 +118,25 @@ export function geluTanh<T extends tf.Tensor>(x: T): T {
 }
 
 /**
+ * GELU, exact form: 0.5·x·(1 + erf(x/√2)) — PyTorch's default `nn.GELU()`
+ * and Hugging Face's `hidden_act: "gelu"` (ViT, BERT). tfjs's `erf` kernel
+ * (cpu, wasm) is the Abramowitz–Stegun 7.1.26 approximation, absolute error
+ * ≤ 1.5e-7, so this function is within 0.75e-7·|x| of the exact GELU. It
+ * differs from {@link geluTanh} by at most 4.73e-4 (at |x| ≈ 2.70), which
+ * is the size of the tanh approximation's own error.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { geluErf } from "./layers.ts";
+ * const y = geluErf(tf.tensor1d([-1, 0, 1])); // [-0.1587, 0, 0.8413]
+ * ```
+ */
+export function geluErf<T extends tf.Tensor>(x: T): T {
+  return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1)) as T);
+}
+
+/**
  * A linear map on rows x [N, in] → [N, out]: x·Wᵀ + b, plus the LoRA update
  * when `p.lora` is set. `siteSeed` seeds that site's dropout mask.
  *

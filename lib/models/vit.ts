@@ -8,7 +8,10 @@
  *     h = h + proj(attention(q(LN1 h), k(LN1 h), v(LN1 h)))
  *     h = h + fc2(gelu(fc1(LN2 h)))
  *
- * and the final LayerNorm of the cls token, which is the feature vector.
+ * and the final LayerNorm of the cls token, which is the feature vector. The
+ * GELU is the tanh approximation unless the config says `gelu: "erf"` (the
+ * exact form of PyTorch, timm and Hugging Face checkpoints; see
+ * `hf_vit.ts`).
  *
  * Weights use timm's names and PyTorch layouts (`[out, in]` linear weights,
  * patch embedding `[dim, channels, p, p]` like timm's convolution), so real
@@ -25,6 +28,7 @@ import { Rng } from "../random.ts";
 import type { LoraConfig, LoraSite } from "./backbone.ts";
 import { makeVariable, truncatedNormal, uniqueScope } from "./init.ts";
 import {
+  geluErf,
   geluTanh,
   layerNorm,
   linear,
@@ -58,6 +62,12 @@ export interface VitConfig {
   mlpRatio: number;
   /** LayerNorm epsilon (timm's ViT uses 1e-6). */
   layerNormEps: number;
+  /**
+   * The MLP's GELU: `"tanh"` (the approximation, the default when absent) or
+   * `"erf"` (exact, as PyTorch's `nn.GELU()`, timm and Hugging Face ViT
+   * checkpoints use). The two differ by at most 4.73e-4 per activation.
+   */
+  gelu?: "tanh" | "erf";
   /** The adapter: rank, alpha, dropout. */
   lora: LoraConfig;
   /**
@@ -121,6 +131,9 @@ function validate(c: VitConfig): void {
   if (c.dim % c.heads !== 0) bad(`dim ${c.dim} is not divisible by heads ${c.heads}`);
   if (!Number.isInteger(c.mlpRatio * c.dim) || c.mlpRatio <= 0) bad(`bad mlpRatio ${c.mlpRatio}`);
   if (!(c.layerNormEps > 0)) bad(`layerNormEps must be > 0, got ${c.layerNormEps}`);
+  if (c.gelu !== undefined && c.gelu !== "tanh" && c.gelu !== "erf") {
+    bad(`gelu must be "tanh" or "erf", got ${JSON.stringify(c.gelu)}`);
+  }
   loraScale(c.lora);
   if (!(c.lora.dropout >= 0 && c.lora.dropout < 1)) {
     bad(`lora.dropout must be in [0, 1), got ${c.lora.dropout}`);
@@ -380,6 +393,7 @@ export function createVit(
   const siteIndex = new Map(sites.map((s, i) => [s.name, i]));
   const numTokens = (c.imageSize / c.patchSize) ** 2 + 1;
   const scale = loraScale(c.lora);
+  const gelu = c.gelu === "erf" ? geluErf : geluTanh;
   let disposed = false;
 
   function block(h: tf.Tensor2D, p: BlockParams, batch: number, lora: LoraForward): tf.Tensor2D {
@@ -392,7 +406,7 @@ export function createVit(
     const a = multiHeadAttention({ q, k, v }, { batch, tokens: numTokens, heads: c.heads });
     h = tf.add(h, linear(a, p.proj));
     const m = linear(
-      geluTanh(linear(layerNorm(h, p.norm2, { eps: c.layerNormEps }), p.fc1)),
+      gelu(linear(layerNorm(h, p.norm2, { eps: c.layerNormEps }), p.fc1)),
       p.fc2,
     );
     return tf.add(h, m);
