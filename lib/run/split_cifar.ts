@@ -23,7 +23,10 @@ import { type MethodSpec, resolveMethods, resumePoint, runGrid } from "./experim
 import type { LoraConfig } from "../models/backbone.ts";
 import { createVitClassifier } from "../models/vit_classifier.ts";
 import { VIT_PRESETS, type VitConfig } from "../models/vit.ts";
-import { type SeedConfig, seedStreams } from "../random.ts";
+import { createHfVitClassifier, HF_VIT_PRESETS, readHfVitCheckpoint } from "../models/hf_vit.ts";
+import type { TensorMap } from "../models/safetensors.ts";
+import { formatBytes } from "../models/safetensors_index.ts";
+import { type Rng, type SeedConfig, seedStreams } from "../random.ts";
 import { writeRunReport } from "../report/run_report.ts";
 import { trainClassIncremental, type TrainConfig } from "../train/class_incremental.ts";
 import { type PretrainConfig, pretrainedBackbone } from "../train/pretrain.ts";
@@ -59,6 +62,12 @@ export interface SplitCifarSpec {
     loraBlocks: number[] | "all";
     /** Pre-training of the backbone on synthetic data disjoint from the CL classes. */
     pretrain: PretrainConfig;
+    /**
+     * A Hugging Face ViT checkpoint directory (config.json + model.safetensors) to use instead
+     * of the harness's pre-trained backbone (`--weights DIR`, with `--backbone vit-b16`); null =
+     * pre-train the preset.
+     */
+    weights?: string | null;
   };
   /** Methods to compare, in order. */
   methods: MethodSpec[];
@@ -206,18 +215,55 @@ export async function runSplitCifar(spec: SplitCifarSpec): Promise<SplitCifarRes
     if (!streams.has(order)) streams.set(order, (await loadStream(spec, progress, order)).stream);
     return streams.get(order)!;
   };
-  const vitConfig = resolveVitConfig(spec, stream.classOrder.length);
-  const pre = await pretrainedBackbone(vitConfig, {
-    pretrain: spec.backbone.pretrain,
-    cacheDir: spec.output.cacheDir,
-    progress,
-  });
-  progress.log(
-    `backbone: ${spec.backbone.preset} pre-trained on synthetic "pretrain" classes ` +
-      `(${pre.cached ? "cached" : "trained"}: ${pre.path}; held-out accuracy ${
-        pre.report.testAccuracy.toFixed(2)
-      }%)`,
-  );
+  // The backbone: a Hugging Face checkpoint (--weights) or the harness's pre-trained preset.
+  let vitConfig: VitConfig;
+  let baseWeights: TensorMap;
+  let backboneRecord: Record<string, unknown>;
+  let train = spec.train;
+  let makeModel = (rng: Rng) => createVitClassifier(vitConfig, { numOutputs, baseWeights, rng });
+  const numOutputs = stream.classOrder.length;
+  if (spec.backbone.weights) {
+    const hf = await readHfVitCheckpoint(spec.backbone.weights, {
+      preset: spec.backbone.preset in HF_VIT_PRESETS ? spec.backbone.preset : undefined,
+      lora: spec.backbone.lora,
+      loraBlocks: spec.backbone.loraBlocks === "all" ? undefined : spec.backbone.loraBlocks,
+      log: (l) => progress.log(l),
+    });
+    vitConfig = hf.config;
+    baseWeights = hf.weights;
+    train = { ...spec.train, mean: hf.preprocessing.mean, std: hf.preprocessing.std };
+    makeModel = (rng) => createHfVitClassifier(hf, { numOutputs, rng });
+    const memory =
+      `${hf.memory.parameters} parameters, ${formatBytes(hf.memory.bytes)} as float32 ` +
+      `(limit ${formatBytes(hf.memory.limit.bytes)}, ${hf.memory.limit.source})`;
+    backboneRecord = { checkpoint: hf.provenance, memory };
+    progress.log(`backbone: ${spec.backbone.weights} (${memory})`);
+  } else {
+    if (spec.backbone.preset in HF_VIT_PRESETS) {
+      throw new Error(`backbone ${spec.backbone.preset} needs real weights: pass --weights DIR`);
+    }
+    vitConfig = resolveVitConfig(spec, numOutputs);
+    const pre = await pretrainedBackbone(vitConfig, {
+      pretrain: spec.backbone.pretrain,
+      cacheDir: spec.output.cacheDir,
+      progress,
+    });
+    baseWeights = pre.weights;
+    backboneRecord = {
+      pretrain: {
+        ...spec.backbone.pretrain,
+        cache: pre.path,
+        cached: pre.cached,
+        report: pre.report,
+      },
+    };
+    progress.log(
+      `backbone: ${spec.backbone.preset} pre-trained on synthetic "pretrain" classes ` +
+        `(${pre.cached ? "cached" : "trained"}: ${pre.path}; held-out accuracy ${
+          pre.report.testAccuracy.toFixed(2)
+        }%)`,
+    );
+  }
 
   const root = resolve(".");
   const runId = spec.output.runId ?? new Date().toISOString().replace(/[:.]/g, "-");
@@ -242,17 +288,12 @@ export async function runSplitCifar(spec: SplitCifarSpec): Promise<SplitCifarRes
       loraSites: `q and v projections of blocks ${
         vitConfig.loraBlocks.join(",")
       } (in this order: tree depth order)`,
-      pretrain: {
-        ...spec.backbone.pretrain,
-        cache: pre.path,
-        cached: pre.cached,
-        report: pre.report,
-      },
+      ...backboneRecord,
       frozen:
         "all base weights frozen during CL; trainable: the method's variables (LoRA A/B and the head)",
     },
     methods: resolvedMethods,
-    train: spec.train,
+    train,
     grid: {
       orders: orders,
       seeds: spec.seedList ?? [spec.seed],
@@ -294,11 +335,7 @@ export async function runSplitCifar(spec: SplitCifarSpec): Promise<SplitCifarRes
       resume = point.checkpoint;
     }
     const rngs = seedStreams(seeds);
-    const model = createVitClassifier(vitConfig, {
-      numOutputs: stream.classOrder.length,
-      baseWeights: pre.weights,
-      rng: rngs.init,
-    });
+    const model = makeModel(rngs.init);
     const method = createMethod(m.name, {
       options: spec.methods.find((x) => (x.label ?? x.name) === m.label)?.options,
       track: "vit",
@@ -308,7 +345,7 @@ export async function runSplitCifar(spec: SplitCifarSpec): Promise<SplitCifarRes
       await trainClassIncremental(stream, {
         model,
         method,
-        config: { ...spec.train, epochs: m.epochs },
+        config: { ...train, epochs: m.epochs },
         rngs: { data: rngs.data, method: rngs.method },
         recorder: writer.recorder(key),
         resume,

@@ -41,7 +41,19 @@ export const SPLIT_CIFAR_FLAGS: Record<string, FlagSpec> = {
   },
   "train-per-class": { type: "number", help: "synthetic data: training images per class" },
   "test-per-class": { type: "number", help: "synthetic data: test images per class" },
-  preset: { type: "string", help: "ViT preset (micro, tiny, small)" },
+  preset: {
+    type: "string",
+    help: "ViT preset (micro, tiny, tiny-p8, small; vit-b16 with --weights)",
+  },
+  backbone: {
+    type: "string",
+    help: "the same as --preset (e.g. --backbone vit-b16 --weights DIR)",
+  },
+  weights: {
+    type: "string",
+    help:
+      "a Hugging Face ViT checkpoint directory (config.json + model.safetensors) instead of pre-training",
+  },
   "lora-rank": { type: "number", help: "LoRA rank r" },
   "lora-alpha": { type: "number", help: "LoRA alpha (scale alpha/r)" },
   "lora-dropout": { type: "number", help: "dropout on the LoRA input" },
@@ -133,7 +145,13 @@ export function applySplitCifarFlags(base: SplitCifarSpec, f: FlagValues): Split
   if (num("test-per-class") !== undefined) {
     spec.data.synthetic.testPerClass = posInt("test-per-class", num("test-per-class")!);
   }
-  if (f.preset !== undefined) spec.backbone.preset = f.preset as string;
+  if (f.preset !== undefined && f.backbone !== undefined) {
+    throw new Error("--preset and --backbone name the same thing; give one");
+  }
+  if (f.preset !== undefined || f.backbone !== undefined) {
+    spec.backbone.preset = (f.preset ?? f.backbone) as string;
+  }
+  if (f.weights !== undefined) spec.backbone.weights = f.weights as string;
   if (num("lora-rank") !== undefined) {
     spec.backbone.lora.rank = posInt("lora-rank", num("lora-rank")!);
   }

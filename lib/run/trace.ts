@@ -30,6 +30,9 @@ import { writeRunReport } from "../report/run_report.ts";
 import { ByteTokenizer } from "../text/byte_tokenizer.ts";
 import { loadHfTokenizer } from "../text/hf_tokenizer.ts";
 import type { Tokenizer } from "../text/tokenizer.ts";
+import { readHfDecoderCheckpoint } from "../models/hf_decoder.ts";
+import type { TensorMap } from "../models/safetensors.ts";
+import { formatBytes } from "../models/safetensors_index.ts";
 import { type LmTask, type LmTrainConfig, trainLmIncremental } from "../train/lm_incremental.ts";
 import { type LmPretrainConfig, pretrainedDecoder } from "../train/lm_pretrain.ts";
 import { Progress } from "../train/progress.ts";
@@ -63,6 +66,11 @@ export interface TraceSpec {
   model: {
     /** A key of DECODER_PRESETS. */
     preset: string;
+    /**
+     * A Hugging Face LLaMA-family checkpoint directory (config.json, safetensors, tokenizer.json)
+     * to use instead of the pre-trained preset (`--model DIR`); null = the preset.
+     */
+    dir?: string | null;
     /** `byte` (byte-level, no files) or a path to a Hugging Face tokenizer.json. */
     tokenizer: string;
     /** LoRA on q and v of every layer. */
@@ -185,36 +193,60 @@ export async function runTrace(spec: TraceSpec): Promise<TraceResult> {
     test: t.test,
     metric: t.metric,
   }));
-  const tokenizer = await loadTokenizer(spec);
-  const preset = DECODER_PRESETS[spec.model.preset];
-  if (!preset) {
-    throw new Error(
-      `unknown decoder preset "${spec.model.preset}"; known: ${
-        Object.keys(DECODER_PRESETS).join(", ")
-      }`,
+  // The model: a Hugging Face checkpoint (--model DIR) or the harness's pre-trained preset.
+  let tokenizer: Tokenizer;
+  let decoderConfig: DecoderConfig;
+  let weights: TensorMap;
+  let modelRecord: Record<string, unknown>;
+  if (spec.model.dir) {
+    const ckpt = await readHfDecoderCheckpoint(spec.model.dir, {
+      lora: spec.model.lora,
+      log: (l) => progress.log(l),
+    });
+    tokenizer = ckpt.tokenizer;
+    decoderConfig = ckpt.config;
+    weights = ckpt.weights;
+    const memory =
+      `${ckpt.memory.parameters} parameters, ${formatBytes(ckpt.memory.bytes)} as float32 ` +
+      `(limit ${formatBytes(ckpt.memory.limit.bytes)}, ${ckpt.memory.limit.source})`;
+    modelRecord = { checkpoint: ckpt.provenance, memory, notes: ckpt.notes };
+    progress.log(`model: ${spec.model.dir} (${memory})`);
+  } else {
+    tokenizer = await loadTokenizer(spec);
+    const preset = DECODER_PRESETS[spec.model.preset];
+    if (!preset) {
+      throw new Error(
+        `unknown decoder preset "${spec.model.preset}"; known: ${
+          Object.keys(DECODER_PRESETS).join(", ")
+        }`,
+      );
+    }
+    if (preset.vocabSize < tokenizer.vocabSize) {
+      throw new Error(
+        `decoder preset ${spec.model.preset} has a vocabulary of ${preset.vocabSize}, ` +
+          `but the tokenizer ${tokenizer.name} needs ${tokenizer.vocabSize}`,
+      );
+    }
+    decoderConfig = { ...preset, lora: spec.model.lora };
+    const { corpusLines, ...pretrain } = spec.model.pretrain;
+    const pre = await pretrainedDecoder(decoderConfig, {
+      corpus: syntheticCorpus({ seed: pretrain.seed, lines: corpusLines }),
+      tokenizer,
+      pretrain,
+      cacheDir: spec.output.cacheDir,
+      progress,
+    });
+    weights = pre.weights;
+    modelRecord = {
+      pretrain: { ...spec.model.pretrain, cache: pre.path, cached: pre.cached, report: pre.report },
+    };
+    progress.log(
+      `model: ${spec.model.preset} pre-trained on a generic synthetic corpus ` +
+        `(${pre.cached ? "cached" : "trained"}: ${pre.path}; held-out loss ${
+          pre.report.heldOutLoss?.toFixed(3)
+        })`,
     );
   }
-  if (preset.vocabSize < tokenizer.vocabSize) {
-    throw new Error(
-      `decoder preset ${spec.model.preset} has a vocabulary of ${preset.vocabSize}, ` +
-        `but the tokenizer ${tokenizer.name} needs ${tokenizer.vocabSize}`,
-    );
-  }
-  const decoderConfig: DecoderConfig = { ...preset, lora: spec.model.lora };
-  const { corpusLines, ...pretrain } = spec.model.pretrain;
-  const pre = await pretrainedDecoder(decoderConfig, {
-    corpus: syntheticCorpus({ seed: pretrain.seed, lines: corpusLines }),
-    tokenizer,
-    pretrain,
-    cacheDir: spec.output.cacheDir,
-    progress,
-  });
-  progress.log(
-    `model: ${spec.model.preset} pre-trained on a generic synthetic corpus ` +
-      `(${pre.cached ? "cached" : "trained"}: ${pre.path}; held-out loss ${
-        pre.report.heldOutLoss?.toFixed(3)
-      })`,
-  );
 
   const root = resolve(".");
   const runId = spec.output.runId ?? new Date().toISOString().replace(/[:.]/g, "-");
@@ -249,7 +281,7 @@ export async function runTrace(spec: TraceSpec): Promise<TraceResult> {
       loraSites: `q and v projections of every layer (${
         2 * decoderConfig.layers
       } sites, layer order = tree depth order)`,
-      pretrain: { ...spec.model.pretrain, cache: pre.path, cached: pre.cached, report: pre.report },
+      ...modelRecord,
     },
     decoding: {
       strategy: spec.train.temperature > 0
@@ -299,7 +331,7 @@ export async function runTrace(spec: TraceSpec): Promise<TraceResult> {
       resume = point.checkpoint;
     }
     const streams = seedStreams(seeds);
-    const model = createDecoder(decoderConfig, { rng: streams.init, weights: pre.weights });
+    const model = createDecoder(decoderConfig, { rng: streams.init, weights });
     model.setBaseTrainable(false);
     const method = createMethod(m.name, {
       options: spec.methods.find((x) => (x.label ?? x.name) === m.label)?.options,

@@ -50,6 +50,11 @@ export const TRACE_FLAGS: Record<string, FlagSpec> = {
   temperature: { type: "number", help: "0 = greedy (default); > 0 samples with the method seed" },
   preset: { type: "string", help: "decoder preset (byte-tiny, byte-micro, …)" },
   tokenizer: { type: "string", help: "byte (default) or a path to a Hugging Face tokenizer.json" },
+  model: {
+    type: "string",
+    help:
+      "a Hugging Face LLaMA-family checkpoint directory (config.json, safetensors, tokenizer.json)",
+  },
   "pretrain-steps": { type: "number", help: "LM pre-training steps (cached by config hash)" },
   "max-steps-per-epoch": { type: "number", help: "cap steps per epoch (smoke runs; recorded)" },
   seed: { type: "number", help: "run seed: sets the data, init and method seeds" },
@@ -121,6 +126,12 @@ export function applyTraceFlags(base: TraceSpec, f: FlagValues): TraceSpec {
     spec.train.maxNewTokens = positive("max-new-tokens", num("max-new-tokens")!);
   }
   if (num("temperature") !== undefined) spec.train.temperature = num("temperature")!;
+  if (f.model !== undefined) {
+    if (f.preset !== undefined || f.tokenizer !== undefined) {
+      throw new Error("--model brings its own shape and tokenizer: drop --preset / --tokenizer");
+    }
+    spec.model.dir = f.model as string;
+  }
   if (f.preset !== undefined) spec.model.preset = f.preset as string;
   if (f.tokenizer !== undefined) spec.model.tokenizer = f.tokenizer as string;
   if (num("pretrain-steps") !== undefined) {

@@ -45,19 +45,25 @@ export interface GenerateOptions {
   padMultiple?: number;
 }
 
+/**
+ * The next token of one row. Only ids the tokenizer can decode are candidates: a model's
+ * embedding is often padded past the tokenizer's vocabulary (e.g. to a multiple of 8), and
+ * those extra rows have no text.
+ */
 function pick(
   logits: Float32Array,
   row: number,
-  options: { vocab: number; temperature: number; rng?: Rng },
+  options: { vocab: number; temperature: number; rng?: Rng; tokenizer: { vocabSize: number } },
 ): number {
   const { vocab, temperature } = options;
+  const usable = Math.min(vocab, options.tokenizer.vocabSize);
   const off = row * vocab;
   let best = 0;
-  for (let v = 1; v < vocab; v++) if (logits[off + v] > logits[off + best]) best = v;
+  for (let v = 1; v < usable; v++) if (logits[off + v] > logits[off + best]) best = v;
   if (!(temperature > 0)) return best;
   const max = logits[off + best];
-  const weights = new Float64Array(vocab);
-  for (let v = 0; v < vocab; v++) weights[v] = Math.exp((logits[off + v] - max) / temperature);
+  const weights = new Float64Array(usable);
+  for (let v = 0; v < usable; v++) weights[v] = Math.exp((logits[off + v] - max) / temperature);
   return options.rng!.categorical(weights);
 }
 

@@ -1,0 +1,100 @@
+/**
+ * The real-model path through the experiments: a tiny Hugging Face-layout ViT and LLaMA, written by
+ * the test, drive `exp:split-cifar --weights DIR` and `exp:trace --model DIR` for a few steps.
+ */
+import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
+import { join } from "@std/path";
+import { SPEC as CIFAR } from "../../experiments/split_cifar.ts";
+import { SPEC as TRACE } from "../../experiments/trace.ts";
+import { readJson } from "../../lib/io.ts";
+import { readCsvRows } from "../../lib/report/tables.ts";
+import { parseFlags } from "../../lib/run/flags.ts";
+import { runSplitCifar } from "../../lib/run/split_cifar.ts";
+import { applySplitCifarFlags, SPLIT_CIFAR_FLAGS } from "../../lib/run/split_cifar_cli.ts";
+import { runTrace } from "../../lib/run/trace.ts";
+import { applyTraceFlags, TRACE_FLAGS } from "../../lib/run/trace_cli.ts";
+import { writeTinyHfLlama, writeTinyHfVit } from "../models/hf_fixtures.ts";
+
+Deno.test("exp:split-cifar --weights DIR trains on a Hugging Face-layout ViT checkpoint", async () => {
+  const root = await Deno.makeTempDir();
+  const ckpt = join(root, "vit");
+  await Deno.mkdir(ckpt);
+  await writeTinyHfVit(ckpt, {
+    seed: 3,
+    preprocessor: { image_mean: [0.5, 0.5, 0.5], image_std: [0.25, 0.25, 0.25] },
+  });
+  const spec = applySplitCifarFlags(
+    CIFAR,
+    parseFlags([
+      `--weights=${ckpt}`,
+      "--tasks=2",
+      "--epochs=1",
+      "--max-steps-per-epoch=2",
+      "--batch-size=8",
+      "--train-per-class=2",
+      "--test-per-class=1",
+      "--methods=seqlora,treelora",
+      "--backend=wasm",
+      `--results-dir=${join(root, "results")}`,
+      `--cache-dir=${join(root, "cache")}`,
+      "--out=hf",
+      "--quiet",
+    ], SPLIT_CIFAR_FLAGS),
+  );
+  const { runDir } = await runSplitCifar(spec);
+  // deno-lint-ignore no-explicit-any
+  const config = await readJson<any>(join(runDir, "config.json"));
+  assert(String(config.backbone.memory).includes("parameters"));
+  assertEquals(config.backbone.vit.dim, 24);
+  assertEquals(config.backbone.vit.imageSize, 16);
+  assertEquals(config.train.std, [0.25, 0.25, 0.25]); // from preprocessor_config.json
+  assertEquals((await readCsvRows(join(runDir, "matrix.csv"))).length, 2 * 3);
+  // vit-b16 without weights is refused with the reason.
+  const noWeights = applySplitCifarFlags(
+    CIFAR,
+    parseFlags(["--backbone=vit-b16", "--quiet"], SPLIT_CIFAR_FLAGS),
+  );
+  noWeights.output.resultsDir = join(root, "r2");
+  noWeights.output.cacheDir = join(root, "cache");
+  await assertRejects(() => runSplitCifar(noWeights), Error, "needs real weights");
+  await Deno.remove(root, { recursive: true });
+});
+
+Deno.test("exp:trace --model DIR trains and generates with a Hugging Face-layout LLaMA and its tokenizer", async () => {
+  const root = await Deno.makeTempDir();
+  const ckpt = join(root, "llama");
+  await Deno.mkdir(ckpt);
+  await writeTinyHfLlama(ckpt, { seed: 5 });
+  const spec = applyTraceFlags(
+    TRACE,
+    parseFlags([
+      `--model=${ckpt}`,
+      "--max-steps-per-epoch=1",
+      "--epochs=1",
+      "--reduced-epochs=1",
+      "--max-new-tokens=3",
+      "--methods=seqlora,treelora",
+      "--backend=wasm",
+      `--results-dir=${join(root, "results")}`,
+      `--cache-dir=${join(root, "cache")}`,
+      "--out=hf",
+      "--quiet",
+    ], TRACE_FLAGS),
+  );
+  spec.data.synthetic = { seed: 1, train: 2, eval: 1, test: 2 };
+  spec.train.maxLength = 48;
+  spec.train.maxPromptLength = 40;
+  const { runDir } = await runTrace(spec);
+  // deno-lint-ignore no-explicit-any
+  const config = await readJson<any>(join(runDir, "config.json"));
+  assert(String(config.model.tokenizer).startsWith("hf:"));
+  assertEquals(config.model.decoder.layers, 2);
+  assertEquals((await readCsvRows(join(runDir, "matrix.csv"))).length, 2 * 36);
+  assertRejects(
+    async () =>
+      applyTraceFlags(TRACE, parseFlags([`--model=${ckpt}`, "--preset=byte-tiny"], TRACE_FLAGS)),
+    Error,
+    "--model brings its own shape",
+  );
+  await Deno.remove(root, { recursive: true });
+});
