@@ -53,3 +53,17 @@ export { evaluateSeenTasks } from "./lib/train/evaluate.ts";
 export { type PretrainConfig, pretrainedBackbone } from "./lib/train/pretrain.ts";
 export { runSplitCifar, type SplitCifarSpec } from "./lib/run/split_cifar.ts";
 export { writeRunReport } from "./lib/report/run_report.ts";
+export { runTrace, type TraceSpec } from "./lib/run/trace.ts";
+export {
+  createDecoder,
+  type Decoder,
+  DECODER_PRESETS,
+  type DecoderConfig,
+} from "./lib/models/decoder.ts";
+export { loadHfVit, readHfVitCheckpoint } from "./lib/models/hf_vit.ts";
+export { loadHfDecoder, readHfDecoderCheckpoint } from "./lib/models/hf_decoder.ts";
+export { loadAdapter, saveAdapter } from "./lib/models/peft_adapter.ts";
+export { trainLmIncremental } from "./lib/train/lm_incremental.ts";
+export { ByteTokenizer } from "./lib/text/byte_tokenizer.ts";
+export { loadHfTokenizer } from "./lib/text/hf_tokenizer.ts";
+export type { Tokenizer } from "./lib/text/tokenizer.ts";
