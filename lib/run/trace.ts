@@ -18,7 +18,12 @@ import * as tf from "@tensorflow/tfjs";
 import { join, resolve } from "@std/path";
 import { type BackendInfo, type BackendName, initBackend } from "../backend.ts";
 import { SYNTHETIC_TASKS, syntheticCorpus, writeSyntheticTrace } from "../data/synthetic_text.ts";
-import { readTraceStream, type TraceTaskData } from "../data/trace.ts";
+import {
+  readTraceStream,
+  TASK_ORDERS,
+  type TaskOrderName,
+  type TraceTaskData,
+} from "../data/trace.ts";
 import { hashJson } from "../data/synthetic_cache.ts";
 import { exists } from "../io.ts";
 import { createMethod } from "../methods/registry.ts";
@@ -92,6 +97,12 @@ export interface TraceSpec {
   output: { resultsDir: string; cacheDir: string; runId: string | null; overwrite: boolean };
   /** Silence progress output. */
   quiet: boolean;
+  /**
+   * Several named task orders (`--orders olora-1,olora-2,olora-3`, with --data-dir): the grid runs
+   * every method and seed once per order; all orders must have the same number of tasks; tables
+   * get an `order` column. Null = `data.order` / `data.tasks` only.
+   */
+  orderList?: string[] | null;
   /** Several run seeds (`--seeds 0,1,2`): every method once per seed; null = `seed` only. */
   seedList?: number[] | null;
   /** Run only the i-th (1-based) of n shares of the seed × method grid (`--shard i/n`). */
@@ -115,7 +126,7 @@ async function loadTokenizer(spec: TraceSpec): Promise<Tokenizer> {
   return await loadHfTokenizer(spec.model.tokenizer);
 }
 
-async function loadTasks(spec: TraceSpec, progress: Progress): Promise<{
+async function loadTasks(spec: TraceSpec, progress: Progress, taskList: string[]): Promise<{
   tasks: TraceTaskData[];
   description: string;
 }> {
@@ -140,7 +151,7 @@ async function loadTasks(spec: TraceSpec, progress: Progress): Promise<{
     };
   }
   const files = await readTraceStream(d.dirs, {
-    tasks: d.tasks,
+    tasks: taskList,
     maxTrain: d.maxTrain ?? undefined,
     maxTest: d.maxTest ?? undefined,
     missingTrain: d.missingTrain,
@@ -186,13 +197,35 @@ export async function runTrace(spec: TraceSpec): Promise<TraceResult> {
   const backend = await initBackend(spec.backend);
   progress.log(`backend: ${backend.name} (requested ${backend.requested}; ${backend.note})`);
 
-  const { tasks: taskData, description } = await loadTasks(spec, progress);
+  const orders: (string | null)[] = spec.orderList ?? [spec.data.order];
+  const taskLists = new Map<string | null, LmTask[]>();
+  for (const order of orders.slice(1)) {
+    const list = [...TASK_ORDERS[order as TaskOrderName]];
+    const loaded = (await loadTasks(spec, progress, list)).tasks;
+    taskLists.set(
+      order,
+      loaded.map((t) => ({ name: t.name, train: t.train, test: t.test, metric: t.metric })),
+    );
+  }
+  const firstList = orders[0] !== null && spec.orderList
+    ? [...TASK_ORDERS[orders[0] as TaskOrderName]]
+    : spec.data.tasks;
+  const { tasks: taskData, description } = await loadTasks(spec, progress, firstList);
   const tasks: LmTask[] = taskData.map((t) => ({
     name: t.name,
     train: t.train,
     test: t.test,
     metric: t.metric,
   }));
+  taskLists.set(orders[0], tasks);
+  for (const [order, list] of taskLists) {
+    if (list.length !== tasks.length) {
+      throw new Error(
+        `--orders: order ${order} has ${list.length} tasks but ${orders[0]} has ${tasks.length}; ` +
+          "a run's orders must have the same number of tasks (run the others separately)",
+      );
+    }
+  }
   // The model: a Hugging Face checkpoint (--model DIR) or the harness's pre-trained preset.
   let tokenizer: Tokenizer;
   let decoderConfig: DecoderConfig;
@@ -272,6 +305,9 @@ export async function runTrace(spec: TraceSpec): Promise<TraceResult> {
       metrics: tasks.map((t) => t.metric),
       sizes: tasks.map((t) => [t.train.length, t.test.length]),
       order: spec.data.order,
+      orders: spec.orderList
+        ? Object.fromEntries([...taskLists].map(([o, l]) => [String(o), l.map((t) => t.name)]))
+        : null,
       notes: taskData.flatMap((t) => t.notes.map((n) => `${t.name}: ${n}`)),
     },
     model: {
@@ -294,11 +330,11 @@ export async function runTrace(spec: TraceSpec): Promise<TraceResult> {
     methods: resolvedMethods,
     train: spec.train,
     grid: {
-      orders: [spec.data.order],
+      orders,
       seeds: spec.seedList ?? [spec.seed],
       methods: resolvedMethods.map((m) => m.label),
       shard: spec.shard ?? null,
-      nesting: "seed × method, in that order; shard i/n runs cells k with k mod n = i − 1",
+      nesting: "order × seed × method, in that order; shard i/n runs cells k with k mod n = i − 1",
     },
     seed: spec.seedList ?? spec.seed,
     seeds: spec.seedList ? "per run seed s: { data: s, init: s, method: s }" : spec.seeds,
@@ -316,14 +352,15 @@ export async function runTrace(spec: TraceSpec): Promise<TraceResult> {
   progress.log(`run folder: ${runDir}${spec.resume ? " (resumed)" : ""}`);
 
   const cells = runGrid(resolvedMethods, {
-    orders: [spec.data.order],
+    orders,
     seedList: spec.seedList,
     seed: spec.seed,
     seeds: spec.seeds,
     shard: spec.shard,
   });
-  for (const { m, seed, seeds } of cells) {
-    const key = { method: m.label, seed };
+  for (const { m, seed, seeds, order } of cells) {
+    const key = { method: m.label, seed, ...(spec.orderList ? { order: String(order) } : {}) };
+    const tasks = taskLists.get(order as string | null)!;
     let resume: TrainerCheckpoint | undefined;
     if (spec.resume) {
       const point = await resumePoint(writer, { key, numTasks: tasks.length, progress });
@@ -353,7 +390,12 @@ export async function runTrace(spec: TraceSpec): Promise<TraceResult> {
         recorder: writer.lmRecorder(key, { taskNames: tasks.map((t) => t.name) }),
         resume,
         progress,
-        label: spec.seedList ? `${m.label} seed ${seed}` : m.label,
+        label: [
+          m.label,
+          ...(spec.seedList ? [`seed ${seed}`] : []),
+          ...(spec.orderList ? [`${order}`] : []),
+        ]
+          .join(" "),
       });
     } finally {
       method.dispose();

@@ -33,6 +33,11 @@ export const TRACE_FLAGS: Record<string, FlagSpec> = {
     type: "string",
     help: `a named order: ${Object.keys(TASK_ORDERS).join(", ")} (with --data-dir)`,
   },
+  orders: {
+    type: "string-list",
+    help:
+      "several named orders with the same number of tasks (e.g. olora-1,olora-2,olora-3; with --data-dir)",
+  },
   "max-train": { type: "number", help: "cap training examples per task" },
   "max-test": { type: "number", help: "cap test examples per task" },
   "missing-train": {
@@ -91,8 +96,25 @@ export function applyTraceFlags(base: TraceSpec, f: FlagValues): TraceSpec {
     spec.data.tasks = parseTaskList(f.tasks as string);
     spec.data.order = null;
   }
-  if ((f.tasks !== undefined || f.order !== undefined) && !f["data-dir"]) {
-    throw new Error("--tasks and --order select real tasks and need --data-dir");
+  if (f.orders !== undefined) {
+    const list = f.orders as string[];
+    for (const name of list) {
+      if (!(name in TASK_ORDERS)) {
+        throw new Error(`--orders ${name}: known orders ${Object.keys(TASK_ORDERS).join(", ")}`);
+      }
+    }
+    if (new Set(list).size !== list.length) throw new Error("--orders lists an order twice");
+    if (f.order !== undefined || f.tasks !== undefined) {
+      throw new Error("--orders replaces --order / --tasks; give one");
+    }
+    spec.orderList = list;
+    spec.data.order = list[0];
+    spec.data.tasks = [...TASK_ORDERS[list[0] as TaskOrderName]];
+  }
+  if (
+    (f.tasks !== undefined || f.order !== undefined || f.orders !== undefined) && !f["data-dir"]
+  ) {
+    throw new Error("--tasks, --order and --orders select real tasks and need --data-dir");
   }
   if (num("max-train") !== undefined) spec.data.maxTrain = positive("max-train", num("max-train")!);
   if (num("max-test") !== undefined) spec.data.maxTest = positive("max-test", num("max-test")!);

@@ -139,3 +139,47 @@ Deno.test("trace resume: a run continued from its task-1 checkpoint equals the u
   assertEquals(resumedLosses, await losses(full.runDir));
   await Deno.remove(root, { recursive: true });
 });
+
+Deno.test("trace --orders over the O-LoRA benchmark: an order column, runs = orders × seeds", async () => {
+  const dir = new URL("../../../shared/data/olora", import.meta.url).pathname;
+  try {
+    await Deno.stat(join(dir, "dbpedia"));
+  } catch {
+    console.warn(`skipped: ${dir} not present`);
+    return;
+  }
+  const root = await Deno.makeTempDir();
+  const spec = applyTraceFlags(
+    SPEC,
+    parseFlags([
+      `--data-dir=${dir}`,
+      "--orders=olora-1,olora-2",
+      "--seeds=0,1",
+      "--preset=byte-micro",
+      "--pretrain-steps=2",
+      "--max-steps-per-epoch=1",
+      "--epochs=1",
+      "--max-new-tokens=2",
+      "--max-train=2",
+      "--max-test=2",
+      "--methods=seqlora",
+      `--results-dir=${join(root, "results")}`,
+      `--cache-dir=${join(root, "cache")}`,
+      "--quiet",
+    ], TRACE_FLAGS),
+  );
+  spec.model.pretrain.corpusLines = 50;
+  const { runDir } = await runTrace(spec);
+  const matrix = await readCsvRows(join(runDir, "matrix.csv"));
+  assertEquals([...new Set(matrix.map((r) => r.order))], ["olora-1", "olora-2"]);
+  // olora-1 trains dbpedia, amazon, yahoo, agnews; olora-2 swaps the last two.
+  const lastOf = (order: string) =>
+    matrix.filter((r) =>
+      r.order === order && Number(r.seed) === 0 && Number(r.trained_through) === 4
+    )
+      .map((r) => r.task_name);
+  assertEquals(lastOf("olora-1"), ["dbpedia", "amazon", "yahoo", "agnews"]);
+  assertEquals(lastOf("olora-2"), ["dbpedia", "amazon", "agnews", "yahoo"]);
+  assertEquals((await readCsvRows(join(runDir, "summary.csv")))[0].runs, 4);
+  await Deno.remove(root, { recursive: true });
+});
