@@ -16,6 +16,13 @@
  * that reads tensor values (bandit draws, signatures) belongs in
  * `beforeStep` / `afterStep`, which may be async.
  *
+ * Optional hooks used by the classic baselines (all backward compatible):
+ * `ctx.batch` (the step's batch, set before `beforeStep`: LwF's teacher
+ * logits), the third argument of `loss()` (the step's full training logits),
+ * `replayAll` (Joint: train on the union of tasks 0..t), `evalPrompt` (FIX:
+ * rewrite LM test prompts). A method whose `trainableVariables` is empty is
+ * not optimised at all (the trainers skip the batches; FIX).
+ *
  * @module
  */
 
@@ -44,6 +51,48 @@ export interface MethodContext {
   rng: Rng;
   /** Timer for the method's named components. */
   timer: Timer;
+  /** The current step's batch: set by the trainers before `beforeStep`, cleared after `afterStep`. */
+  batch?: StepBatch;
+}
+
+/**
+ * The batch of the current step, as far as a method may use it (LwF computes
+ * its teacher's logits from it in `beforeStep`).
+ */
+export interface StepBatch {
+  /** Examples in the batch. */
+  size: number;
+  /**
+   * Evaluation-mode (no dropout) logits of the model as it is now on this batch, over all
+   * outputs: [B, numOutputs] (class-incremental) or [B, T, vocab] (LM). The caller owns
+   * the tensor. Call it outside the tape (in `beforeStep`).
+   */
+  logits(): tf.Tensor;
+  /** Class-incremental: the head outputs [start, end) the task loss is computed over. */
+  outputRange?: [number, number];
+  /**
+   * LM: [B·T] weights, 1 at positions whose next-token prediction the task loss scores
+   * (answer tokens and EOS), 0 elsewhere.
+   */
+  scoredPositions?: Float32Array;
+}
+
+/** What the trainer hands `loss()` besides the task loss (inside the tape). */
+export interface StepOutputs {
+  /** The step's training-mode logits over all outputs (same layout as {@link StepBatch.logits}). */
+  logits: tf.Tensor;
+}
+
+/** Where an LM test prompt comes from, for {@link ContinualMethod.evalPrompt}. */
+export interface EvalPromptContext {
+  /** 0-based index of the evaluated task. */
+  taskIndex: number;
+  /** Task name (e.g. `MeetingBank`). */
+  taskName: string;
+  /** 0-based index of the example in the evaluated test list. */
+  exampleIndex: number;
+  /** The task's training examples (never the evaluated split). */
+  train: readonly { prompt: string; answer: string }[];
 }
 
 /** The loss a method returns: the total to differentiate and its named terms for `losses.csv`. */
@@ -86,8 +135,11 @@ export interface ContinualMethod {
   trainableVariables(ctx: MethodContext): tf.Variable[];
   /** Called before every step, outside the gradient tape. */
   beforeStep?(ctx: MethodContext): void | Promise<void>;
-  /** Inside the tape: the task loss plus the method's terms. Synchronous. */
-  loss(ctx: MethodContext, taskLoss: tf.Scalar): LossParts;
+  /**
+   * Inside the tape: the task loss plus the method's terms. Synchronous. `outputs` (given by
+   * both trainers) holds the step's full logits, for terms on the outputs (LwF).
+   */
+  loss(ctx: MethodContext, taskLoss: tf.Scalar, outputs?: StepOutputs): LossParts;
   /**
    * Rewrite the step's gradients before clipping and the optimiser (gradient projection:
    * OGD, GEM). Synchronous, inside the step's `tidy`; `grads` is keyed by variable name.
@@ -107,6 +159,13 @@ export interface ContinualMethod {
   restore(state: MethodState): void;
   /** Release tensors the method holds. */
   dispose(): void;
+  /**
+   * When true, the trainers draw the batches of task t from the union of tasks 0..t
+   * (class-incremental: the loss covers every seen class). Joint training, the upper bound.
+   */
+  readonly replayAll?: boolean;
+  /** LM evaluation: rewrite a test prompt before generation (FIX's demonstrations). */
+  evalPrompt?(prompt: string, at: EvalPromptContext): string;
 }
 
 /** The loss parts of a method that adds nothing to the task loss. */

@@ -4,7 +4,11 @@
  * @module
  */
 
+import { createEwc } from "./ewc.ts";
+import { createFix } from "./fix.ts";
 import { createHideLora } from "./hide_lora.ts";
+import { createJoint } from "./joint.ts";
+import { createLwf } from "./lwf.ts";
 import { createInfLora } from "./inflora.ts";
 import type { ContinualMethod } from "./method.ts";
 import { createOLora } from "./o_lora.ts";
@@ -32,12 +36,18 @@ const FACTORIES: Record<string, MethodFactory> = {
   "o-lora": (options) => createOLora(options),
   inflora: (options) => createInfLora(options),
   "hide-lora": (options, { track }) => createHideLora(options, { track }),
+  ewc: (options, { track }) => createEwc(options, { track }),
+  lwf: (options) => createLwf(options),
+  joint: (options) => createJoint(options),
+  fix: (options) => createFix(options),
 };
 
 /** Methods that exist on one track only (the rest run on both). */
 const ONLY_ON: Record<string, Track> = {
   // The ViT HiDe-LoRA (per-sample adapter choice at evaluation) is not built.
   "hide-lora": "lm",
+  // In-context learning with demonstrations: a language-model baseline (Table 3).
+  fix: "lm",
 };
 
 /**
@@ -46,7 +56,7 @@ const ONLY_ON: Record<string, Track> = {
  * @example
  * ```ts
  * import { methodNames } from "./registry.ts";
- * methodNames({ track: "vit" }); // ["seqlora", "treelora", "ogd", "o-lora", "inflora"]
+ * methodNames({ track: "vit" }); // ["seqlora", "treelora", "ogd", "o-lora", "inflora", "ewc", "lwf", "joint"]
  * ```
  */
 export function methodNames(options: { track?: Track } = {}): string[] {

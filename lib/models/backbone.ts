@@ -64,4 +64,10 @@ export interface AdaptedModel {
   loraSites(): LoraSite[];
   /** Trainable head variables (classifier weight and bias), possibly empty. */
   headVariables(): tf.Variable[];
+  /**
+   * The frozen base weights (created with `trainable = false`), for methods that fine-tune
+   * them (EWC/GEM "full fine-tuning"): such a method sets `trainable` on them itself.
+   * Optional: models that do not expose them leave it out.
+   */
+  baseVariables?(): tf.Variable[];
 }

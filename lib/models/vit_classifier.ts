@@ -56,6 +56,7 @@ export function createVitClassifier(
     logits: (x, o) => tf.tidy(() => head.logits(vit.features(x, o))),
     loraSites: () => vit.loraSites(),
     headVariables: () => head.variables(),
+    baseVariables: () => [...vit.baseWeights().values()],
     dispose() {
       head.dispose();
       vit.dispose();

@@ -150,9 +150,21 @@ export async function trainClassIncremental(
   for (let ti = startTask; ti < numTasks; ti++) {
     const task = stream.tasks[ti];
     const epochs = epochsFor(config.epochs, ti);
-    const [outStart, outEnd] = taskOutputRange(stream, task);
+    // Joint (`replayAll`): batches from the union of tasks 0..ti, loss over all their classes.
+    const trained = method.replayAll ? stream.tasks.slice(0, ti + 1) : [task];
+    const trainIndices = trained.length === 1
+      ? task.train
+      : concatIndices(trained.map((t) => t.train));
+    const ranges = trained.map((t) => taskOutputRange(stream, t));
+    const outStart = Math.min(...ranges.map((r) => r[0]));
+    const outEnd = Math.max(...ranges.map((r) => r[1]));
     const width = outEnd - outStart;
-    const fullSteps = Math.ceil(task.train.length / config.batchSize);
+    if (width !== ranges.reduce((a, r) => a + r[1] - r[0], 0)) {
+      throw new Error(
+        `tasks 1..${ti + 1}: the head outputs of the trained tasks are not contiguous`,
+      );
+    }
+    const fullSteps = Math.ceil(trainIndices.length / config.batchSize);
     const stepsPerEpoch = config.maxStepsPerEpoch === null
       ? fullSteps
       : Math.min(fullSteps, config.maxStepsPerEpoch);
@@ -178,12 +190,14 @@ export async function trainClassIncremental(
     const gradientVariables = method.gradientVariables?.(ctx) ?? [];
     let trainImages = 0;
     let window: LossRecord[] = [];
-    for (let epoch = 0; epoch < epochs; epoch++) {
+    // A method with nothing to train (in-context FIX) is not optimised at all.
+    const trainedEpochs = variables.length > 0 ? epochs : 0;
+    for (let epoch = 0; epoch < trainedEpochs; epoch++) {
       ctx.epoch = epoch;
       ctx.step = 0;
       await timer.timeAsync("method", async () => await method.beginEpoch?.(ctx));
       let step = 0;
-      for (const idx of shuffledBatches(task.train, config.batchSize, rngs.data)) {
+      for (const idx of shuffledBatches(trainIndices, config.batchSize, rngs.data)) {
         if (step >= stepsPerEpoch) break;
         ctx.step = step;
         const batch = timer.time("data", () =>
@@ -192,6 +206,14 @@ export async function trainClassIncremental(
             mean: config.mean,
             std: config.std,
           }));
+        ctx.batch = {
+          size: idx.length,
+          outputRange: [outStart, outEnd],
+          logits: () =>
+            tf.tidy(() =>
+              model.logits(tf.tensor4d(batch.x, [idx.length, size, size, 3]), { training: false })
+            ),
+        };
         await timer.timeAsync("method", async () => await method.beforeStep?.(ctx));
         const seed = dropoutRng.seed();
         const opt = optimizer;
@@ -200,14 +222,12 @@ export async function trainClassIncremental(
           () =>
             optimizerStep(variables, () => {
               const x = tf.tensor4d(batch.x, [idx.length, size, size, 3]);
-              const logits = tf.slice(model.logits(x, { training: true, seed }), [0, outStart], [
-                -1,
-                width,
-              ]);
+              const full = model.logits(x, { training: true, seed });
+              const logits = tf.slice(full, [0, outStart], [-1, width]);
               const local = tf.sub(tf.tensor1d(batch.y, "int32"), tf.scalar(outStart, "int32"));
               const onehot = tf.oneHot(local as tf.Tensor1D, width);
               const taskLoss = tf.losses.softmaxCrossEntropy(onehot, logits) as tf.Scalar;
-              const parts = method.loss(ctx, taskLoss);
+              const parts = method.loss(ctx, taskLoss, { logits: full });
               return { total: parts.total, terms: { task: taskLoss, ...parts.terms } };
             }, {
               optimizer: opt,
@@ -234,6 +254,7 @@ export async function trainClassIncremental(
               gradients: result.gradients,
             }),
         );
+        ctx.batch = undefined;
         trainImages += idx.length;
         imagesDone += idx.length;
         if (step % config.logEvery === 0 || step === stepsPerEpoch - 1) {
@@ -303,4 +324,15 @@ export async function trainClassIncremental(
     );
   }
   optimizer?.dispose();
+}
+
+/** The concatenation of index lists (the union of disjoint tasks' train indices). */
+function concatIndices(lists: Int32Array[]): Int32Array {
+  const out = new Int32Array(lists.reduce((n, l) => n + l.length, 0));
+  let o = 0;
+  for (const l of lists) {
+    out.set(l, o);
+    o += l.length;
+  }
+  return out;
 }

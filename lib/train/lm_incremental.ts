@@ -30,7 +30,7 @@
 
 import * as tf from "@tensorflow/tfjs";
 import { shuffledBatches } from "../data/batches.ts";
-import type { ContinualMethod, MethodContext } from "../methods/method.ts";
+import type { ContinualMethod, EvalPromptContext, MethodContext } from "../methods/method.ts";
 import type { AdaptedModel } from "../models/backbone.ts";
 import type { Decoder } from "../models/decoder.ts";
 import { Rng } from "../random.ts";
@@ -38,7 +38,7 @@ import type { Tokenizer } from "../text/tokenizer.ts";
 import type { LossRecord } from "./class_incremental.ts";
 import { generateTokens } from "./generate.ts";
 import { type LmExample, trainingBatch } from "./lm_batches.ts";
-import { lmLoss } from "./lm_loss.ts";
+import { IGNORE_INDEX, lmLoss, shiftLabels } from "./lm_loss.ts";
 import type { Progress } from "./progress.ts";
 import { createAdam, optimizerStep } from "./step.ts";
 import { epochsFor } from "./schedule.ts";
@@ -188,7 +188,11 @@ export interface LmRunRecorder {
  * ```
  */
 export function lmAdaptedModel(decoder: Decoder): AdaptedModel {
-  return { loraSites: () => decoder.loraSites(), headVariables: () => [] };
+  return {
+    loraSites: () => decoder.loraSites(),
+    headVariables: () => [],
+    baseVariables: () => [...decoder.baseWeights().values()],
+  };
 }
 
 /**
@@ -213,6 +217,11 @@ export async function evaluateLmTasks(
     >;
     rng?: Rng;
     timer?: Timer;
+    /**
+     * Rewrites each test prompt before generation (a method's `evalPrompt`, FIX's
+     * demonstrations). Scoring and the recorded predictions keep the original prompt.
+     */
+    prompt?: (prompt: string, at: EvalPromptContext) => string;
   },
 ): Promise<{ row: LmEvalRow; predictions: LmPrediction[][]; generatedTokens: number }> {
   const { config, tokenizer } = options;
@@ -227,8 +236,14 @@ export async function evaluateLmTasks(
       : task.test.slice(0, config.maxTestExamples);
     const prompts = test.map((e) => e.prompt);
     const references = test.map((e) => e.answer);
+    const rewrite = options.prompt;
+    const inputs = rewrite
+      ? prompts.map((p, i) =>
+        rewrite(p, { taskIndex: j, taskName: task.name, exampleIndex: i, train: task.train })
+      )
+      : prompts;
     const ids = await timer.timeAsync("generate", () =>
-      generateTokens(model, prompts, {
+      generateTokens(model, inputs, {
         tokenizer,
         maxNewTokens: config.maxNewTokens,
         maxPromptLength: config.maxPromptLength,
@@ -332,7 +347,9 @@ export async function trainLmIncremental(
     for (let ti = startTask; ti < numTasks; ti++) {
       const task = tasks[ti];
       const epochs = epochsFor(config.epochs, ti);
-      const fullSteps = Math.ceil(task.train.length / config.batchSize);
+      // Joint (`replayAll`): batches from the union of the training sets of tasks 0..ti.
+      const train = method.replayAll ? tasks.slice(0, ti + 1).flatMap((t) => t.train) : task.train;
+      const fullSteps = Math.ceil(train.length / config.batchSize);
       const stepsPerEpoch = config.maxStepsPerEpoch === null
         ? fullSteps
         : Math.min(fullSteps, config.maxStepsPerEpoch);
@@ -356,11 +373,13 @@ export async function trainLmIncremental(
       await timer.timeAsync("method", async () => await method.beginTask(ctx));
       const variables = method.trainableVariables(ctx);
       const gradientVariables = method.gradientVariables?.(ctx) ?? [];
-      const indices = Int32Array.from({ length: task.train.length }, (_, i) => i);
+      const indices = Int32Array.from({ length: train.length }, (_, i) => i);
       let trainExamples = 0;
       let trainTokens = 0;
       let window: LossRecord[] = [];
-      for (let epoch = 0; epoch < epochs; epoch++) {
+      // A method with nothing to train (in-context FIX) is not optimised at all.
+      const trainedEpochs = variables.length > 0 ? epochs : 0;
+      for (let epoch = 0; epoch < trainedEpochs; epoch++) {
         ctx.epoch = epoch;
         ctx.step = 0;
         await timer.timeAsync("method", async () => await method.beginEpoch?.(ctx));
@@ -371,11 +390,25 @@ export async function trainLmIncremental(
           const batch = timer.time(
             "data",
             () =>
-              trainingBatch(Array.from(idx, (i) => task.train[i]), {
+              trainingBatch(Array.from(idx, (i) => train[i]), {
                 tokenizer,
                 maxLength: config.maxLength,
               }),
           );
+          ctx.batch = {
+            size: idx.length,
+            scoredPositions: Float32Array.from(
+              shiftLabels(batch.labels, { batch: batch.shape[0], tokens: batch.shape[1] }),
+              (y) => (y === IGNORE_INDEX ? 0 : 1),
+            ),
+            logits: () =>
+              tf.tidy(() =>
+                model.logits(tf.tensor2d(batch.ids, batch.shape, "int32"), {
+                  training: false,
+                  attentionMask: tf.tensor2d(batch.mask, batch.shape, "int32"),
+                })
+              ),
+          };
           await timer.timeAsync("method", async () => await method.beforeStep?.(ctx));
           const seed = dropoutRng.seed();
           const opt = optimizer;
@@ -387,7 +420,7 @@ export async function trainLmIncremental(
                 const mask = tf.tensor2d(batch.mask, batch.shape, "int32");
                 const logits = model.logits(ids, { training: true, seed, attentionMask: mask });
                 const taskLoss = lmLoss(logits, batch.labels);
-                const parts = method.loss(ctx, taskLoss);
+                const parts = method.loss(ctx, taskLoss, { logits });
                 return { total: parts.total, terms: { task: taskLoss, ...parts.terms } };
               }, {
                 optimizer: opt,
@@ -415,6 +448,7 @@ export async function trainLmIncremental(
                 gradients: result.gradients,
               }),
           );
+          ctx.batch = undefined;
           trainExamples += idx.length;
           examplesDone += idx.length;
           trainTokens += batch.lengths.reduce((a, b) => a + b, 0);
@@ -461,6 +495,7 @@ export async function trainLmIncremental(
         config,
         rng: rngs.generation,
         timer: evalTimer,
+        prompt: method.evalPrompt ? (p, at) => method.evalPrompt!(p, at) : undefined,
       });
       const evalSeconds = (performance.now() - e0) / 1000;
       Object.assign(components, evalTimer.totals());

@@ -9,7 +9,7 @@ Deno.test("registry builds methods by name and rejects unknown names and options
   assertEquals(t.options().lambda, 0.5);
   assertEquals(t.options().selection, "paper_lcb");
   assertEquals(createMethod("treelora", { track: "vit" }).options().lambda, 0.1);
-  assertThrows(() => createMethod("ewc", { track: "vit" }), Error, 'unknown method "ewc"');
+  assertThrows(() => createMethod("no-such", { track: "vit" }), Error, 'unknown method "no-such"');
   assertThrows(
     () => createMethod("seqlora", { options: { lr: 1 }, track: "vit" }),
     Error,
@@ -40,4 +40,19 @@ Deno.test("registry builds the LoRA-family baselines with their defaults", () =>
     () => createMethod("ogd", { options: { maxDirectionsPerTask: 0 }, track: "lm" }),
     Error,
   );
+});
+
+Deno.test("registry builds the classic baselines with their track restrictions", () => {
+  for (const name of ["ewc", "lwf", "joint"]) {
+    assertEquals(methodNames({ track: "vit" }).includes(name), true, name);
+    assertEquals(methodNames({ track: "lm" }).includes(name), true, name);
+  }
+  assertEquals(methodNames({ track: "vit" }).includes("fix"), false);
+  assertEquals(methodNames({ track: "lm" }).includes("fix"), true);
+  assertEquals(createMethod("ewc", { track: "vit" }).options(), { lambda: 50, params: "lora" });
+  assertEquals(createMethod("ewc", { track: "lm" }).options().lambda, 400);
+  assertEquals(createMethod("lwf", { track: "lm" }).options(), { temperature: 2, alpha: 1 });
+  assertEquals(createMethod("joint", { track: "vit" }).replayAll, true);
+  assertEquals(createMethod("fix", { track: "lm" }).options().shots, 6);
+  assertThrows(() => createMethod("ewc", { options: { lamda: 1 }, track: "vit" }), Error, "lamda");
 });

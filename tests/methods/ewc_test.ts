@@ -1,0 +1,82 @@
+import * as tf from "@tensorflow/tfjs";
+import { assert, assertAlmostEquals, assertEquals } from "@std/assert";
+import { initBackend } from "../../lib/backend.ts";
+import { createEwc, ewcPenalty, ewcVariables } from "../../lib/methods/ewc.ts";
+import { Rng } from "../../lib/random.ts";
+import { trainClassIncremental } from "../../lib/train/class_incremental.ts";
+import { CONFIG, context, microModel, silentRecorder, stream } from "./helpers.ts";
+
+Deno.test("ewc: the penalty is zero at the anchor and equals a hand computation off it", async () => {
+  await initBackend("cpu");
+  const w = tf.variable(tf.tensor2d([[1, -2], [0.5, 3]]));
+  const anchor = [tf.tensor2d([[1, -2], [0.5, 3]])];
+  const fisher = [tf.tensor2d([[0.1, 2], [0, 4]])];
+  const at = ewcPenalty([w], { fisher, anchor, lambda: 50 });
+  assertEquals(await at.data(), new Float32Array([0]));
+  w.assign(tf.tensor2d([[2, -2], [10, 2.5]]));
+  const off = ewcPenalty([w], { fisher, anchor, lambda: 50 });
+  // (50/2)·(0.1·1² + 2·0 + 0·9.5² + 4·0.5²) = 25·1.1 = 27.5
+  assertAlmostEquals((await off.data())[0], 27.5, 1e-4);
+  tf.dispose([w, ...anchor, ...fisher, at, off]);
+});
+
+Deno.test("ewc: Fisher from squared gradients, anchor at the end of the task, penalty from task 2", async () => {
+  await initBackend("cpu");
+  const model = microModel(4);
+  const ewc = createEwc({ lambda: 2 }, { track: "vit" });
+  assertEquals(createEwc({}, { track: "lm" }).options(), { lambda: 400, params: "lora" });
+  const vars = ewcVariables(model, "lora");
+  const ctx = context(model, { epochs: 1, stepsPerEpoch: 2 });
+  await ewc.beginTask(ctx);
+  const g = vars.map((v) => new Float32Array(v.size).fill(2));
+  await ewc.afterStep!(ctx, { taskLoss: 1, gradients: g });
+  await ewc.afterStep!(ctx, { taskLoss: 1, gradients: g });
+  const none = tf.tidy(() => ewc.loss(ctx, tf.scalar(1)).terms);
+  assertEquals(Object.keys(none), [], "no penalty before the first anchor");
+  await ewc.endTask(ctx);
+  const state = ewc.state();
+  assertEquals(state.arrays["fisher.0"].data[0], 4, "(2² + 2²) / 2 steps");
+  const ctx2 = context(model, { taskIndex: 1 });
+  await ewc.beginTask(ctx2);
+  const zero = tf.tidy(() => ewc.loss(ctx2, tf.scalar(1)).terms.ewc.dataSync()[0]);
+  assertEquals(zero, 0);
+  const head = model.headVariables()[1];
+  head.assign(tf.add(head, 1));
+  // Only the head bias moved by 1: (2/2)·Σ 4·1² over its entries.
+  const moved = tf.tidy(() => ewc.loss(ctx2, tf.scalar(1)).terms.ewc.dataSync()[0]);
+  assertAlmostEquals(moved, 4 * head.size, 1e-3);
+  const copy = createEwc({ lambda: 2 }, { track: "vit" });
+  copy.restore(state);
+  const restored = tf.tidy(() => copy.loss(ctx2, tf.scalar(1)).terms.ewc.dataSync()[0]);
+  assertAlmostEquals(restored, moved, 1e-3);
+  ewc.dispose();
+  copy.dispose();
+  model.dispose();
+});
+
+for (const params of ["lora", "base"] as const) {
+  Deno.test(`ewc (${params}): trains through 2 tasks without leaks; the penalty is logged in task 2`, async () => {
+    await initBackend("wasm");
+    const s = stream();
+    const model = microModel(s.classOrder.length);
+    const base = await model.baseVariables!()[3].data();
+    const losses: { task: number; term: string; value: number }[] = [];
+    const ewc = createEwc({ params }, { track: "vit" });
+    const before = tf.memory().numTensors;
+    await trainClassIncremental(s, {
+      model,
+      method: ewc,
+      config: CONFIG,
+      rngs: { data: new Rng(1), method: new Rng(2) },
+      recorder: silentRecorder(losses),
+    });
+    ewc.dispose();
+    assertEquals(tf.memory().numTensors, before);
+    assert(losses.some((l) => l.task === 1 && l.term === "ewc"));
+    assert(losses.every((l) => Number.isFinite(l.value)));
+    const after = await model.baseVariables!()[3].data();
+    assertEquals(after.some((v, i) => v !== base[i]), params === "base");
+    assert(model.baseVariables!().every((v) => !v.trainable), "base frozen again after the task");
+    model.dispose();
+  });
+}
