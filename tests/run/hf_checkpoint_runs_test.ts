@@ -15,7 +15,7 @@ import { runTrace } from "../../lib/run/trace.ts";
 import { applyTraceFlags, TRACE_FLAGS } from "../../lib/run/trace_cli.ts";
 import { writeTinyHfLlama, writeTinyHfVit } from "../models/hf_fixtures.ts";
 
-Deno.test("exp:split-cifar --weights DIR trains on a Hugging Face-layout ViT checkpoint", async () => {
+Deno.test("exp:split-cifar --weights DIR trains on a Hugging Face-layout ViT checkpoint; --backbone checks its shape", async () => {
   const root = await Deno.makeTempDir();
   const ckpt = join(root, "vit");
   await Deno.mkdir(ckpt);
@@ -49,6 +49,11 @@ Deno.test("exp:split-cifar --weights DIR trains on a Hugging Face-layout ViT che
   assertEquals(config.backbone.vit.imageSize, 16);
   assertEquals(config.train.std, [0.25, 0.25, 0.25]); // from preprocessor_config.json
   assertEquals((await readCsvRows(join(runDir, "matrix.csv"))).length, 2 * 3);
+  // --backbone vit-b16 checks that the checkpoint has that shape (this tiny one does not).
+  const wrongShape = structuredClone(spec);
+  wrongShape.backbone.preset = "vit-b16";
+  wrongShape.output.runId = "hf-b16";
+  await assertRejects(() => runSplitCifar(wrongShape), Error, "does not describe a vit-b16");
   // vit-b16 without weights is refused with the reason.
   const noWeights = applySplitCifarFlags(
     CIFAR,
