@@ -13,6 +13,7 @@ import type { SeedConfig } from "../random.ts";
 import { loadCheckpoint, type TrainerCheckpoint } from "../train/checkpoint.ts";
 import type { Progress } from "../train/progress.ts";
 import type { RunKey, RunWriter } from "./run_writer.ts";
+import { writeRunReport } from "../report/run_report.ts";
 import { createMethod, methodNames, type Track } from "../methods/registry.ts";
 import type { EpochSchedule } from "../train/schedule.ts";
 import { flagHelp, type FlagSpec, type FlagValues, parseFlags } from "./flags.ts";
@@ -186,7 +187,8 @@ export function applyCommonFlags(spec: CommonSpec, f: FlagValues, options: { tra
 
 /**
  * The command-line wrapper of an experiment: parse `args` against `flags`, print help, build the
- * spec, run it, print the run folder; returns the exit code (0 ok, 2 bad flags, 1 failure).
+ * spec (or, with `--resume RUN_DIR`, the spec stored in that run), run it, print the run folder;
+ * returns the exit code (0 ok, 2 bad flags, 1 failure).
  *
  * @example
  * ```ts ignore
@@ -209,7 +211,17 @@ export async function runExperimentCli<S>(
       console.log(flagHelp(options.usage, options.flags));
       return 0;
     }
-    spec = await options.spec(flags);
+    if (flags.resume !== undefined) {
+      // A resumed run keeps its own configuration: only --quiet may come with --resume.
+      const resumed = await resumeSpec<ResumableSpec & { quiet: boolean }>(
+        flags.resume as string,
+        Object.keys(flags).filter((k) => k !== "resume" && k !== "quiet" && flags[k] !== false),
+      );
+      if (flags.quiet) resumed.quiet = true;
+      spec = resumed as unknown as S;
+    } else {
+      spec = await options.spec(flags);
+    }
   } catch (err) {
     console.error(`error: ${(err as Error).message}`);
     return 2;
@@ -359,4 +371,25 @@ export async function resumeSpec<S extends ResumableSpec>(
   };
   spec.resume = true;
   return spec;
+}
+
+/**
+ * The end of every run: mark it complete, render its report, log what was written and the time.
+ *
+ * @example
+ * ```ts ignore
+ * const seconds = await finishRun(writer, { progress, startedAt: t0 });
+ * ```
+ */
+export async function finishRun(
+  writer: RunWriter,
+  options: { progress: Progress; startedAt: number },
+): Promise<number> {
+  await writer.finish();
+  const report = await writeRunReport(writer.dir, { png: "auto" });
+  options.progress.log(`report: ${report.files.length} files written under ${writer.dir}`);
+  for (const w of report.warnings) options.progress.log(`report: ${w}`);
+  const seconds = (performance.now() - options.startedAt) / 1000;
+  options.progress.log(`done in ${seconds.toFixed(1)} s`);
+  return seconds;
 }

@@ -19,7 +19,7 @@ import { splitClassIncremental } from "../data/class_split.ts";
 import { syntheticDataDir } from "../data/synthetic_cache.ts";
 import type { ClassIncrementalStream } from "../data/task.ts";
 import { createMethod } from "../methods/registry.ts";
-import { type MethodSpec, resolveMethods, resumePoint, runGrid } from "./experiment.ts";
+import { finishRun, type MethodSpec, resolveMethods, resumePoint, runGrid } from "./experiment.ts";
 import type { LoraConfig } from "../models/backbone.ts";
 import { createVitClassifier } from "../models/vit_classifier.ts";
 import { VIT_PRESETS, type VitConfig } from "../models/vit.ts";
@@ -27,7 +27,6 @@ import { createHfVitClassifier, HF_VIT_PRESETS, readHfVitCheckpoint } from "../m
 import type { TensorMap } from "../models/safetensors.ts";
 import { formatBytes } from "../models/safetensors_index.ts";
 import { type Rng, type SeedConfig, seedStreams } from "../random.ts";
-import { writeRunReport } from "../report/run_report.ts";
 import { trainClassIncremental, type TrainConfig } from "../train/class_incremental.ts";
 import { type PretrainConfig, pretrainedBackbone } from "../train/pretrain.ts";
 import { Progress } from "../train/progress.ts";
@@ -364,11 +363,6 @@ export async function runSplitCifar(spec: SplitCifarSpec): Promise<SplitCifarRes
     const leaked = tf.memory().numTensors - before;
     if (leaked > 0) progress.log(`warning: ${leaked} tensors left after ${m.label}`);
   }
-  await writer.finish();
-  const report = await writeRunReport(runDir, { png: "auto" });
-  progress.log(`report: ${report.files.length} files written under ${runDir}`);
-  for (const w of report.warnings) progress.log(`report: ${w}`);
-  const seconds = (performance.now() - t0) / 1000;
-  progress.log(`done in ${seconds.toFixed(1)} s`);
+  const seconds = await finishRun(writer, { progress, startedAt: t0 });
   return { runDir, seconds, backend };
 }

@@ -5,13 +5,7 @@
  * @module
  */
 
-import {
-  applyCommonFlags,
-  COMMON_FLAGS,
-  parseShard,
-  resumeSpec,
-  runExperimentCli,
-} from "./experiment.ts";
+import { applyCommonFlags, COMMON_FLAGS, parseShard, runExperimentCli } from "./experiment.ts";
 import type { FlagSpec, FlagValues } from "./flags.ts";
 import { runSplitCifar, type SplitCifarSpec } from "./split_cifar.ts";
 
@@ -189,15 +183,7 @@ export function runSplitCifarCli(base: SplitCifarSpec, args: string[]): Promise<
   return runExperimentCli(args, {
     usage: "deno task exp:split-cifar [flags]",
     flags: SPLIT_CIFAR_FLAGS,
-    spec: async (flags) => {
-      if (flags.resume === undefined) return applySplitCifarFlags(base, flags);
-      const spec = await resumeSpec<SplitCifarSpec>(
-        flags.resume as string,
-        Object.keys(flags).filter((k) => k !== "resume" && k !== "quiet" && flags[k] !== false),
-      );
-      if (flags.quiet) spec.quiet = true;
-      return spec;
-    },
+    spec: (flags) => applySplitCifarFlags(base, flags),
     run: runSplitCifar,
   });
 }

@@ -31,7 +31,6 @@ import type { LoraConfig } from "../models/backbone.ts";
 import { createDecoder, DECODER_PRESETS, type DecoderConfig } from "../models/decoder.ts";
 import { scoreTask, type TraceMetric } from "../metrics/trace_metrics.ts";
 import { Rng, type SeedConfig, seedStreams } from "../random.ts";
-import { writeRunReport } from "../report/run_report.ts";
 import { ByteTokenizer } from "../text/byte_tokenizer.ts";
 import { loadHfTokenizer } from "../text/hf_tokenizer.ts";
 import type { Tokenizer } from "../text/tokenizer.ts";
@@ -43,7 +42,7 @@ import { type LmPretrainConfig, pretrainedDecoder } from "../train/lm_pretrain.t
 import { Progress } from "../train/progress.ts";
 import { collectProvenance, dependencyVersions } from "./provenance.ts";
 import { RunWriter } from "./run_writer.ts";
-import { type MethodSpec, resolveMethods, resumePoint, runGrid } from "./experiment.ts";
+import { finishRun, type MethodSpec, resolveMethods, resumePoint, runGrid } from "./experiment.ts";
 import type { TrainerCheckpoint } from "../train/checkpoint.ts";
 
 /** Everything a TRACE run depends on. */
@@ -404,11 +403,6 @@ export async function runTrace(spec: TraceSpec): Promise<TraceResult> {
     const leaked = tf.memory().numTensors - before;
     if (leaked > 0) progress.log(`warning: ${leaked} tensors left after ${m.label}`);
   }
-  await writer.finish();
-  const report = await writeRunReport(runDir, { png: "auto" });
-  progress.log(`report: ${report.files.length} files written under ${runDir}`);
-  for (const w of report.warnings) progress.log(`report: ${w}`);
-  const seconds = (performance.now() - t0) / 1000;
-  progress.log(`done in ${seconds.toFixed(1)} s`);
+  const seconds = await finishRun(writer, { progress, startedAt: t0 });
   return { runDir, seconds, backend };
 }

@@ -5,13 +5,7 @@
  */
 
 import { parseTaskList, TASK_ORDERS, type TaskOrderName } from "../data/trace.ts";
-import {
-  applyCommonFlags,
-  COMMON_FLAGS,
-  parseShard,
-  resumeSpec,
-  runExperimentCli,
-} from "./experiment.ts";
+import { applyCommonFlags, COMMON_FLAGS, parseShard, runExperimentCli } from "./experiment.ts";
 import type { FlagSpec, FlagValues } from "./flags.ts";
 import { runTrace, type TraceSpec } from "./trace.ts";
 
@@ -191,15 +185,7 @@ export function runTraceCli(base: TraceSpec, args: string[]): Promise<number> {
   return runExperimentCli(args, {
     usage: "deno task exp:trace [flags]",
     flags: TRACE_FLAGS,
-    spec: async (flags) => {
-      if (flags.resume === undefined) return applyTraceFlags(base, flags);
-      const spec = await resumeSpec<TraceSpec>(
-        flags.resume as string,
-        Object.keys(flags).filter((k) => k !== "resume" && k !== "quiet" && flags[k] !== false),
-      );
-      if (flags.quiet) spec.quiet = true;
-      return spec;
-    },
+    spec: (flags) => applyTraceFlags(base, flags),
     run: runTrace,
   });
 }
