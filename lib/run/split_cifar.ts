@@ -121,7 +121,7 @@ export interface SplitCifarResult {
   backend: BackendInfo;
 }
 
-function resolveVitConfig(spec: SplitCifarSpec, numClasses: number): VitConfig {
+function resolveVitConfig(spec: SplitCifarSpec): VitConfig {
   const preset = VIT_PRESETS[spec.backbone.preset];
   if (!preset) {
     throw new Error(
@@ -138,7 +138,6 @@ function resolveVitConfig(spec: SplitCifarSpec, numClasses: number): VitConfig {
       );
     }
   }
-  void numClasses;
   return { ...preset, lora: spec.backbone.lora, loraBlocks: blocks };
 }
 
@@ -241,7 +240,7 @@ export async function runSplitCifar(spec: SplitCifarSpec): Promise<SplitCifarRes
     if (spec.backbone.preset in HF_VIT_PRESETS) {
       throw new Error(`backbone ${spec.backbone.preset} needs real weights: pass --weights DIR`);
     }
-    vitConfig = resolveVitConfig(spec, numOutputs);
+    vitConfig = resolveVitConfig(spec);
     const pre = await pretrainedBackbone(vitConfig, {
       pretrain: spec.backbone.pretrain,
       cacheDir: spec.output.cacheDir,
