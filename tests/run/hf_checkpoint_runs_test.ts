@@ -95,8 +95,8 @@ Deno.test("exp:trace --model DIR trains and generates with a Hugging Face-layout
   assert(String(config.model.tokenizer).startsWith("hf:"));
   assertEquals(config.model.decoder.layers, 2);
   assertEquals((await readCsvRows(join(runDir, "matrix.csv"))).length, 2 * 36);
-  assertRejects(
-    async () =>
+  assertThrows(
+    () =>
       applyTraceFlags(TRACE, parseFlags([`--model=${ckpt}`, "--preset=byte-tiny"], TRACE_FLAGS)),
     Error,
     "--model brings its own shape",
