@@ -19,6 +19,7 @@ import type { MethodState } from "../methods/method.ts";
 import type { AdaptedModel } from "../models/backbone.ts";
 import { loadWeights, saveWeights, type TensorData } from "../models/safetensors.ts";
 import type { Rng, RngState } from "../random.ts";
+import { createAdam } from "./step.ts";
 
 /** A trainer checkpoint after task `taskIndex` (0-based). */
 export interface TrainerCheckpoint {
@@ -196,4 +197,38 @@ export async function loadCheckpoint(
       ...(meta.method.rng ? { rng: meta.method.rng } : {}),
     },
   };
+}
+
+/**
+ * Put a trainer back into the state of `checkpoint`: the model's trainable variables, every RNG
+ * stream, the method's state and, when the optimiser carries over tasks, Adam's slots (a fresh
+ * optimiser is created for them). Returns that optimiser, or null when each task starts a new one.
+ *
+ * @example
+ * ```ts ignore
+ * optimizer = await restoreTrainer(model, { checkpoint, rngs, method, config });
+ * ```
+ */
+export async function restoreTrainer(
+  model: AdaptedModel,
+  options: {
+    checkpoint: TrainerCheckpoint;
+    rngs: { data: Rng; method: Rng; dropout: Rng; generation?: Rng };
+    method: { restore(state: MethodState): void };
+    config: { lr: number; beta1: number; beta2: number; resetOptimizerPerTask: boolean };
+  },
+): Promise<tf.Optimizer | null> {
+  const { checkpoint, rngs, config } = options;
+  restoreVariables(model, checkpoint);
+  rngs.data.restore(checkpoint.rng.data);
+  rngs.method.restore(checkpoint.rng.method);
+  rngs.dropout.restore(checkpoint.rng.dropout);
+  if (rngs.generation && checkpoint.rng.generation) {
+    rngs.generation.restore(checkpoint.rng.generation);
+  }
+  options.method.restore(checkpoint.method);
+  if (!checkpoint.optimizer || config.resetOptimizerPerTask) return null;
+  const optimizer = createAdam({ lr: config.lr, beta1: config.beta1, beta2: config.beta2 });
+  await restoreOptimizer(optimizer, checkpoint);
+  return optimizer;
 }

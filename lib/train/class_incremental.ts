@@ -19,12 +19,7 @@ import { type EvalRow, evaluateSeenTasks, taskOutputRange } from "./evaluate.ts"
 import type { Progress } from "./progress.ts";
 import { createAdam, optimizerStep } from "./step.ts";
 import { epochsFor } from "./schedule.ts";
-import {
-  captureCheckpoint,
-  restoreOptimizer,
-  restoreVariables,
-  type TrainerCheckpoint,
-} from "./checkpoint.ts";
+import { captureCheckpoint, restoreTrainer, type TrainerCheckpoint } from "./checkpoint.ts";
 import { Timer } from "./timer.ts";
 
 /** Optimisation schedule of a class-incremental run. */
@@ -132,15 +127,12 @@ export async function trainClassIncremental(
   const dropoutRng = new Rng(rngs.method.seed());
   const startTask = options.resume ? options.resume.taskIndex + 1 : 0;
   if (options.resume) {
-    restoreVariables(model, options.resume);
-    rngs.data.restore(options.resume.rng.data);
-    rngs.method.restore(options.resume.rng.method);
-    dropoutRng.restore(options.resume.rng.dropout);
-    method.restore(options.resume.method);
-    if (options.resume.optimizer && !config.resetOptimizerPerTask) {
-      optimizer = createAdam({ lr: config.lr, beta1: config.beta1, beta2: config.beta2 });
-      await restoreOptimizer(optimizer, options.resume);
-    }
+    optimizer = await restoreTrainer(model, {
+      checkpoint: options.resume,
+      rngs: { data: rngs.data, method: rngs.method, dropout: dropoutRng },
+      method,
+      config,
+    });
   }
   let imagesDone = 0;
   const totalImages = stream.tasks.reduce(

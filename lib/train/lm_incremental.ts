@@ -42,12 +42,7 @@ import { IGNORE_INDEX, lmLoss, shiftLabels } from "./lm_loss.ts";
 import type { Progress } from "./progress.ts";
 import { createAdam, optimizerStep } from "./step.ts";
 import { epochsFor } from "./schedule.ts";
-import {
-  captureCheckpoint,
-  restoreOptimizer,
-  restoreVariables,
-  type TrainerCheckpoint,
-} from "./checkpoint.ts";
+import { captureCheckpoint, restoreTrainer, type TrainerCheckpoint } from "./checkpoint.ts";
 import { Timer } from "./timer.ts";
 
 /** One task of an instruction-tuning stream (a TRACE task). */
@@ -324,18 +319,17 @@ export async function trainLmIncremental(
   const dropoutRng = new Rng(rngs.method.seed());
   const startTask = options.resume ? options.resume.taskIndex + 1 : 0;
   if (options.resume) {
-    restoreVariables(adapted, options.resume);
-    rngs.data.restore(options.resume.rng.data);
-    rngs.method.restore(options.resume.rng.method);
-    dropoutRng.restore(options.resume.rng.dropout);
-    if (rngs.generation && options.resume.rng.generation) {
-      rngs.generation.restore(options.resume.rng.generation);
-    }
-    method.restore(options.resume.method);
-    if (options.resume.optimizer && !config.resetOptimizerPerTask) {
-      optimizer = createAdam({ lr: config.lr, beta1: config.beta1, beta2: config.beta2 });
-      await restoreOptimizer(optimizer, options.resume);
-    }
+    optimizer = await restoreTrainer(adapted, {
+      checkpoint: options.resume,
+      rngs: {
+        data: rngs.data,
+        method: rngs.method,
+        dropout: dropoutRng,
+        generation: rngs.generation,
+      },
+      method,
+      config,
+    });
   }
   const runStart = performance.now();
   let examplesDone = 0;
