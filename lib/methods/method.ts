@@ -20,14 +20,19 @@
  * `ctx.batch` (the step's batch, set before `beforeStep`: LwF's teacher
  * logits), the third argument of `loss()` (the step's full training logits),
  * `replayAll` (Joint: train on the union of tasks 0..t), `evalPrompt` (FIX:
- * rewrite LM test prompts). A method whose `trainableVariables` is empty is
- * not optimised at all (the trainers skip the batches; FIX).
+ * rewrite LM test prompts), `ctx.examples` (stored training examples of the
+ * tasks seen so far and the task loss on them: GEM's memory, HiDe-LoRA's
+ * class statistics) and `forward` (replace the class-incremental logits,
+ * in training and evaluation: a per-sample adapter or prompt choice). A
+ * method whose `trainableVariables` is empty is not optimised at all (the
+ * trainers skip the batches; FIX).
  *
  * @module
  */
 
 import type * as tf from "@tensorflow/tfjs";
 import type { AdaptedModel } from "../models/backbone.ts";
+import type { ImageClassifier } from "../models/image_classifier.ts";
 import type { Rng, RngState } from "../random.ts";
 import type { Timer } from "../train/timer.ts";
 
@@ -53,6 +58,40 @@ export interface MethodContext {
   timer: Timer;
   /** The current step's batch: set by the trainers before `beforeStep`, cleared after `afterStep`. */
   batch?: StepBatch;
+  /** Training examples of the tasks seen so far (set by both trainers). */
+  examples?: ExampleAccess;
+}
+
+/**
+ * A set of training examples of one task, by position in that task's training split.
+ * Opaque to a method beyond these fields: only {@link ExampleAccess} reads the data.
+ */
+export interface ExampleSet {
+  /** 0-based task the examples belong to. */
+  readonly taskIndex: number;
+  /** Positions in the task's training split. */
+  readonly indices: readonly number[];
+}
+
+/**
+ * The trainers' access to stored training examples. It never reads a task after the
+ * current one: {@link ExampleAccess.select} throws for it, so a method cannot see
+ * future data (the order of reads is observable through `onRead`).
+ */
+export interface ExampleAccess {
+  /** Number of training examples of task `taskIndex` (≤ the current task). */
+  trainSize(taskIndex: number): number;
+  /** Examples `indices` of task `taskIndex`'s training split (≤ the current task). */
+  select(taskIndex: number, indices: readonly number[]): ExampleSet;
+  /**
+   * The task loss of the model on a set, in evaluation mode (no dropout): cross-entropy over
+   * the set's task's head outputs (class-incremental, through the method's `forward` when it
+   * has one) or the masked answer-token cross-entropy (LM). Differentiable: call it inside a
+   * tape or `tidy`.
+   */
+  loss(set: ExampleSet): tf.Scalar;
+  /** Class-incremental only: normalised images [n, H, W, 3] (caller disposes) and head outputs. */
+  images?(set: ExampleSet): { x: tf.Tensor4D; y: Int32Array };
 }
 
 /**
@@ -164,6 +203,17 @@ export interface ContinualMethod {
    * (class-incremental: the loss covers every seen class). Joint training, the upper bound.
    */
   readonly replayAll?: boolean;
+  /**
+   * Class-incremental: the logits [B, numOutputs] to use instead of `model.logits`, in the
+   * training step, in `ctx.batch.logits`, in `ctx.examples.loss` and in evaluation. For
+   * methods that choose an adapter or prompts per sample (HiDe-LoRA, L2P, DualPrompt).
+   * `taskIndex` is the task being trained; it is absent at evaluation (no task identity).
+   */
+  forward?(
+    model: ImageClassifier,
+    x: tf.Tensor4D,
+    options: { training: boolean; seed?: number; taskIndex?: number },
+  ): tf.Tensor2D;
   /** LM evaluation: rewrite a test prompt before generation (FIX's demonstrations). */
   evalPrompt?(prompt: string, at: EvalPromptContext): string;
 }

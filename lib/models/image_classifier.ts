@@ -14,4 +14,8 @@ export interface ImageClassifier extends AdaptedModel {
   readonly numOutputs: number;
   /** Logits [B, numOutputs] for NHWC images [B, H, W, 3]. `seed` drives dropout when training. */
   logits(x: tf.Tensor4D, options: { training: boolean; seed?: number }): tf.Tensor2D;
+  /** The backbone's feature vector [B, dim] (the head's input), when the model exposes it. */
+  features?(x: tf.Tensor4D, options: { training: boolean; seed?: number }): tf.Tensor2D;
+  /** The head alone on features [B, dim] → logits [B, numOutputs], when exposed. */
+  headLogits?(features: tf.Tensor2D): tf.Tensor2D;
 }

@@ -54,6 +54,8 @@ export function createVitClassifier(
     head,
     numOutputs: options.numOutputs,
     logits: (x, o) => tf.tidy(() => head.logits(vit.features(x, o))),
+    features: (x, o) => vit.features(x, o),
+    headLogits: (f) => head.logits(f),
     loraSites: () => vit.loraSites(),
     headVariables: () => head.variables(),
     baseVariables: () => [...vit.baseWeights().values()],

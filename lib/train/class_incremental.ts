@@ -21,6 +21,7 @@ import { createAdam, optimizerStep } from "./step.ts";
 import { epochsFor } from "./schedule.ts";
 import { captureCheckpoint, restoreTrainer, type TrainerCheckpoint } from "./checkpoint.ts";
 import { Timer } from "./timer.ts";
+import { type ExampleReadHook, imageExamples, type ImageForward } from "./example_access.ts";
 
 /** Optimisation schedule of a class-incremental run. */
 export interface TrainConfig {
@@ -116,6 +117,8 @@ export async function trainClassIncremental(
     /** Continue after the task of this checkpoint (resume): variables, optimiser, RNGs and method restored. */
     resume?: TrainerCheckpoint;
     label?: string;
+    /** Observes every read of stored examples through `ctx.examples` (tests). */
+    onExampleRead?: ExampleReadHook;
   },
 ): Promise<void> {
   const { model, method, config, rngs, recorder, progress } = options;
@@ -125,6 +128,10 @@ export async function trainClassIncremental(
   let optimizer: tf.Optimizer | null = null;
   const runStart = performance.now();
   const dropoutRng = new Rng(rngs.method.seed());
+  // The logits of training and evaluation: the method's own forward when it has one.
+  const forward: ImageForward = method.forward
+    ? (x, o) => method.forward!(model, x, o)
+    : (x, o) => model.logits(x, o);
   const startTask = options.resume ? options.resume.taskIndex + 1 : 0;
   if (options.resume) {
     optimizer = await restoreTrainer(model, {
@@ -170,6 +177,13 @@ export async function trainClassIncremental(
       stepsPerEpoch,
       rng: rngs.method,
       timer,
+      examples: imageExamples(stream, {
+        currentTask: ti,
+        forward,
+        mean: config.mean,
+        std: config.std,
+        onRead: options.onExampleRead,
+      }),
     };
     timer.reset();
     const t0 = performance.now();
@@ -203,7 +217,10 @@ export async function trainClassIncremental(
           outputRange: [outStart, outEnd],
           logits: () =>
             tf.tidy(() =>
-              model.logits(tf.tensor4d(batch.x, [idx.length, size, size, 3]), { training: false })
+              forward(tf.tensor4d(batch.x, [idx.length, size, size, 3]), {
+                training: false,
+                taskIndex: ti,
+              })
             ),
         };
         await timer.timeAsync("method", async () => await method.beforeStep?.(ctx));
@@ -214,7 +231,7 @@ export async function trainClassIncremental(
           () =>
             optimizerStep(variables, () => {
               const x = tf.tensor4d(batch.x, [idx.length, size, size, 3]);
-              const full = model.logits(x, { training: true, seed });
+              const full = forward(x, { training: true, seed, taskIndex: ti });
               const logits = tf.slice(full, [0, outStart], [-1, width]);
               const local = tf.sub(tf.tensor1d(batch.y, "int32"), tf.scalar(outStart, "int32"));
               const onehot = tf.oneHot(local as tf.Tensor1D, width);
@@ -279,6 +296,7 @@ export async function trainClassIncremental(
     const e0 = performance.now();
     const row = await evaluateSeenTasks(model, stream, {
       throughTask: ti,
+      forward: method.forward ? (x, o) => method.forward!(model, x, o) : undefined,
       batchSize: config.evalBatchSize,
       mean: config.mean,
       std: config.std,

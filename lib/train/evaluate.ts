@@ -51,6 +51,8 @@ export async function evaluateSeenTasks(
     batchSize?: number;
     mean?: readonly [number, number, number];
     std?: readonly [number, number, number];
+    /** Logits to score instead of `model.logits` (a method's `forward`, called with no task id). */
+    forward?: (x: tf.Tensor4D, options: { training: boolean }) => tf.Tensor2D;
   },
 ): Promise<EvalRow> {
   const seenThrough = options.seenThrough ?? options.throughTask;
@@ -74,7 +76,9 @@ export async function evaluateSeenTasks(
       });
       const preds = tf.tidy(() => {
         const x = tf.tensor4d(batch.x, [idx.length, stream.test.size, stream.test.size, 3]);
-        const logits = model.logits(x, { training: false });
+        const logits = options.forward
+          ? options.forward(x, { training: false })
+          : model.logits(x, { training: false });
         const pc = tf.argMax(tf.slice(logits, [0, 0], [-1, cilEnd]), 1);
         const pt = tf.add(
           tf.argMax(tf.slice(logits, [0, start], [-1, end - start]), 1),

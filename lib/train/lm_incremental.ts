@@ -44,6 +44,7 @@ import { createAdam, optimizerStep } from "./step.ts";
 import { epochsFor } from "./schedule.ts";
 import { captureCheckpoint, restoreTrainer, type TrainerCheckpoint } from "./checkpoint.ts";
 import { Timer } from "./timer.ts";
+import { type ExampleReadHook, lmExamples } from "./example_access.ts";
 
 /** One task of an instruction-tuning stream (a TRACE task). */
 export interface LmTask {
@@ -298,6 +299,8 @@ export async function trainLmIncremental(
     label?: string;
     /** Continue after the task of this checkpoint (resume): variables, optimiser, RNGs and method restored. */
     resume?: TrainerCheckpoint;
+    /** Observes every read of stored examples through `ctx.examples` (tests). */
+    onExampleRead?: ExampleReadHook;
   },
 ): Promise<void> {
   const { model, method, config, rngs, recorder, progress, tokenizer } = options;
@@ -357,6 +360,13 @@ export async function trainLmIncremental(
         stepsPerEpoch,
         rng: rngs.method,
         timer,
+        examples: lmExamples(tasks, {
+          currentTask: ti,
+          model,
+          tokenizer,
+          maxLength: config.maxLength,
+          onRead: options.onExampleRead,
+        }),
       };
       timer.reset();
       const t0 = performance.now();
