@@ -17,6 +17,11 @@
  *   (or, under `"auto"`, moves on) with a message saying how to install it.
  * - `"auto"` tries tensorflow (gpu, then cpu build), then wasm, then cpu.
  *
+ * On the wasm and cpu backends the `BatchMatMul` kernel calls the system BLAS
+ * (`cblas_sgemm` through Deno FFI; see `native_blas.ts`) when a library is
+ * found and `--allow-ffi` is granted (option `blas`, default `"auto"`); the
+ * record of what ran is {@link BackendInfo.blas}.
+ *
  * tfjs is a global singleton: the backend chosen here serves every model in
  * the process. Tensors follow a backend switch lazily, except out of webgpu,
  * which cannot read data synchronously (dispose webgpu tensors before switching).
@@ -26,6 +31,14 @@
 
 import * as tf from "@tensorflow/tfjs";
 import { registerFastMatMulGradient, restoreStockMatMulGradient } from "./models/fast_grads.ts";
+import { type BlasRequest, type BlasStatus, configureNativeMatMul } from "./native_blas.ts";
+
+export {
+  type BlasRequest,
+  type BlasStatus,
+  nativeMatMulStatus,
+  setNativeMatMul,
+} from "./native_blas.ts";
 
 /** A backend request. */
 export type BackendName = "auto" | "tensorflow" | "wasm" | "cpu" | "webgpu";
@@ -53,6 +66,8 @@ export interface BackendInfo {
   simd?: boolean;
   /** Whether the fast BatchMatMul gradient is installed. */
   fastMatMulGradient: boolean;
+  /** Native BLAS matmul: whether it runs, the library, its threads, the kernels, or why not. */
+  blas: BlasStatus;
   /** Human-readable account: fallbacks taken and why. */
   note: string;
 }
@@ -68,6 +83,15 @@ export interface InitBackendOptions {
    * so values above 1 normally have no effect; the actual count is reported.
    */
   threads?: number;
+  /**
+   * Native BLAS matmul on the wasm and cpu backends: `"auto"` (default) finds the system
+   * library (OpenBLAS, MKL, Accelerate), `"off"` keeps the stock kernels, anything else is a
+   * library path. A library that cannot be opened is not an error: the stock kernels run and
+   * {@link BackendInfo.blas} says why.
+   */
+  blas?: BlasRequest;
+  /** BLAS threads (default `navigator.hardwareConcurrency`). */
+  blasThreads?: number;
 }
 
 const WASM_SPECIFIER = "@tensorflow/tfjs-backend-wasm";
@@ -88,6 +112,15 @@ export async function initBackend(
 ): Promise<BackendInfo> {
   if (!BACKEND_NAMES.includes(name)) {
     throw new Error(`initBackend: unknown backend "${name}"; known: ${BACKEND_NAMES.join(", ")}`);
+  }
+  if (options.blas !== undefined && (typeof options.blas !== "string" || options.blas === "")) {
+    throw new Error(
+      `initBackend: blas must be "auto", "off" or a library path, got ${options.blas}`,
+    );
+  }
+  const bt = options.blasThreads;
+  if (bt !== undefined && (!Number.isInteger(bt) || bt < 1)) {
+    throw new Error(`initBackend: blasThreads must be a positive integer, got ${bt}`);
   }
   const fast = options.fastGradients ?? true;
   if (fast) registerFastMatMulGradient();
@@ -112,6 +145,10 @@ export async function initBackend(
       result = await useAuto(options.threads, quiet);
       break;
   }
+  const blas = configureNativeMatMul(tf.getBackend(), {
+    blas: options.blas,
+    threads: options.blasThreads,
+  });
   return {
     requested: name,
     name: tf.getBackend(),
@@ -119,7 +156,9 @@ export async function initBackend(
     ...(result.threads !== undefined ? { threads: result.threads } : {}),
     ...(result.simd !== undefined ? { simd: result.simd } : {}),
     fastMatMulGradient: fast,
-    note: result.note + (fast ? "; fast BatchMatMul gradient" : "; stock BatchMatMul gradient"),
+    blas,
+    note: result.note + (fast ? "; fast BatchMatMul gradient" : "; stock BatchMatMul gradient") +
+      `; ${blas.note}`,
   };
 }
 

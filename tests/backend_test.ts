@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
-import { assert, assertEquals, assertRejects } from "@std/assert";
+import { assert, assertEquals, assertRejects, assertStringIncludes } from "@std/assert";
 import { type BackendName, initBackend } from "../lib/backend.ts";
 import { isFastMatMulGradientRegistered } from "../lib/models/fast_grads.ts";
 
@@ -11,6 +11,10 @@ Deno.test("initBackend('cpu') selects cpu and installs the fast BatchMatMul grad
   assertEquals(info.tfjsVersion, "4.22.0");
   assert(info.fastMatMulGradient && isFastMatMulGradientRegistered());
   assert(info.note.includes("cpu"));
+  // Native BLAS is on when a library is found, and the note says either way.
+  assertEquals(typeof info.blas.enabled, "boolean");
+  assertStringIncludes(info.note, info.blas.note);
+  assertEquals(info.blas.kernels, info.blas.enabled ? ["BatchMatMul"] : []);
 });
 
 Deno.test("initBackend('wasm') selects wasm and reports SIMD and threads", async () => {
@@ -42,6 +46,11 @@ Deno.test("initBackend: optional backends fail with a clear message; fastGradien
     await assertRejects(() => initBackend("webgpu"), Error, "tfjs-backend-webgpu is not installed");
   }
   await assertRejects(() => initBackend("gpu" as BackendName), Error, 'unknown backend "gpu"');
+  await assertRejects(
+    () => initBackend("cpu", { blasThreads: 0 }),
+    Error,
+    "blasThreads must be a positive integer",
+  );
   const info = await initBackend("cpu", { fastGradients: false });
   assert(!info.fastMatMulGradient && !isFastMatMulGradientRegistered());
   await initBackend("cpu");

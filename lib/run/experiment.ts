@@ -7,7 +7,7 @@
  */
 
 import { basename, dirname, join, resolve } from "@std/path";
-import type { BackendName } from "../backend.ts";
+import type { BackendName, BlasRequest } from "../backend.ts";
 import { readJson } from "../io.ts";
 import type { SeedConfig } from "../random.ts";
 import { loadCheckpoint, type TrainerCheckpoint } from "../train/checkpoint.ts";
@@ -95,6 +95,12 @@ export const COMMON_FLAGS: Record<string, FlagSpec> = {
     help: `JSON options per label, merged into the spec's, e.g. '{"treelora":{"lambda":0.3}}'`,
   },
   backend: { type: "string", help: "auto | tensorflow | wasm | cpu | webgpu" },
+  blas: {
+    type: "string",
+    help:
+      "native BLAS matmul on the wasm/cpu backends: auto (find OpenBLAS/MKL/Accelerate; default) " +
+      "| off | PATH of a BLAS library",
+  },
   out: { type: "string", help: "run folder name under results/<experiment>/" },
   "results-dir": { type: "string", help: "results root" },
   "cache-dir": { type: "string", help: "cache for generated data and pre-trained backbones" },
@@ -124,6 +130,8 @@ export interface CommonSpec {
   methods: MethodSpec[];
   /** Backend request. */
   backend: BackendName;
+  /** Native BLAS request for `initBackend` (`--blas`; absent = "auto"). */
+  blas?: BlasRequest;
   /** Output locations. */
   output: { resultsDir: string; cacheDir: string; runId: string | null; overwrite: boolean };
   /** Silence progress output. */
@@ -177,6 +185,10 @@ export function applyCommonFlags(spec: CommonSpec, f: FlagValues, options: { tra
       throw new Error(`--backend must be one of ${BACKENDS.join(", ")}, got ${f.backend}`);
     }
     spec.backend = f.backend as BackendName;
+  }
+  if (f.blas !== undefined) {
+    if (f.blas === "") throw new Error(`--blas must be auto, off or a library path, got ""`);
+    spec.blas = f.blas as BlasRequest;
   }
   if (f.out !== undefined) spec.output.runId = f.out as string;
   if (f["results-dir"] !== undefined) spec.output.resultsDir = f["results-dir"] as string;

@@ -1,0 +1,584 @@
+/**
+ * Native matrix multiply: the `BatchMatMul` kernel of the wasm and cpu
+ * backends replaced by `cblas_sgemm` of the system BLAS, called through Deno
+ * FFI (OpenBLAS on Linux, Accelerate on macOS, MKL when that is what is
+ * installed).
+ *
+ * The wasm backend keeps every tensor in its WebAssembly heap
+ * (`backend.dataIdMap.get(dataId).memoryOffset`, a byte offset into
+ * `backend.wasm.HEAPU8.buffer`), always dense and row-major. The native kernel
+ * allocates its output with `backend.makeOutput` first (an allocation may grow
+ * the heap and detach the old `ArrayBuffer`), then takes `Float32Array` views
+ * of the current heap at the three tensors' offsets and hands them to
+ * `cblas_sgemm` with `CblasRowMajor`; `transposeA`/`transposeB` become
+ * `CblasTrans` flags, so no transposed copy is made. Batch dimensions (with
+ * broadcasting) become one sgemm call per output matrix, or a single call when
+ * `b` has no batch and `a` is not transposed (the batch folds into the rows).
+ * The cpu backend's tensors are plain `Float32Array`s and are passed directly.
+ *
+ * The BLAS thread count is set explicitly (`openblas_set_num_threads`,
+ * `MKL_Set_Num_Threads`; default `navigator.hardwareConcurrency`) so that the
+ * library does not oversubscribe the cores.
+ *
+ * {@link configureNativeMatMul} is what `initBackend` calls; when no library is
+ * found, or `--allow-ffi` is not granted, it leaves the stock kernels in place
+ * and prints one line saying why. {@link setNativeMatMul} switches between the
+ * native and the stock kernels at run time (for interleaved comparisons) and
+ * {@link nativeMatMulStatus} reports what is in use.
+ *
+ * @module
+ */
+
+import * as tf from "@tensorflow/tfjs";
+
+/** `--blas` request: search the usual libraries, use none, or open this path. */
+export type BlasRequest = "auto" | "off" | (string & Record<never, never>);
+
+/** What native BLAS is doing (the `blas` field of `BackendInfo`). */
+export interface BlasStatus {
+  /** True when the active backend's matmul kernels call the native library. */
+  enabled: boolean;
+  /** The library opened (as given to `Deno.dlopen`: a soname or a path). */
+  library?: string;
+  /** BLAS threads (as read back from the library where it can tell). */
+  threads?: number;
+  /** Kernels of the active backend that run natively (empty when disabled). */
+  kernels: string[];
+  /** Human-readable account: library, version, threads, or why the stock kernels run. */
+  note: string;
+}
+
+/** Options of {@link configureNativeMatMul}. */
+export interface NativeMatMulOptions {
+  /** `"auto"` (default) searches the usual libraries, `"off"` keeps the stock kernels, else a path. */
+  blas?: BlasRequest;
+  /** BLAS threads (default `navigator.hardwareConcurrency`). */
+  threads?: number;
+  /** Where the one-line fallback message goes (default `console.warn`). */
+  warn?: (line: string) => void;
+}
+
+/** The backends whose `BatchMatMul` the native kernel can replace. */
+export const NATIVE_BLAS_BACKENDS: readonly string[] = ["wasm", "cpu"];
+
+const KERNEL = "BatchMatMul";
+const ROW_MAJOR = 101;
+const NO_TRANS = 111;
+const TRANS = 112;
+
+const SYMBOLS = {
+  cblas_sgemm: {
+    parameters: [
+      "i32", // order
+      "i32", // transA
+      "i32", // transB
+      "i32", // M
+      "i32", // N
+      "i32", // K
+      "f32", // alpha
+      "buffer", // A
+      "i32", // lda
+      "buffer", // B
+      "i32", // ldb
+      "f32", // beta
+      "buffer", // C
+      "i32", // ldc
+    ],
+    result: "void",
+  },
+  openblas_set_num_threads: { parameters: ["i32"], result: "void", optional: true },
+  openblas_get_num_threads: { parameters: [], result: "i32", optional: true },
+  openblas_get_config: { parameters: [], result: "pointer", optional: true },
+  MKL_Set_Num_Threads: { parameters: ["i32"], result: "void", optional: true },
+  MKL_Get_Max_Threads: { parameters: [], result: "i32", optional: true },
+} as const;
+
+type BlasLibrary = Deno.DynamicLibrary<typeof SYMBOLS>;
+type Sgemm = BlasLibrary["symbols"]["cblas_sgemm"];
+
+interface Loaded {
+  lib: BlasLibrary;
+  /** As given to dlopen. */
+  path: string;
+  /** "OpenBLAS 0.3.21 … SkylakeX", "MKL", "Accelerate", or "unknown BLAS". */
+  flavour: string;
+}
+
+/** The library in use, if any. */
+let loaded: Loaded | null = null;
+/** BLAS threads as last set (or read back). */
+let threadsInUse: number | undefined;
+/** Stock kernel configs, per backend, captured before the first replacement. */
+const stock = new Map<string, tf.KernelConfig>();
+/** Native kernel configs, per backend. */
+const native = new Map<string, tf.KernelConfig>();
+/** Whether the native kernels are registered. */
+let registered = false;
+/** Why the native kernels are not in use (when they are not). */
+let offReason = "native BLAS not configured (initBackend sets it up)";
+/** Fallback lines already printed (each is printed once per process). */
+const warned = new Set<string>();
+
+/** Library names tried by `"auto"`, in order, for this OS. */
+export function blasCandidates(os: string = Deno.build.os): string[] {
+  switch (os) {
+    case "darwin":
+      return [
+        "/System/Library/Frameworks/Accelerate.framework/Accelerate",
+        "/opt/homebrew/opt/openblas/lib/libopenblas.dylib",
+        "/usr/local/opt/openblas/lib/libopenblas.dylib",
+        "libmkl_rt.2.dylib",
+        "libmkl_rt.dylib",
+      ];
+    case "windows":
+      return ["libopenblas.dll", "openblas.dll", "mkl_rt.2.dll", "mkl_rt.dll"];
+    default:
+      return ["libopenblas.so.0", "libopenblas.so", "libmkl_rt.so.2", "libmkl_rt.so"];
+  }
+}
+
+function ffiGranted(): boolean {
+  try {
+    return Deno.permissions.querySync({ name: "ffi" }).state === "granted";
+  } catch {
+    return false;
+  }
+}
+
+function open(path: string): Loaded {
+  const lib = Deno.dlopen(path, SYMBOLS);
+  let flavour = "unknown BLAS";
+  if (lib.symbols.openblas_get_config) {
+    const p = lib.symbols.openblas_get_config();
+    flavour = p ? Deno.UnsafePointerView.getCString(p) : "OpenBLAS";
+  } else if (lib.symbols.MKL_Set_Num_Threads) {
+    flavour = "MKL";
+  } else if (path.includes("Accelerate")) {
+    flavour = "Accelerate";
+  }
+  return { lib, path, flavour };
+}
+
+/** Open the requested library or return why not. */
+function load(request: string): Loaded | string {
+  if (!ffiGranted()) return "--allow-ffi is not granted";
+  if (typeof Deno.dlopen !== "function") return "this Deno has no Deno.dlopen";
+  const paths = request === "auto" ? blasCandidates() : [request];
+  if (loaded && paths.includes(loaded.path)) return loaded;
+  const failures: string[] = [];
+  for (const path of paths) {
+    try {
+      const next = open(path);
+      loaded?.lib.close();
+      loaded = next;
+      return next;
+    } catch (err) {
+      failures.push(`${path}: ${firstLine((err as Error).message)}`);
+    }
+  }
+  return request === "auto"
+    ? `no BLAS library found (tried ${paths.join(", ")}; on Debian: apt-get install ` +
+      `libopenblas0-pthread)`
+    : `cannot open ${failures.join("; ")}`;
+}
+
+function firstLine(s: string): string {
+  return s.split("\n")[0];
+}
+
+/** Set the library's thread count where it has an API for it; return the count in use. */
+function setThreads(l: Loaded, threads: number): number | undefined {
+  const s = l.lib.symbols;
+  if (s.openblas_set_num_threads) {
+    s.openblas_set_num_threads(threads);
+    return s.openblas_get_num_threads ? s.openblas_get_num_threads() : threads;
+  }
+  if (s.MKL_Set_Num_Threads) {
+    s.MKL_Set_Num_Threads(threads);
+    return s.MKL_Get_Max_Threads ? s.MKL_Get_Max_Threads() : threads;
+  }
+  return undefined;
+}
+
+/**
+ * Set up native matmul for `backendName` (the active backend): open the BLAS
+ * library, set its threads, register the native kernels (or, when that is not
+ * possible or not wanted, the stock ones) and return the status. A requested
+ * library that cannot be used is not an error: the stock kernels run and one
+ * line says why.
+ *
+ * @example
+ * ```ts ignore
+ * import * as tf from "@tensorflow/tfjs";
+ * import { configureNativeMatMul } from "./native_blas.ts";
+ * await tf.setBackend("cpu");
+ * const status = configureNativeMatMul("cpu", { blas: "auto", threads: 2 });
+ * console.log(status.note);
+ * ```
+ */
+export function configureNativeMatMul(
+  backendName: string,
+  options: NativeMatMulOptions = {},
+): BlasStatus {
+  const request = options.blas ?? "auto";
+  if (typeof request !== "string" || request === "") {
+    throw new Error(`native BLAS: blas must be "auto", "off" or a library path, got ${request}`);
+  }
+  const threads = options.threads ?? navigator.hardwareConcurrency ?? 1;
+  if (!Number.isInteger(threads) || threads < 1) {
+    throw new Error(`native BLAS: blasThreads must be a positive integer, got ${threads}`);
+  }
+  if (request === "off") {
+    setRegistered(false);
+    offReason = "native BLAS off (--blas off)";
+    return nativeMatMulStatus();
+  }
+  if (!NATIVE_BLAS_BACKENDS.includes(backendName)) {
+    setRegistered(false);
+    offReason = `native BLAS serves the ${
+      NATIVE_BLAS_BACKENDS.join(" and ")
+    } backends; ${backendName} keeps its own matmul`;
+    return nativeMatMulStatus();
+  }
+  const result = load(request);
+  if (typeof result === "string") {
+    setRegistered(false);
+    offReason = `native BLAS unavailable: ${result}; using the stock ${backendName} BatchMatMul`;
+    const warn = options.warn ?? ((line: string) => console.warn(line));
+    if (!warned.has(offReason)) {
+      warned.add(offReason);
+      warn(offReason);
+    }
+    return nativeMatMulStatus();
+  }
+  threadsInUse = setThreads(result, threads);
+  setRegistered(true);
+  return nativeMatMulStatus();
+}
+
+/**
+ * Switch the native matmul kernels on or off at run time (off = the stock
+ * kernels of the active backend), e.g. for interleaved comparisons. Turning
+ * them on needs a library opened by an earlier `initBackend` (or
+ * {@link configureNativeMatMul}).
+ *
+ * @example
+ * ```ts ignore
+ * import { setNativeMatMul } from "./native_blas.ts";
+ * setNativeMatMul(false); // stock kernels
+ * setNativeMatMul(true); // native again
+ * ```
+ */
+export function setNativeMatMul(enabled: boolean): void {
+  if (enabled && !loaded) {
+    throw new Error(
+      `setNativeMatMul(true): no native BLAS library is loaded (${offReason}); call ` +
+        `initBackend with blas "auto" or a library path first`,
+    );
+  }
+  setRegistered(enabled);
+  if (!enabled) offReason = "native BLAS switched off (setNativeMatMul(false))";
+}
+
+/**
+ * The native matmul status: the same record as `BackendInfo.blas`.
+ *
+ * @example
+ * ```ts
+ * import { nativeMatMulStatus } from "./native_blas.ts";
+ * const { enabled, note } = nativeMatMulStatus();
+ * console.log(enabled, note);
+ * ```
+ */
+export function nativeMatMulStatus(): BlasStatus {
+  const active = (tf.engine() as unknown as { backendName: string | null }).backendName;
+  const on = registered && loaded !== null && active !== null && native.has(active);
+  if (!on) {
+    return {
+      enabled: false,
+      kernels: [],
+      note: registered && active !== null
+        ? `native BLAS serves the ${NATIVE_BLAS_BACKENDS.join(" and ")} backends; ${active} ` +
+          `keeps its own matmul`
+        : offReason,
+    };
+  }
+  return {
+    enabled: true,
+    library: loaded!.path,
+    ...(threadsInUse !== undefined ? { threads: threadsInUse } : {}),
+    kernels: [KERNEL],
+    note: `native BLAS ${KERNEL} via cblas_sgemm (${loaded!.flavour}, ${loaded!.path}, ` +
+      (threadsInUse !== undefined
+        ? `${threadsInUse} thread${threadsInUse === 1 ? "" : "s"})`
+        : "threads chosen by the library)"),
+  };
+}
+
+/** Register the native (true) or stock (false) kernels on every backend that has a stock one. */
+function setRegistered(on: boolean): void {
+  for (const backend of NATIVE_BLAS_BACKENDS) {
+    const current = tf.getKernel(KERNEL, backend);
+    if (!current) continue; // backend package not loaded
+    if (!stock.has(backend) && current !== native.get(backend)) stock.set(backend, current);
+    const original = stock.get(backend)!;
+    if (!native.has(backend)) native.set(backend, nativeConfig(backend, original));
+    const wanted = on ? native.get(backend)! : original;
+    if (current === wanted) continue;
+    tf.unregisterKernel(KERNEL, backend);
+    tf.registerKernel(wanted);
+  }
+  registered = on;
+}
+
+function nativeConfig(backend: string, original: tf.KernelConfig): tf.KernelConfig {
+  const kernelFunc = backend === "wasm" ? wasmKernel(original) : cpuKernel(original);
+  // The stock setup/dispose keep running: the fallback for non-float32 inputs needs them.
+  return { ...original, kernelFunc: kernelFunc as unknown as tf.KernelFunc };
+}
+
+/** Shapes and batch mapping of one BatchMatMul. */
+interface Plan {
+  m: number;
+  n: number;
+  k: number;
+  outShape: number[];
+  /** Number of output matrices. */
+  batch: number;
+  /** For output matrix i, the index of its `a` and `b` matrices. */
+  aIndex: (i: number) => number;
+  bIndex: (i: number) => number;
+  /** `b` has one matrix and `a` is not transposed: one sgemm with batch·m rows. */
+  fold: boolean;
+}
+
+/**
+ * Shapes, broadcast batch and validation of `op(a)·op(b)`, as tfjs defines
+ * BatchMatMul. Exported for tests.
+ *
+ * @example
+ * ```ts
+ * import { planMatMul } from "./native_blas.ts";
+ * const p = planMatMul([2, 3, 4], [4, 5], false, false);
+ * // p.outShape = [2, 3, 5], p.fold = true
+ * ```
+ */
+export function planMatMul(
+  aShape: readonly number[],
+  bShape: readonly number[],
+  transposeA: boolean,
+  transposeB: boolean,
+): Plan {
+  const ra = aShape.length;
+  const rb = bShape.length;
+  if (ra < 2 || rb < 2) {
+    throw new Error(
+      `BatchMatMul (native BLAS): inputs must have rank >= 2, got a [${aShape}] and b [${bShape}]`,
+    );
+  }
+  const m = transposeA ? aShape[ra - 1] : aShape[ra - 2];
+  const kA = transposeA ? aShape[ra - 2] : aShape[ra - 1];
+  const kB = transposeB ? bShape[rb - 1] : bShape[rb - 2];
+  const n = transposeB ? bShape[rb - 2] : bShape[rb - 1];
+  if (kA !== kB) {
+    throw new Error(
+      `BatchMatMul (native BLAS): inner dimensions must match, got ${kA} and ${kB} for a ` +
+        `[${aShape}] and b [${bShape}] with transposeA=${transposeA}, transposeB=${transposeB}`,
+    );
+  }
+  const batchA = aShape.slice(0, -2);
+  const batchB = bShape.slice(0, -2);
+  const outBatch = tf.broadcast_util.assertAndGetBroadcastShape(batchA, batchB);
+  const size = (s: readonly number[]) => s.reduce((p, d) => p * d, 1);
+  const batch = size(outBatch);
+  const sizeA = size(batchA);
+  const sizeB = size(batchB);
+  return {
+    m,
+    n,
+    k: kA,
+    outShape: [...outBatch, m, n],
+    batch,
+    aIndex: batchIndex(batchA, outBatch, sizeA, batch),
+    bIndex: batchIndex(batchB, outBatch, sizeB, batch),
+    fold: sizeB === 1 && sizeA === batch && !transposeA && batch > 1,
+  };
+}
+
+/** Map an output batch index to the flat batch index of an input with batch shape `shape`. */
+function batchIndex(
+  shape: readonly number[],
+  outBatch: readonly number[],
+  size: number,
+  outSize: number,
+): (i: number) => number {
+  if (size === 1) return () => 0;
+  if (size === outSize) return (i) => i; // same dims up to leading ones
+  // General broadcast: walk the output multi-index from the last axis.
+  const offset = outBatch.length - shape.length;
+  const strides: number[] = new Array(shape.length);
+  let s = 1;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    strides[d] = shape[d] === 1 ? 0 : s;
+    s *= shape[d];
+  }
+  return (i) => {
+    let index = 0;
+    let rest = i;
+    for (let d = outBatch.length - 1; d >= 0; d--) {
+      const coord = rest % outBatch[d];
+      rest = Math.floor(rest / outBatch[d]);
+      const dd = d - offset;
+      if (dd >= 0) index += coord * strides[dd];
+    }
+    return index;
+  };
+}
+
+/**
+ * Run the sgemm calls of `plan` on three float32 arrays (the wasm heap or cpu
+ * values), with `a`, `b`, `c` the element offsets of the operands in them.
+ */
+function runPlan(
+  sgemm: Sgemm,
+  plan: Plan,
+  transposeA: boolean,
+  transposeB: boolean,
+  a: { data: Float32Array; offset: number },
+  b: { data: Float32Array; offset: number },
+  c: { data: Float32Array; offset: number },
+): void {
+  const { m, n, k } = plan;
+  const cSize = plan.batch * m * n;
+  if (cSize === 0) return;
+  if (k === 0) {
+    c.data.fill(0, c.offset, c.offset + cSize);
+    return;
+  }
+  const ta = transposeA ? TRANS : NO_TRANS;
+  const tb = transposeB ? TRANS : NO_TRANS;
+  const lda = transposeA ? m : k;
+  const ldb = transposeB ? k : n;
+  const view = (x: { data: Float32Array; offset: number }, start: number, len: number) =>
+    x.data.subarray(x.offset + start, x.offset + start + len);
+  if (plan.fold || plan.batch === 1) {
+    const rows = plan.batch * m;
+    sgemm(
+      ROW_MAJOR,
+      ta,
+      tb,
+      rows,
+      n,
+      k,
+      1,
+      view(a, 0, rows * k),
+      lda,
+      view(b, 0, k * n),
+      ldb,
+      0,
+      view(c, 0, rows * n),
+      n,
+    );
+    return;
+  }
+  const mk = m * k;
+  const kn = k * n;
+  const mn = m * n;
+  for (let i = 0; i < plan.batch; i++) {
+    sgemm(
+      ROW_MAJOR,
+      ta,
+      tb,
+      m,
+      n,
+      k,
+      1,
+      view(a, plan.aIndex(i) * mk, mk),
+      lda,
+      view(b, plan.bIndex(i) * kn, kn),
+      ldb,
+      0,
+      view(c, i * mn, mn),
+      n,
+    );
+  }
+}
+
+interface KernelArgs {
+  inputs: { a: tf.TensorInfo; b: tf.TensorInfo };
+  backend: unknown;
+  attrs: { transposeA?: boolean; transposeB?: boolean };
+}
+
+/** The slice of the wasm backend the kernel uses. */
+interface WasmBackendLike {
+  wasm: { HEAPU8: Uint8Array };
+  dataIdMap: { get(dataId: unknown): { memoryOffset: number } };
+  makeOutput(shape: number[], dtype: "float32"): tf.TensorInfo;
+}
+
+/** The slice of the cpu backend the kernel uses. */
+interface CpuBackendLike {
+  data: { get(dataId: unknown): { values?: unknown } };
+  makeTensorInfo(shape: number[], dtype: "float32", values: Float32Array): tf.TensorInfo;
+}
+
+function wasmKernel(original: tf.KernelConfig) {
+  return (args: KernelArgs): tf.TensorInfo => {
+    const { a, b } = args.inputs;
+    if (a.dtype !== "float32" || b.dtype !== "float32" || !loaded) {
+      return original.kernelFunc(args as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
+    }
+    const transposeA = Boolean(args.attrs.transposeA);
+    const transposeB = Boolean(args.attrs.transposeB);
+    const plan = planMatMul(a.shape, b.shape, transposeA, transposeB);
+    const backend = args.backend as WasmBackendLike;
+    // Every allocation may grow the heap and detach its old buffer: look the inputs up first
+    // (a lookup moves data from another backend into the heap), allocate the output, and only
+    // then take the view of the heap.
+    const offsetA = backend.dataIdMap.get(a.dataId).memoryOffset / 4;
+    const offsetB = backend.dataIdMap.get(b.dataId).memoryOffset / 4;
+    const out = backend.makeOutput(plan.outShape, "float32");
+    const offsetC = backend.dataIdMap.get(out.dataId).memoryOffset / 4;
+    const heap = new Float32Array(backend.wasm.HEAPU8.buffer);
+    runPlan(
+      loaded.lib.symbols.cblas_sgemm,
+      plan,
+      transposeA,
+      transposeB,
+      { data: heap, offset: offsetA },
+      { data: heap, offset: offsetB },
+      { data: heap, offset: offsetC },
+    );
+    return out;
+  };
+}
+
+function cpuKernel(original: tf.KernelConfig) {
+  return (args: KernelArgs): tf.TensorInfo => {
+    const { a, b } = args.inputs;
+    const backend = args.backend as CpuBackendLike;
+    const av = backend.data.get(a.dataId).values;
+    const bv = backend.data.get(b.dataId).values;
+    if (
+      a.dtype !== "float32" || b.dtype !== "float32" || !loaded ||
+      !(av instanceof Float32Array) || !(bv instanceof Float32Array)
+    ) {
+      return original.kernelFunc(args as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
+    }
+    const transposeA = Boolean(args.attrs.transposeA);
+    const transposeB = Boolean(args.attrs.transposeB);
+    const plan = planMatMul(a.shape, b.shape, transposeA, transposeB);
+    const out = new Float32Array(plan.batch * plan.m * plan.n);
+    runPlan(
+      loaded.lib.symbols.cblas_sgemm,
+      plan,
+      transposeA,
+      transposeB,
+      { data: av, offset: 0 },
+      { data: bv, offset: 0 },
+      { data: out, offset: 0 },
+    );
+    return backend.makeTensorInfo(plan.outShape, "float32", out);
+  };
+}
