@@ -6,6 +6,7 @@
 
 import { createEwc } from "./ewc.ts";
 import { createFix } from "./fix.ts";
+import { createGem } from "./gem.ts";
 import { createHideLora } from "./hide_lora.ts";
 import { createJoint } from "./joint.ts";
 import { createLwf } from "./lwf.ts";
@@ -37,6 +38,7 @@ const FACTORIES: Record<string, MethodFactory> = {
   inflora: (options) => createInfLora(options),
   "hide-lora": (options, { track }) => createHideLora(options, { track }),
   ewc: (options, { track }) => createEwc(options, { track }),
+  gem: (options, { track }) => createGem(options, { track }),
   lwf: (options) => createLwf(options),
   joint: (options) => createJoint(options),
   fix: (options) => createFix(options),
