@@ -171,18 +171,45 @@ Deno.test({
 });
 
 Deno.test({
-  name: "native BatchMatMul: a large matmul after heap growth reads the current heap" + IGNORE_WHY,
+  name: "native BatchMatMul: an output that grows the wasm heap is written to the new heap" +
+    IGNORE_WHY,
   ignore: !HAVE_BLAS,
   fn: async () => {
     await initBackend("wasm");
-    // 3 × 64 MB of inputs plus the output grow the wasm heap inside this test.
-    const a = tf.ones([4096, 4096]);
-    const b = tf.fill([4096, 2], 0.5);
+    const heap = () => (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8;
+    const before = heap().buffer.byteLength;
+    // An [n, n] output larger than the whole current heap: makeOutput must grow it.
+    const n = Math.ceil(Math.sqrt(before / 4)) + 64;
+    const a = tf.fill([n, 1], 2);
+    const b = tf.fill([1, n], 0.25);
     const y = tf.matMul(a, b);
+    assert(heap().buffer.byteLength > before, "the heap should have grown");
     const v = await y.data();
-    assertEquals(v[0], 2048);
-    assertEquals(v[v.length - 1], 2048);
+    assertEquals([v[0], v[n * n - 1], v[Math.floor(n * n / 2)]], [0.5, 0.5, 0.5]);
     tf.dispose([a, b, y]);
+  },
+});
+
+Deno.test({
+  name: "native BatchMatMul reads operands that are views (slices) of other tensors" + IGNORE_WHY,
+  ignore: !HAVE_BLAS,
+  fn: async () => {
+    for (const backend of ["cpu", "wasm"]) {
+      await initBackend(backend as "cpu" | "wasm");
+      const results: Float32Array[] = [];
+      for (const on of [false, true]) {
+        setNativeMatMul(on);
+        const x = tf.tensor(randomArray(new Rng(5), 6 * 4 * 5), [6, 4, 5]);
+        // A contiguous slice: the cpu backend keeps it as a subarray of x's values.
+        const a = tf.slice(x, [2, 0, 0], [3, 4, 5]);
+        const b = tf.slice(x, [1, 0, 0], [1, 4, 5]).reshape([4, 5]);
+        const y = tf.matMul(a, b, false, true);
+        results.push(y.dataSync() as Float32Array);
+        tf.dispose([x, a, b, y]);
+      }
+      assertClose(results[1], results[0], `${backend} sliced operands`);
+    }
+    await initBackend("wasm");
   },
 });
 
