@@ -25,13 +25,16 @@
  * class statistics) and `forward` (replace the class-incremental logits,
  * in training and evaluation: a per-sample adapter or prompt choice). A
  * method whose `trainableVariables` is empty is not optimised at all (the
- * trainers skip the batches; FIX).
+ * trainers skip the batches; FIX). On the LM track, `inputPrefix` puts input
+ * embeddings (learned prompts) before the tokens, in the training step,
+ * `ctx.batch.logits`, `ctx.examples.loss` and generation (DualPrompt, L2P).
  *
  * @module
  */
 
 import type * as tf from "@tensorflow/tfjs";
 import type { AdaptedModel } from "../models/backbone.ts";
+import type { Decoder } from "../models/decoder.ts";
 import type { ImageClassifier } from "../models/image_classifier.ts";
 import type { Rng, RngState } from "../random.ts";
 import type { Timer } from "../train/timer.ts";
@@ -134,6 +137,41 @@ export interface EvalPromptContext {
   train: readonly { prompt: string; answer: string }[];
 }
 
+/** When {@link ContinualMethod.inputPrefix} is called: which task, training or not. */
+export interface LmPrefixAt {
+  /**
+   * The task of the rows: the task being trained (training step, `ctx.batch.logits`), the
+   * set's task (`ctx.examples.loss`) or the evaluated task (generation). At generation this is
+   * task identity at test time, as the released DualPrompt uses it; a method that infers the
+   * task from the input (L2P) ignores it.
+   */
+  taskIndex: number;
+  /**
+   * True only in the training step, inside the gradient tape (the prefix is differentiated and
+   * `loss()` follows in the same tape); false in `ctx.batch.logits`, `ctx.examples.loss` and
+   * generation.
+   */
+  training: boolean;
+}
+
+/** The rows {@link ContinualMethod.inputPrefix} makes a prefix for. */
+export interface LmPrefixRows {
+  /** The decoder (frozen features for a query: `model.features`). */
+  model: Decoder;
+  /**
+   * int32 token ids [B, T], left-padded: BOS + prompt + answer + EOS (training, examples) or
+   * BOS + prompt (generation).
+   */
+  ids: tf.Tensor2D;
+  /** [B, T] attention mask: 1 = real token, 0 = padding. */
+  attentionMask: tf.Tensor2D;
+  /**
+   * [B, T] float32, 1 at the prompt's tokens (BOS and prompt; not padding, answer or EOS), so
+   * a query pooled over it is the same in training and at generation.
+   */
+  promptMask: tf.Tensor2D;
+}
+
 /** The loss a method returns: the total to differentiate and its named terms for `losses.csv`. */
 export interface LossParts {
   /** Scalar to differentiate. */
@@ -216,6 +254,17 @@ export interface ContinualMethod {
   ): tf.Tensor2D;
   /** LM evaluation: rewrite a test prompt before generation (FIX's demonstrations). */
   evalPrompt?(prompt: string, at: EvalPromptContext): string;
+  /**
+   * LM: input embeddings to put before the rows' token embeddings — [P, dim] (every row) or
+   * [B, P, dim], in the embedding table's space; undefined = none (see `Decoder.logits`'s
+   * `prefix`). Called by the LM trainer in the training step (inside the tape, `training`
+   * true: the prefix's variables get gradients), in `ctx.batch.logits`, in
+   * `ctx.examples.loss` and once per prompt batch at generation. Synchronous. The result is
+   * disposed by the caller's `tidy` (it may be a variable: it is never disposed directly).
+   * The trainers' logits and the loss cover the token positions only. For prompt-tuning
+   * methods (DualPrompt, L2P).
+   */
+  inputPrefix?(at: LmPrefixAt, rows: LmPrefixRows): tf.Tensor | undefined;
 }
 
 /** The loss parts of a method that adds nothing to the task loss. */

@@ -39,6 +39,27 @@
  * key/value cache of the earlier ones, so generation costs one token per
  * step instead of a full recompute.
  *
+ * **Input-embedding prefix** (prompt tuning: DualPrompt, L2P). `logits` and
+ * `extend` take an optional `prefix` [P, dim] (the same for every row) or
+ * [B, P, dim], put before each row's token embeddings, as Hugging Face's
+ * `inputs_embeds = cat([prompt, embed(ids)])` in the released prompt methods:
+ *
+ *     h = [prefix ; embed(ids)] · embeddingScale      (the prefix lives in the embedding table's space)
+ *     mask = [1 … 1 ; attentionMask]                   (the prefix is always attended)
+ *
+ * so a left-padded row reads `prefix, pads, tokens`; RoPE positions still come
+ * from the mask (`max(cumsum − 1, 0)`), i.e. the prefix sits at 0..P−1 and
+ * the row's first real token at P. Logits come back for the token positions
+ * only ([B, T, V], or [B, 1, V] with `lastOnly`), so the loss code is the
+ * same with or without a prefix. With `extend`, the prefix goes with the first
+ * call (empty cache): its keys and values and its mask ones stay in the
+ * cache, and later steps need nothing more. An absent or empty (P = 0) prefix
+ * runs exactly the code path without one (bit-identical results).
+ *
+ * **Frozen features.** {@link Decoder.features} is the base model's
+ * final hidden state (the LM head's input) averaged over chosen positions,
+ * with LoRA bypassed and no prefix: the frozen query of L2P.
+ *
  * **Real checkpoints.** Base weights use Hugging Face LLaMA names
  * (`model.embed_tokens.weight`, `model.layers.{i}.self_attn.q_proj.weight`,
  * …, `model.norm.weight`, `lm_head.weight`) and layouts, so a LLaMA, Mistral
@@ -661,24 +682,51 @@ export interface DecoderForwardOptions {
   attentionMask?: tf.Tensor2D;
   /** Return only the last position's logits, [B, 1, V] (generation). */
   lastOnly?: boolean;
+  /**
+   * Input embeddings put before the tokens: [P, dim] (every row) or [B, P, dim], in the
+   * embedding table's space (scaled by `embeddingScale` with the tokens), always attended, at
+   * RoPE positions 0..P−1. Differentiable. Logits are returned for the tokens only. Absent or
+   * P = 0: no prefix (bit-identical to leaving it out).
+   */
+  prefix?: tf.Tensor;
+}
+
+/** Options of {@link Decoder.features}. */
+export interface DecoderFeatureOptions {
+  /** [B, T], 1 = real token, 0 = left padding; absent = every token is real. */
+  attentionMask?: tf.Tensor2D;
+  /** [B, T], 1 at the positions averaged; absent = the attention mask. */
+  poolMask?: tf.Tensor2D;
 }
 
 /** A decoder instance: forward pass, incremental decoding, LoRA sites and named base weights. */
 export interface Decoder {
   /** The configuration it was built with. */
   readonly config: DecoderConfig;
-  /** Next-token logits [B, T, V] for int32 ids [B, T]. */
+  /**
+   * Next-token logits [B, T, V] for int32 ids [B, T] (token positions only, also with a
+   * `prefix`).
+   */
   logits(ids: tf.Tensor2D, options: DecoderForwardOptions): tf.Tensor3D;
   /**
    * Inference with a key/value cache: run the new tokens `ids` [B, Tn] after
    * the cached ones and return the logits of the last new position [B, V] and
    * the extended cache. `attentionMask` [B, Tn] covers the new tokens only
-   * (default all real). The cache passed in is consumed (disposed).
+   * (default all real). The cache passed in is consumed (disposed). `prefix`
+   * (as in {@link DecoderForwardOptions.prefix}) only without a cache: it starts
+   * the sequence, and the returned cache holds it.
    */
   extend(
     ids: tf.Tensor2D,
-    options?: { attentionMask?: tf.Tensor2D; cache?: KvCache },
+    options?: { attentionMask?: tf.Tensor2D; cache?: KvCache; prefix?: tf.Tensor },
   ): { logits: tf.Tensor2D; cache: KvCache };
+  /**
+   * Frozen sequence features [B, dim]: the final hidden state (after the last RMSNorm, the LM
+   * head's input) of the base model — LoRA bypassed, no prefix, evaluation mode — averaged
+   * over the positions where `poolMask` is 1 (a row with none gives zeros). Attention is
+   * causal, so the features of a prompt's positions do not depend on tokens after it.
+   */
+  features(ids: tf.Tensor2D, options?: DecoderFeatureOptions): tf.Tensor2D;
   /** LoRA sites in the fixed order layers.0.attn.q, layers.0.attn.v, layers.1.attn.q, … */
   loraSites(): LoraSite[];
   /** Base (non-LoRA) weights by Hugging Face name, in a fixed order. */
@@ -777,6 +825,12 @@ export function createDecoder(
       down: lin(`${p}.mlp.down_proj`),
     };
   });
+  // The same layers without their LoRA sites (frozen features).
+  const baseLayers: LayerParams[] = layers.map((p) => ({
+    ...p,
+    q: { weight: p.q.weight },
+    v: { weight: p.v.weight },
+  }));
   const embedding = w("model.embed_tokens.weight") as tf.Tensor as tf.Tensor2D;
   const head = c.tieEmbeddings ? embedding : w("lm_head.weight") as tf.Tensor as tf.Tensor2D;
   const scale = loraScale(c.lora);
@@ -820,8 +874,24 @@ export function createDecoder(
     return tf.add(h, m);
   }
 
-  /** The shared forward pass: hidden rows of the new tokens, and every layer's keys/values. */
-  function forward(
+  /** A prefix [P, dim] / [B, P, dim] checked against the batch; null when absent or empty. */
+  function checkedPrefix(prefix: tf.Tensor | undefined, b: number): tf.Tensor | null {
+    if (prefix === undefined) return null;
+    const ok = (prefix.rank === 2 || (prefix.rank === 3 && prefix.shape[0] === b)) &&
+      prefix.shape[prefix.rank - 1] === c.dim && prefix.dtype === "float32";
+    if (!ok) {
+      throw new Error(
+        `Decoder: prefix must be float32 [P, ${c.dim}] or [${b}, P, ${c.dim}], got ${prefix.dtype} [${prefix.shape}]`,
+      );
+    }
+    return prefix.shape[prefix.rank - 2] > 0 ? prefix : null;
+  }
+
+  /**
+   * The shared forward pass: the final-normed hidden rows of the new tokens [B·rows, dim]
+   * (prefix rows dropped), and every layer's keys/values.
+   */
+  function hidden(
     ids: tf.Tensor2D,
     opts: {
       training: boolean;
@@ -829,8 +899,15 @@ export function createDecoder(
       mask: tf.Tensor2D;
       cache?: KvCache;
       lastOnly: boolean;
+      prefix?: tf.Tensor;
+      layers?: LayerParams[];
     },
-  ): { logits: tf.Tensor3D; kv: { kT: tf.Tensor4D; v: tf.Tensor4D }[]; mask: tf.Tensor2D } {
+  ): {
+    h: tf.Tensor2D;
+    rows: number;
+    kv: { kT: tf.Tensor4D; v: tf.Tensor4D }[];
+    mask: tf.Tensor2D;
+  } {
     if (disposed) throw new Error("Decoder: the model has been disposed");
     if (ids.rank !== 2 || ids.dtype !== "int32") {
       throw new Error(`Decoder: expected int32 ids [B, T], got ${ids.dtype} [${ids.shape}]`);
@@ -846,25 +923,39 @@ export function createDecoder(
         `Decoder: cache batch ${opts.cache.mask.shape[0]} does not match ids batch ${b}`,
       );
     }
+    const prefix = checkedPrefix(opts.prefix, b);
+    if (prefix && opts.cache) {
+      throw new Error("Decoder: a prefix starts a sequence; it cannot follow a key/value cache");
+    }
+    // Query rows: the prefix's P rows, then the T tokens.
+    const p = prefix ? prefix.shape[prefix.rank - 2] : 0;
+    const tq = p + t;
     const lora: LoraForward = {
       scale,
       dropout: c.lora.dropout,
       training: opts.training,
       seed: opts.seed,
     };
-    const newMask = tf.cast(opts.mask, "float32") as tf.Tensor2D;
+    let newMask = tf.cast(opts.mask, "float32") as tf.Tensor2D;
+    if (prefix) newMask = tf.concat([tf.ones([b, p]), newMask], 1);
     const fullMask = opts.cache ? tf.concat([opts.cache.mask, newMask], 1) as tf.Tensor2D : newMask;
     const tk = fullMask.shape[1];
-    const positions = tf.slice(positionsFromMask(fullMask), [0, tk - t], [b, t]) as tf.Tensor2D;
+    const positions = tf.slice(positionsFromMask(fullMask), [0, tk - tq], [b, tq]) as tf.Tensor2D;
     const rope = ropeTables(positions, { headDim: c.headDim, theta: c.ropeTheta });
-    const bias = attentionBias(fullMask, { queries: t });
+    const bias = attentionBias(fullMask, { queries: tq });
     let h = embedTokens(tf.reshape(ids, [b * t]) as tf.Tensor1D, embedding);
+    if (prefix) {
+      const rowsOf = prefix.rank === 3
+        ? prefix
+        : tf.mul(tf.ones([b, 1, 1]), tf.reshape(prefix, [1, p, c.dim]));
+      h = tf.reshape(tf.concat([rowsOf, tf.reshape(h, [b, t, c.dim])], 1), [b * tq, c.dim]);
+    }
     if (c.embeddingScale !== 1) h = tf.mul(h, c.embeddingScale);
     const kv: { kT: tf.Tensor4D; v: tf.Tensor4D }[] = [];
-    layers.forEach((p, i) => {
-      h = layer(h, p, {
+    (opts.layers ?? layers).forEach((lp, i) => {
+      h = layer(h, lp, {
         batch: b,
-        queries: t,
+        queries: tq,
         lora,
         rope,
         bias,
@@ -872,6 +963,12 @@ export function createDecoder(
         kv,
       });
     });
+    if (prefix) {
+      h = tf.reshape(tf.slice(tf.reshape(h, [b, tq, c.dim]), [0, p, 0], [b, t, c.dim]), [
+        b * t,
+        c.dim,
+      ]);
+    }
     let rows = t;
     if (opts.lastOnly) {
       h = tf.reshape(tf.slice(tf.reshape(h, [b, t, c.dim]), [0, t - 1, 0], [b, 1, c.dim]), [
@@ -881,8 +978,24 @@ export function createDecoder(
       rows = 1;
     }
     h = rmsNorm(h, w("model.norm.weight"), { eps });
+    return { h, rows, kv, mask: fullMask };
+  }
+
+  /** Logits [B, rows, V] of the new tokens, and every layer's keys/values. */
+  function forward(
+    ids: tf.Tensor2D,
+    opts: {
+      training: boolean;
+      seed?: number;
+      mask: tf.Tensor2D;
+      cache?: KvCache;
+      lastOnly: boolean;
+      prefix?: tf.Tensor;
+    },
+  ): { logits: tf.Tensor3D; kv: { kT: tf.Tensor4D; v: tf.Tensor4D }[]; mask: tf.Tensor2D } {
+    const { h, rows, kv, mask } = hidden(ids, opts);
     const logits = tf.matMul(h, tf.transpose(head));
-    return { logits: tf.reshape(logits, [b, rows, c.vocabSize]), kv, mask: fullMask };
+    return { logits: tf.reshape(logits, [ids.shape[0], rows, c.vocabSize]), kv, mask };
   }
 
   return {
@@ -895,13 +1008,20 @@ export function createDecoder(
           seed: opts.seed,
           mask,
           lastOnly: opts.lastOnly ?? false,
+          prefix: opts.prefix,
         }).logits;
       });
     },
     extend(ids, opts = {}) {
       const out = tf.tidy(() => {
         const mask = opts.attentionMask ?? tf.ones(ids.shape) as tf.Tensor2D;
-        const r = forward(ids, { training: false, mask, cache: opts.cache, lastOnly: true });
+        const r = forward(ids, {
+          training: false,
+          mask,
+          cache: opts.cache,
+          lastOnly: true,
+          prefix: opts.prefix,
+        });
         const [b, , v] = r.logits.shape;
         return {
           logits: tf.reshape(r.logits, [b, v]) as tf.Tensor2D,
@@ -911,6 +1031,22 @@ export function createDecoder(
       });
       if (opts.cache) disposeKvCache(opts.cache);
       return { logits: out.logits, cache: { layers: out.layers, mask: out.mask } };
+    },
+    features(ids, opts = {}) {
+      return tf.tidy(() => {
+        const mask = opts.attentionMask ?? tf.ones(ids.shape) as tf.Tensor2D;
+        const [b, t] = ids.shape;
+        const pool = tf.cast(opts.poolMask ?? mask, "float32");
+        if (pool.shape.length !== 2 || pool.shape[0] !== b || pool.shape[1] !== t) {
+          throw new Error(
+            `Decoder.features: poolMask [${pool.shape}] does not match ids [${b}, ${t}]`,
+          );
+        }
+        const { h } = hidden(ids, { training: false, mask, lastOnly: false, layers: baseLayers });
+        const weighted = tf.mul(tf.reshape(h, [b, t, c.dim]), tf.reshape(pool, [b, t, 1]));
+        const count = tf.maximum(tf.sum(pool, 1, true), 1);
+        return tf.div(tf.sum(weighted, 1), count) as tf.Tensor2D;
+      });
     },
     loraSites: () => sites.slice(),
     baseWeights: () => new Map(base),

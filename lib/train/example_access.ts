@@ -11,12 +11,12 @@
 import * as tf from "@tensorflow/tfjs";
 import { imageBatch } from "../data/batches.ts";
 import type { ClassIncrementalStream } from "../data/task.ts";
-import type { ExampleAccess, ExampleSet } from "../methods/method.ts";
+import type { ExampleAccess, ExampleSet, LmPrefixAt, LmPrefixRows } from "../methods/method.ts";
 import type { Decoder } from "../models/decoder.ts";
 import type { Tokenizer } from "../text/tokenizer.ts";
 import { taskOutputRange } from "./evaluate.ts";
-import { type LmExample, trainingBatch } from "./lm_batches.ts";
-import { lmLoss } from "./lm_loss.ts";
+import { type LmExample, type TrainingBatch, trainingBatch } from "./lm_batches.ts";
+import { IGNORE_INDEX, lmLoss } from "./lm_loss.ts";
 
 /** The logits function a class-incremental set's loss is computed with. */
 export type ImageForward = (
@@ -113,9 +113,62 @@ export function imageExamples(
   };
 }
 
+/** A method's LM input-prefix hook, as the trainers call it (`ContinualMethod.inputPrefix`). */
+export type LmPrefixHook = (at: LmPrefixAt, rows: LmPrefixRows) => tf.Tensor | undefined;
+
+/**
+ * The prompt positions of a training batch, row-major [B·T]: 1 at real tokens whose label is
+ * −100 (BOS and prompt), 0 at padding and at the labelled answer and EOS.
+ *
+ * @example
+ * ```ts
+ * import { promptPositions } from "./example_access.ts";
+ * const batch = {
+ *   ids: Int32Array.from([258, 256, 49, 50, 257]),
+ *   labels: Int32Array.from([-100, -100, -100, 50, 257]),
+ *   mask: Int32Array.from([0, 1, 1, 1, 1]),
+ *   shape: [1, 5] as [number, number],
+ *   lengths: [4],
+ * };
+ * promptPositions(batch); // [0, 1, 1, 0, 0]
+ * ```
+ */
+export function promptPositions(batch: TrainingBatch): Float32Array {
+  return Float32Array.from(
+    batch.mask,
+    (m, i) => (m === 1 && batch.labels[i] === IGNORE_INDEX ? 1 : 0),
+  );
+}
+
+/**
+ * The hook's prefix for a training batch (inside the caller's `tidy` or tape), or undefined
+ * without a hook.
+ *
+ * @example
+ * ```ts ignore
+ * const prefix = trainingBatchPrefix(batch, { hook, at: { taskIndex: 0, training: false }, model, ids, mask });
+ * ```
+ */
+export function trainingBatchPrefix(
+  batch: TrainingBatch,
+  options: {
+    hook?: LmPrefixHook;
+    at: LmPrefixAt;
+    model: Decoder;
+    ids: tf.Tensor2D;
+    mask: tf.Tensor2D;
+  },
+): tf.Tensor | undefined {
+  const { hook, model, ids, mask } = options;
+  if (!hook) return undefined;
+  const promptMask = tf.tensor2d(promptPositions(batch), batch.shape);
+  return hook(options.at, { model, ids, attentionMask: mask, promptMask });
+}
+
 /**
  * Example access of the LM trainer while it trains `currentTask`: a set's loss is
- * the masked answer-token cross-entropy of spec §9.3, in evaluation mode.
+ * the masked answer-token cross-entropy of spec §9.3, in evaluation mode (with the
+ * method's input prefix for the set's task when `inputPrefix` is given).
  *
  * @example
  * ```ts ignore
@@ -130,6 +183,8 @@ export function lmExamples(
     tokenizer: Tokenizer;
     maxLength: number;
     onRead?: ExampleReadHook;
+    /** The method's `inputPrefix` hook (called with the set's task, `training` false). */
+    inputPrefix?: LmPrefixHook;
   },
 ): ExampleAccess {
   const { currentTask, model } = options;
@@ -152,7 +207,14 @@ export function lmExamples(
       return tf.tidy(() => {
         const ids = tf.tensor2d(batch.ids, batch.shape, "int32");
         const mask = tf.tensor2d(batch.mask, batch.shape, "int32");
-        const logits = model.logits(ids, { training: false, attentionMask: mask });
+        const prefix = trainingBatchPrefix(batch, {
+          hook: options.inputPrefix,
+          at: { taskIndex: set.taskIndex, training: false },
+          model,
+          ids,
+          mask,
+        });
+        const logits = model.logits(ids, { training: false, attentionMask: mask, prefix });
         return lmLoss(logits, batch.labels);
       });
     },

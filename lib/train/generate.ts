@@ -16,6 +16,13 @@
  * whole sequence every step (the reference the cache is tested against).
  * Token choice happens in JavaScript on the read-back logits [B, V].
  *
+ * **Input prefix** (prompt methods). `inputPrefix`, when given, is called once
+ * per prompt batch with the batch's ids and mask and may return input
+ * embeddings to put before the tokens ([P, dim] or [B, P, dim]; see
+ * `Decoder.logits`). It is computed once from the prompt and kept for every
+ * generated token: the cached loop runs it with the prompt only (its keys and
+ * values stay in the cache), the recompute loop prepends it at every step.
+ *
  * @module
  */
 
@@ -43,6 +50,29 @@ export interface GenerateOptions {
   kvCache?: boolean;
   /** Prompt rows are padded to a multiple of this (default 8). */
   padMultiple?: number;
+  /**
+   * Input embeddings before each prompt batch's tokens (see the module doc): called with
+   * the batch's int32 ids [B, T] and attention mask [B, T] (1 = BOS or prompt token); returns
+   * [P, dim], [B, P, dim] or undefined (no prefix). Runs inside `tf.tidy`; the returned tensor
+   * may be a variable (it is copied, never disposed).
+   */
+  inputPrefix?: (ids: tf.Tensor2D, attentionMask: tf.Tensor2D) => tf.Tensor | undefined;
+}
+
+/** The batch's prefix (a copy the caller disposes), or undefined. */
+function batchPrefix(
+  batch: { ids: Int32Array; mask: Int32Array; shape: [number, number] },
+  options: GenerateOptions,
+): tf.Tensor | undefined {
+  const fn = options.inputPrefix;
+  if (!fn) return undefined;
+  return tf.tidy(() => {
+    const p = fn(
+      tf.tensor2d(batch.ids, batch.shape, "int32"),
+      tf.tensor2d(batch.mask, batch.shape, "int32"),
+    );
+    return p === undefined ? undefined : tf.clone(p);
+  });
 }
 
 /**
@@ -174,12 +204,14 @@ async function cachedLoop(
   let cache: KvCache | undefined;
   let logits: tf.Tensor2D | undefined;
   try {
+    const prefix = batchPrefix(batch, options);
     const ids = tf.tensor2d(batch.ids, batch.shape, "int32");
     const mask = tf.tensor2d(batch.mask, batch.shape, "int32");
     try {
-      ({ logits, cache } = model.extend(ids, { attentionMask: mask }));
+      ({ logits, cache } = model.extend(ids, { attentionMask: mask, prefix }));
     } finally {
       tf.dispose([ids, mask]);
+      prefix?.dispose();
     }
     for (;;) {
       const values = await logits!.data() as Float32Array;
@@ -225,22 +257,28 @@ async function recomputeLoop(
     { length: b },
     (_, r) => Array.from(batch.mask.subarray(r * t0, (r + 1) * t0)),
   );
-  for (;;) {
-    const t = rows[0].length;
-    const logits = tf.tidy(() =>
-      model.logits(tf.tensor2d(rows.flat(), [b, t], "int32"), {
-        training: false,
-        attentionMask: tf.tensor2d(masks.flat(), [b, t], "int32"),
-        lastOnly: true,
-      })
-    );
-    const values = await logits.data() as Float32Array;
-    logits.dispose();
-    if (advance(values, state, { ...options, vocab })) break;
-    for (let r = 0; r < b; r++) {
-      rows[r].push(state.next[r]);
-      masks[r].push(1);
+  const prefix = batchPrefix(batch, options);
+  try {
+    for (;;) {
+      const t = rows[0].length;
+      const logits = tf.tidy(() =>
+        model.logits(tf.tensor2d(rows.flat(), [b, t], "int32"), {
+          training: false,
+          attentionMask: tf.tensor2d(masks.flat(), [b, t], "int32"),
+          lastOnly: true,
+          prefix,
+        })
+      );
+      const values = await logits.data() as Float32Array;
+      logits.dispose();
+      if (advance(values, state, { ...options, vocab })) break;
+      for (let r = 0; r < b; r++) {
+        rows[r].push(state.next[r]);
+        masks[r].push(1);
+      }
     }
+  } finally {
+    prefix?.dispose();
   }
   return state.out;
 }

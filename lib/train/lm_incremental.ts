@@ -20,6 +20,11 @@
  * (`generate.ts`; the code samples at temperature 0.1, available through
  * `temperature`).
  *
+ * A method's `inputPrefix` hook (prompt tuning) is applied everywhere the
+ * model runs on task data: the training step (inside the tape, with the
+ * trained task), `ctx.batch.logits`, `ctx.examples.loss` (the set's task)
+ * and generation (the evaluated task's index, once per prompt batch).
+ *
  * After each task the score row (one number 0–100 per task seen so far),
  * every prediction with its prompt, reference and per-example score, the
  * timings and the method's task summary go to the {@link LmRunRecorder} at
@@ -44,7 +49,12 @@ import { createAdam, optimizerStep } from "./step.ts";
 import { epochsFor } from "./schedule.ts";
 import { captureCheckpoint, restoreTrainer, type TrainerCheckpoint } from "./checkpoint.ts";
 import { Timer } from "./timer.ts";
-import { type ExampleReadHook, lmExamples } from "./example_access.ts";
+import {
+  type ExampleReadHook,
+  lmExamples,
+  type LmPrefixHook,
+  trainingBatchPrefix,
+} from "./example_access.ts";
 
 /** One task of an instruction-tuning stream (a TRACE task). */
 export interface LmTask {
@@ -218,6 +228,11 @@ export async function evaluateLmTasks(
      * demonstrations). Scoring and the recorded predictions keep the original prompt.
      */
     prompt?: (prompt: string, at: EvalPromptContext) => string;
+    /**
+     * A method's `inputPrefix` hook: called once per prompt batch with the evaluated task's
+     * index (`training` false) and the prompt rows (prompt mask = attention mask).
+     */
+    inputPrefix?: LmPrefixHook;
   },
 ): Promise<{ row: LmEvalRow; predictions: LmPrediction[][]; generatedTokens: number }> {
   const { config, tokenizer } = options;
@@ -238,6 +253,7 @@ export async function evaluateLmTasks(
         rewrite(p, { taskIndex: j, taskName: task.name, exampleIndex: i, train: task.train })
       )
       : prompts;
+    const hook = options.inputPrefix;
     const ids = await timer.timeAsync("generate", () =>
       generateTokens(model, inputs, {
         tokenizer,
@@ -246,6 +262,15 @@ export async function evaluateLmTasks(
         batchSize: config.evalBatchSize,
         temperature: config.temperature,
         rng: options.rng,
+        inputPrefix: hook
+          ? (ids, attentionMask) =>
+            hook({ taskIndex: j, training: false }, {
+              model,
+              ids,
+              attentionMask,
+              promptMask: tf.cast(attentionMask, "float32") as tf.Tensor2D,
+            })
+          : undefined,
       }));
     generatedTokens += ids.reduce((a, r) => a + r.length, 0);
     const texts = ids.map((r) => tokenizer.decode(r));
@@ -313,6 +338,9 @@ export async function trainLmIncremental(
     );
   }
   const adapted = lmAdaptedModel(model);
+  const inputPrefix: LmPrefixHook | undefined = method.inputPrefix
+    ? (at, rows) => method.inputPrefix!(at, rows)
+    : undefined;
   const numTasks = tasks.length;
   const timer = new Timer();
   const label = options.label ?? method.name;
@@ -366,6 +394,7 @@ export async function trainLmIncremental(
           tokenizer,
           maxLength: config.maxLength,
           onRead: options.onExampleRead,
+          inputPrefix,
         }),
       };
       timer.reset();
@@ -406,12 +435,18 @@ export async function trainLmIncremental(
               (y) => (y === IGNORE_INDEX ? 0 : 1),
             ),
             logits: () =>
-              tf.tidy(() =>
-                model.logits(tf.tensor2d(batch.ids, batch.shape, "int32"), {
-                  training: false,
-                  attentionMask: tf.tensor2d(batch.mask, batch.shape, "int32"),
-                })
-              ),
+              tf.tidy(() => {
+                const ids = tf.tensor2d(batch.ids, batch.shape, "int32");
+                const mask = tf.tensor2d(batch.mask, batch.shape, "int32");
+                const prefix = trainingBatchPrefix(batch, {
+                  hook: inputPrefix,
+                  at: { taskIndex: ti, training: false },
+                  model,
+                  ids,
+                  mask,
+                });
+                return model.logits(ids, { training: false, attentionMask: mask, prefix });
+              }),
           };
           await timer.timeAsync("method", async () => await method.beforeStep?.(ctx));
           const seed = dropoutRng.seed();
@@ -422,7 +457,20 @@ export async function trainLmIncremental(
               optimizerStep(variables, () => {
                 const ids = tf.tensor2d(batch.ids, batch.shape, "int32");
                 const mask = tf.tensor2d(batch.mask, batch.shape, "int32");
-                const logits = model.logits(ids, { training: true, seed, attentionMask: mask });
+                // Not inside a nested tidy: a method may keep tensors for its `loss()` below.
+                const prefix = trainingBatchPrefix(batch, {
+                  hook: inputPrefix,
+                  at: { taskIndex: ti, training: true },
+                  model,
+                  ids,
+                  mask,
+                });
+                const logits = model.logits(ids, {
+                  training: true,
+                  seed,
+                  attentionMask: mask,
+                  prefix,
+                });
                 const taskLoss = lmLoss(logits, batch.labels);
                 const parts = method.loss(ctx, taskLoss, { logits });
                 return { total: parts.total, terms: { task: taskLoss, ...parts.terms } };
@@ -500,6 +548,7 @@ export async function trainLmIncremental(
         rng: rngs.generation,
         timer: evalTimer,
         prompt: method.evalPrompt ? (p, at) => method.evalPrompt!(p, at) : undefined,
+        inputPrefix,
       });
       const evalSeconds = (performance.now() - e0) / 1000;
       Object.assign(components, evalTimer.totals());

@@ -438,3 +438,219 @@ Deno.test("createDecoder from weights reproduces a model; mismatched weights are
   a.dispose();
   b.dispose();
 });
+
+// ---------------------------------------------------------------------------
+// Input-embedding prefix (prompt tuning) and frozen features
+
+/** Rows `ids` of the model's token embedding, [ids.length, dim] (a prefix equal to those tokens). */
+function tableRows(model: Decoder, ids: number[]): tf.Tensor2D {
+  const table = model.baseWeights().get("model.embed_tokens.weight")!;
+  return tf.tidy(() => tf.gather(table, tf.tensor1d(ids, "int32")) as tf.Tensor2D);
+}
+
+async function prefixLogits(
+  model: Decoder,
+  ids: number[][],
+  options: {
+    mask: number[][];
+    prefix?: tf.Tensor;
+    training?: boolean;
+    seed?: number;
+    lastOnly?: boolean;
+  },
+): Promise<Float32Array> {
+  const b = ids.length;
+  const t = ids[0].length;
+  const out = tf.tidy(() =>
+    model.logits(tf.tensor2d(ids.flat(), [b, t], "int32"), {
+      training: options.training ?? false,
+      seed: options.seed,
+      attentionMask: tf.tensor2d(options.mask.flat(), [b, t], "int32"),
+      prefix: options.prefix,
+      lastOnly: options.lastOnly,
+    })
+  );
+  const values = (await out.data()) as Float32Array;
+  out.dispose();
+  return values;
+}
+
+Deno.test("prefix: empty = no prefix bit-for-bit; a prefix of embedding rows = those tokens fed as ids", async () => {
+  await initBackend("cpu");
+  const v = 259;
+  for (const embeddingScale of [1, 1.5]) {
+    const model = createDecoder({ ...MICRO, embeddingScale }, { rng: new Rng(31) });
+    setLoraB(model.loraSites(), 32);
+    const ids = [[258, 258, 256, ...randomIds(3, 33)], [256, ...randomIds(5, 34)]];
+    const mask = [[0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1]];
+    const plain = await prefixLogits(model, ids, { mask });
+    const empty = tf.zeros([0, 32]);
+    assertEquals(await prefixLogits(model, ids, { mask, prefix: empty }), plain);
+    empty.dispose();
+    // Per-row prefixes [B, P, d] and one shared prefix [P, d], for eval and training mode.
+    const pre = [[44, 17, 42], [99, 7, 250]];
+    const perRow = tf.tidy(() => tf.stack([tableRows(model, pre[0]), tableRows(model, pre[1])]));
+    const shared = tableRows(model, pre[0]);
+    for (const [prefix, rows] of [[perRow, pre], [shared, [pre[0], pre[0]]]] as const) {
+      for (const mode of [{ training: false }, { training: true, seed: 35 }]) {
+        const got = await prefixLogits(model, ids, { mask, prefix, ...mode });
+        assertEquals(got.length, 2 * 6 * v, "logits for the token positions only");
+        const ref = await prefixLogits(model, ids.map((r, i) => [...rows[i], ...r]), {
+          mask: mask.map((m) => [1, 1, 1, ...m]),
+          ...mode,
+        });
+        for (let b = 0; b < 2; b++) {
+          const d = maxAbsDiff(
+            got.subarray(b * 6 * v, (b + 1) * 6 * v),
+            ref.subarray((b * 9 + 3) * v, (b + 1) * 9 * v),
+          );
+          assert(d < 1e-6, `scale ${embeddingScale}, row ${b}, ${JSON.stringify(mode)}: ${d}`);
+        }
+      }
+      const last = await prefixLogits(model, ids, { mask, prefix, lastOnly: true });
+      const full = await prefixLogits(model, ids, { mask, prefix });
+      const tail = Float32Array.from([...full.subarray(5 * v, 6 * v), ...full.subarray(11 * v)]);
+      assert(maxAbsDiff(last, tail) < 1e-6, "lastOnly = the last token's logits");
+    }
+    // The prefix is differentiable: its gradient is the embedding rows' gradient of the
+    // explicit-token forward (the prefix tokens occur nowhere else in the rows).
+    const labels = Int32Array.from(ids.flat(), (t, i) => (i % 6 >= 3 ? t : -100));
+    const pv = tf.variable(perRow, true);
+    const gPrefix = tf.tidy(() => {
+      const { grads } = tf.variableGrads(() =>
+        lmLoss(
+          model.logits(tf.tensor2d(ids.flat(), [2, 6], "int32"), {
+            training: false,
+            attentionMask: tf.tensor2d(mask.flat(), [2, 6], "int32"),
+            prefix: pv,
+          }),
+          labels,
+        ), [pv]);
+      return grads[pv.name];
+    });
+    const table = model.baseWeights().get("model.embed_tokens.weight")!;
+    model.setBaseTrainable(true);
+    const gTable = tf.tidy(() => {
+      const longLabels = Int32Array.from(
+        ids.flatMap((r) => [-100, -100, -100, ...r.map((t, j) => (j >= 3 ? t : -100))]),
+      );
+      const { grads } = tf.variableGrads(() =>
+        lmLoss(
+          model.logits(tf.tensor2d(ids.flatMap((r, i) => [...pre[i], ...r]), [2, 9], "int32"), {
+            training: false,
+            attentionMask: tf.tensor2d(mask.flatMap((m) => [1, 1, 1, ...m]), [2, 9], "int32"),
+          }),
+          longLabels,
+        ), [table]);
+      return tf.gather(grads[table.name], tf.tensor1d(pre.flat(), "int32"));
+    });
+    model.setBaseTrainable(false);
+    const d = maxAbsDiff(await gPrefix.data(), await gTable.data());
+    const scale = Math.max(...Array.from(await gTable.data(), Math.abs));
+    assert(
+      scale > 0 && d < 1e-6 + 1e-4 * scale,
+      `prefix gradient differs by ${d} (scale ${scale})`,
+    );
+    tf.dispose([perRow, shared, pv, gPrefix, gTable]);
+    model.dispose();
+  }
+});
+
+Deno.test("prefix: extend starts the cache with it and equals the full forward; misuse is refused", async () => {
+  await initBackend("wasm");
+  const model = createDecoder({ ...MICRO, kvHeads: 1 }, { rng: new Rng(41) });
+  setLoraB(model.loraSites(), 42);
+  const rng = new Rng(43);
+  const prefix = tf.tensor3d(
+    Float32Array.from({ length: 2 * 4 * 32 }, () => 0.05 * rng.normal()),
+    [2, 4, 32],
+  );
+  const ids = [[258, 258, ...randomIds(4, 44)], randomIds(6, 45)];
+  const mask = [[0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1]];
+  const more = [randomIds(3, 46), randomIds(3, 47)];
+  const full = await prefixLogits(model, ids.map((r, i) => [...r, ...more[i]]), {
+    mask: mask.map((m) => [...m, 1, 1, 1]),
+    prefix,
+  });
+  const before = tf.memory().numTensors;
+  const first = tf.tensor2d(ids.flat(), [2, 6], "int32");
+  const firstMask = tf.tensor2d(mask.flat(), [2, 6], "int32");
+  let { logits, cache } = model.extend(first, { attentionMask: firstMask, prefix });
+  tf.dispose([first, firstMask]);
+  assertEquals(cache.mask.shape, [2, 10], "the cache holds the 4 prefix positions");
+  const v = 259;
+  const at = (b: number, pos: number) => full.subarray((b * 9 + pos) * v, (b * 9 + pos + 1) * v);
+  for (let s = 0; s <= 3; s++) {
+    const got = (await logits.data()) as Float32Array;
+    for (let b = 0; b < 2; b++) {
+      const d = maxAbsDiff(got.subarray(b * v, (b + 1) * v), at(b, 5 + s));
+      assert(d < 1e-4, `step ${s} row ${b}: diff ${d}`);
+    }
+    logits.dispose();
+    if (s === 3) break;
+    const step = tf.tensor2d([more[0][s], more[1][s]], [2, 1], "int32");
+    if (s === 0) {
+      assertThrows(() => model.extend(step, { cache, prefix }), Error, "cannot follow");
+    }
+    ({ logits, cache } = model.extend(step, { cache }));
+    step.dispose();
+  }
+  disposeKvCache(cache);
+  assertEquals(tf.memory().numTensors, before, "no tensor leaks");
+  const ids2 = tf.tensor2d(ids.flat(), [2, 6], "int32");
+  for (const bad of [tf.zeros([4, 31]), tf.zeros([3, 4, 32]), tf.zeros([4, 32], "int32")]) {
+    assertThrows(
+      () => model.logits(ids2, { training: false, prefix: bad }),
+      Error,
+      "prefix must be",
+    );
+    bad.dispose();
+  }
+  tf.dispose([ids2, prefix]);
+  model.dispose();
+});
+
+Deno.test("features: the frozen model's mean final hidden state (LoRA bypassed, masks, causal)", async () => {
+  await initBackend("cpu");
+  const model = createDecoder(MICRO, { rng: new Rng(51) });
+  const prompt = [256, ...randomIds(4, 52)];
+  const answer = randomIds(3, 53);
+  const run = (ids: number[][], mask: number[][], pool?: number[][]) =>
+    tf.tidy(() => {
+      const shape: [number, number] = [ids.length, ids[0].length];
+      return model.features(tf.tensor2d(ids.flat(), shape, "int32"), {
+        attentionMask: tf.tensor2d(mask.flat(), shape, "int32"),
+        poolMask: pool ? tf.tensor2d(pool.flat(), shape) : undefined,
+      });
+    });
+  // With LoRA B = 0 the logits are linear in the final hidden state: mean(logits) = f · Wₗₘᵀ.
+  const f = run([prompt], [[1, 1, 1, 1, 1]]);
+  assertEquals(f.shape, [1, 32]);
+  const head = model.baseWeights().get("lm_head.weight")!;
+  const viaHead = await tf.tidy(() => tf.matMul(f, tf.transpose(head))).data();
+  const logits = await logitsOf(model, [prompt]);
+  const mean = new Float32Array(259);
+  for (let p = 0; p < 5; p++) for (let j = 0; j < 259; j++) mean[j] += logits[p * 259 + j] / 5;
+  assert(
+    maxAbsDiff(viaHead, mean) < 1e-5,
+    `features · Wᵀ vs mean logits: ${maxAbsDiff(viaHead, mean)}`,
+  );
+  const fv = await f.data();
+  // LoRA is bypassed: the features ignore B while the logits move.
+  setLoraB(model.loraSites(), 54);
+  assertEquals(await run([prompt], [[1, 1, 1, 1, 1]]).data(), fv);
+  assert(maxAbsDiff(await logitsOf(model, [prompt]), logits) > 1e-3);
+  // Pooled over the prompt positions of prompt + answer (left-padded, in a batch) = the prompt alone.
+  const row = [258, 258, ...prompt, ...answer];
+  const rowMask = [0, 0, 1, 1, 1, 1, 1, 1, 1, 1];
+  const promptPool = [0, 0, 1, 1, 1, 1, 1, 0, 0, 0];
+  const other = randomIds(10, 55);
+  const batch = await run([row, other], [rowMask, new Array(10).fill(1)], [
+    promptPool,
+    new Array(10).fill(0),
+  ]).data();
+  assert(maxAbsDiff(batch.subarray(0, 32), fv) < 1e-5, "prompt part of a training row");
+  assertEquals(Array.from(batch.subarray(32)), new Array(32).fill(0), "no pooled positions → 0");
+  f.dispose();
+  model.dispose();
+});

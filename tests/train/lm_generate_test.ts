@@ -124,3 +124,47 @@ Deno.test("a model trained on one prompt → answer pair reproduces the answer g
   assertEquals(out, ["7!", "7!"]); // stopped at the learned EOS, well before 10 tokens
   model.dispose();
 });
+
+Deno.test("generation with an input prefix: cache equals recompute, per-row prefixes, no leaks", async () => {
+  await initBackend("wasm");
+  const model = createDecoder(MICRO, { rng: new Rng(8) });
+  const prompts = ["The cat", "a", "0123456789 long prompt", "xy"];
+  const options = { tokenizer: bytes, maxNewTokens: 6, maxPromptLength: 24 };
+  const rng = new Rng(9);
+  const shared = tf.variable(
+    tf.tensor2d(Float32Array.from({ length: 3 * 32 }, () => 0.5 * rng.normal()), [3, 32]),
+  );
+  // A per-row prefix that depends on the row (its first real token's embedding row), as L2P's.
+  const table = model.baseWeights().get("model.embed_tokens.weight")!;
+  const perRow = (ids: tf.Tensor2D, mask: tf.Tensor2D) => {
+    const [b, t] = ids.shape;
+    const first = tf.argMax(mask, 1); // left padding: the first 1
+    const tokens = tf.sum(tf.mul(tf.oneHot(first, t), tf.cast(ids, "float32")), 1);
+    const rows = tf.gather(table, tf.cast(tokens, "int32"));
+    return tf.reshape(tf.concat([rows, tf.mul(rows, -1)], 1), [b, 2, 32]);
+  };
+  const calls: number[] = [];
+  const counted = (ids: tf.Tensor2D) => {
+    calls.push(ids.shape[0]);
+    return shared;
+  };
+  const before = tf.memory().numTensors;
+  const plain = await generateTokens(model, prompts, options);
+  for (const inputPrefix of [counted, perRow]) {
+    const cached = await generateTokens(model, prompts, { ...options, inputPrefix, batchSize: 3 });
+    const recomputed = await generateTokens(model, prompts, {
+      ...options,
+      inputPrefix,
+      kvCache: false,
+    });
+    assertEquals(recomputed, cached);
+    assertNotEquals(cached, plain, "the prefix changes the continuation");
+    const none = await generateTokens(model, prompts, { ...options, inputPrefix: () => undefined });
+    assertEquals(none, plain);
+  }
+  assertEquals(calls, [3, 1, 4], "once per prompt batch");
+  assert(!shared.isDisposed, "a returned variable is never disposed");
+  assertEquals(tf.memory().numTensors, before, "no tensor leaks");
+  shared.dispose();
+  model.dispose();
+});
