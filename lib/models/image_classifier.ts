@@ -1,12 +1,30 @@
 /**
  * What the class-incremental trainer needs from an image model: logits over
  * all head outputs, plus the LoRA sites and head variables a method may train.
+ * Prompt methods (L2P, DualPrompt) additionally use the optional prompted
+ * forward pass and the frozen query feature.
  *
  * @module
  */
 
 import type * as tf from "@tensorflow/tfjs";
 import type { AdaptedModel } from "./backbone.ts";
+import type { Prompts } from "./prompt.ts";
+
+/** Options of {@link ImageClassifier.promptedLogits}. */
+export interface PromptedForwardOptions {
+  /** Training mode (LoRA dropout on). */
+  training: boolean;
+  /** Dropout seed when training. */
+  seed?: number;
+  /** Prompt tokens and/or per-block key/value prefixes, [B, P, dim] each. */
+  prompts: Prompts;
+  /**
+   * The head's input: `"cls"` (default), the final-LN [CLS] output, or `"prompts"`,
+   * the mean of the prompt tokens' final-LN outputs (L2P).
+   */
+  pool?: "cls" | "prompts";
+}
 
 /** An image classifier with LoRA sites and one head over all classes of the stream. */
 export interface ImageClassifier extends AdaptedModel {
@@ -18,4 +36,13 @@ export interface ImageClassifier extends AdaptedModel {
   features?(x: tf.Tensor4D, options: { training: boolean; seed?: number }): tf.Tensor2D;
   /** The head alone on features [B, dim] → logits [B, numOutputs], when exposed. */
   headLogits?(features: tf.Tensor2D): tf.Tensor2D;
+  /** Token width and number of blocks, for building prompts (prompt-capable models only). */
+  readonly promptShape?: { readonly dim: number; readonly depth: number };
+  /** Logits [B, numOutputs] of the prompted forward pass (prompt-capable models only). */
+  promptedLogits?(x: tf.Tensor4D, options: PromptedForwardOptions): tf.Tensor2D;
+  /**
+   * The query feature of prompt methods [B, dim]: the final-LN [CLS] of the pre-trained
+   * backbone in evaluation mode, with no prompts and no LoRA branch (nor adapter pool).
+   */
+  queryFeatures?(x: tf.Tensor4D): tf.Tensor2D;
 }

@@ -20,6 +20,11 @@
  * `attn.v` of the blocks in `config.loraBlocks`, in the fixed order
  * `blocks.0.attn.q, blocks.0.attn.v, blocks.1.attn.q, …` (the TreeLoRA depth order).
  *
+ * Prompt methods (L2P, DualPrompt) pass `prompts` to the features pass:
+ * prompt-tuning tokens inserted after [CLS], and/or key/value prefixes on the
+ * attention of chosen blocks (see {@link VitForwardOptions}); `lora: false`
+ * gives the adapter-free base model (their frozen query).
+ *
  * @module
  */
 
@@ -39,6 +44,7 @@ import {
   siteSeed,
 } from "./layers.ts";
 import { createLoraSite, loraScale } from "./lora.ts";
+import { prefixAttention, type PrefixPrompt, type Prompts } from "./prompt.ts";
 import type { TensorData, TensorMap } from "./safetensors.ts";
 
 // ---------------------------------------------------------------------------
@@ -269,6 +275,36 @@ export function patchEmbed(
 // ---------------------------------------------------------------------------
 // The model
 
+/**
+ * Options of {@link Vit.features}. Without `prompts`, `pool` and `lora` the
+ * pass is the plain ViT (the same ops, bit for bit).
+ */
+export interface VitForwardOptions {
+  /** Training mode: LoRA dropout on. */
+  training: boolean;
+  /** Seed of the LoRA dropout masks when training (each site derives its own). */
+  seed?: number;
+  /**
+   * Prompts (`prompt.ts`). `tokens` [B, P, dim] are inserted right after [CLS],
+   * after the position embedding is added (prompt tokens carry no position
+   * embedding: the pre-trained table has no slots for them, and a learned
+   * prompt absorbs any constant offset), so blocks see 1 + P + patches tokens.
+   * `prefixes` maps a block index to key/value prefixes [B, P, dim] that are
+   * prepended to that block's attention keys and values after their
+   * projections (prefix-tuning, as DualPrompt); queries and outputs keep the
+   * token count.
+   */
+  prompts?: Prompts;
+  /**
+   * The feature vector: `"cls"` (default), the final-LN [CLS] output; or
+   * `"prompts"`, the mean over the prompt tokens' final-LN outputs (L2P's
+   * `head_type="prompt"`; needs `prompts.tokens` with P > 0).
+   */
+  pool?: "cls" | "prompts";
+  /** `false` leaves out every LoRA branch (and its pool): the base model alone. Default true. */
+  lora?: boolean;
+}
+
 /** A ViT instance: forward pass, LoRA sites and named base weights. */
 export interface Vit {
   /** The configuration it was built with. */
@@ -276,10 +312,12 @@ export interface Vit {
   /** Tokens per image including cls: (imageSize / patchSize)² + 1. */
   readonly numTokens: number;
   /**
-   * The final-LN cls vector [B, dim] for NHWC images [B, H, W, C]. `seed` drives
-   * the LoRA dropout masks when training (each site derives its own).
+   * The feature vector [B, dim] for NHWC images [B, H, W, C]: by default the
+   * final-LN cls vector. `seed` drives the LoRA dropout masks when training
+   * (each site derives its own); `prompts`, `pool` and `lora` are described in
+   * {@link VitForwardOptions}.
    */
-  features(x: tf.Tensor4D, options: { training: boolean; seed?: number }): tf.Tensor2D;
+  features(x: tf.Tensor4D, options: VitForwardOptions): tf.Tensor2D;
   /** LoRA sites in the fixed order blocks.0.attn.q, blocks.0.attn.v, blocks.1.attn.q, … */
   loraSites(): LoraSite[];
   /** Base (non-LoRA) weights by timm-style name, in a fixed order. */
@@ -396,14 +434,21 @@ export function createVit(
   const gelu = c.gelu === "erf" ? geluErf : geluTanh;
   let disposed = false;
 
-  function block(h: tf.Tensor2D, p: BlockParams, batch: number, lora: LoraForward): tf.Tensor2D {
+  function block(
+    h: tf.Tensor2D,
+    p: BlockParams,
+    at: { batch: number; tokens: number; lora?: LoraForward; prefix?: PrefixPrompt },
+  ): tf.Tensor2D {
+    const { batch, tokens, lora } = at;
     const seedOf = (site?: LoraSite) =>
-      site ? siteSeed(lora.seed, siteIndex.get(site.name)!) : undefined;
+      site && lora ? siteSeed(lora.seed, siteIndex.get(site.name)!) : undefined;
     const x = layerNorm(h, p.norm1, { eps: c.layerNormEps });
     const q = linear(x, p.q, { lora, siteSeed: seedOf(p.q.lora) });
     const k = linear(x, p.k);
     const v = linear(x, p.v, { lora, siteSeed: seedOf(p.v.lora) });
-    const a = multiHeadAttention({ q, k, v }, { batch, tokens: numTokens, heads: c.heads });
+    const a = at.prefix
+      ? prefixAttention({ q, k, v }, at.prefix, { batch, tokens, heads: c.heads })
+      : multiHeadAttention({ q, k, v }, { batch, tokens, heads: c.heads });
     h = tf.add(h, linear(a, p.proj));
     const m = linear(
       gelu(linear(layerNorm(h, p.norm2, { eps: c.layerNormEps }), p.fc1)),
@@ -412,7 +457,32 @@ export function createVit(
     return tf.add(h, m);
   }
 
-  function features(x: tf.Tensor4D, opts: { training: boolean; seed?: number }): tf.Tensor2D {
+  /** The prompt inputs of one pass, checked: tokens (P > 0) and non-empty prefixes by block. */
+  function checkedPrompts(prompts: Prompts | undefined, b: number) {
+    const shapeOk = (t: tf.Tensor) => t.rank === 3 && t.shape[0] === b && t.shape[2] === c.dim;
+    const tokens = prompts?.tokens;
+    if (tokens && !shapeOk(tokens)) {
+      throw new Error(
+        `Vit.features: expected prompt tokens [${b}, P, ${c.dim}], got [${tokens.shape}]`,
+      );
+    }
+    const prefixes = new Map<number, PrefixPrompt>();
+    for (const [i, pre] of prompts?.prefixes ?? []) {
+      if (!Number.isInteger(i) || i < 0 || i >= c.depth) {
+        throw new Error(`Vit.features: a prefix for block ${i}, but blocks are 0..${c.depth - 1}`);
+      }
+      if (!shapeOk(pre.key) || !shapeOk(pre.value) || pre.key.shape[1] !== pre.value.shape[1]) {
+        throw new Error(
+          `Vit.features: block ${i}: expected key and value prefixes [${b}, P, ${c.dim}], ` +
+            `got [${pre.key.shape}] and [${pre.value.shape}]`,
+        );
+      }
+      if (pre.key.shape[1] > 0) prefixes.set(i, pre);
+    }
+    return { tokens: tokens && tokens.shape[1] > 0 ? tokens : undefined, prefixes };
+  }
+
+  function features(x: tf.Tensor4D, opts: VitForwardOptions): tf.Tensor2D {
     if (disposed) throw new Error("Vit.features: the model has been disposed");
     const [b, hh, ww, ch] = x.shape;
     if (x.rank !== 4 || hh !== c.imageSize || ww !== c.imageSize || ch !== c.channels) {
@@ -421,7 +491,16 @@ export function createVit(
           `got [${x.shape}]`,
       );
     }
-    const lora: LoraForward = {
+    const { tokens: promptTokens, prefixes } = checkedPrompts(opts.prompts, b);
+    const np = promptTokens ? promptTokens.shape[1] : 0;
+    const pool = opts.pool ?? "cls";
+    if (pool !== "cls" && pool !== "prompts") {
+      throw new Error(`Vit.features: pool must be "cls" or "prompts", got ${JSON.stringify(pool)}`);
+    }
+    if (pool === "prompts" && np === 0) {
+      throw new Error('Vit.features: pool "prompts" needs prompt tokens (prompts.tokens, P > 0)');
+    }
+    const lora: LoraForward | undefined = opts.lora === false ? undefined : {
       scale,
       dropout: c.lora.dropout,
       training: opts.training,
@@ -436,8 +515,31 @@ export function createVit(
       const cls = tf.tile(w("cls_token"), [b, 1, 1]);
       const tokens = tf.concat([cls, tf.reshape(patches, [b, numTokens - 1, c.dim])], 1);
       let h = tf.reshape(tf.add(tokens, w("pos_embed")), [b * numTokens, c.dim]) as tf.Tensor2D;
-      for (const p of blocks) h = block(h, p, b, lora);
-      const cls3 = tf.slice(tf.reshape(h, [b, numTokens, c.dim]), [0, 0, 0], [b, 1, c.dim]);
+      const t = numTokens + np;
+      if (promptTokens) {
+        // [cls, patches] + pos → [cls, prompts, patches]
+        const h3 = tf.reshape(h, [b, numTokens, c.dim]);
+        h = tf.reshape(
+          tf.concat([
+            tf.slice(h3, [0, 0, 0], [b, 1, c.dim]),
+            promptTokens,
+            tf.slice(h3, [0, 1, 0], [b, numTokens - 1, c.dim]),
+          ], 1),
+          [b * t, c.dim],
+        );
+      }
+      blocks.forEach((p, i) => {
+        h = block(h, p, { batch: b, tokens: t, lora, prefix: prefixes.get(i) });
+      });
+      if (pool === "prompts") {
+        // L2P: LayerNorm every prompt token's output, then average them.
+        const out = tf.slice(tf.reshape(h, [b, t, c.dim]), [0, 1, 0], [b, np, c.dim]);
+        const normed = layerNorm(tf.reshape(out, [b * np, c.dim]) as tf.Tensor2D, norm("norm"), {
+          eps: c.layerNormEps,
+        });
+        return tf.mean(tf.reshape(normed, [b, np, c.dim]), 1) as tf.Tensor2D;
+      }
+      const cls3 = tf.slice(tf.reshape(h, [b, t, c.dim]), [0, 0, 0], [b, 1, c.dim]);
       const clsOut = tf.reshape(cls3, [b, c.dim]) as tf.Tensor2D;
       return layerNorm(clsOut, norm("norm"), { eps: c.layerNormEps });
     });

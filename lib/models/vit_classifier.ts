@@ -25,6 +25,8 @@ export interface VitClassifier extends ImageClassifier {
 /**
  * Build a ViT with frozen base weights (from `baseWeights`, e.g. the cached
  * pre-trained backbone) and a fresh head and LoRA adapters drawn from `rng`.
+ * It is prompt-capable: `promptedLogits` runs the ViT with prompts
+ * (`VitForwardOptions`), `queryFeatures` the adapter-free base model.
  *
  * @example
  * ```ts
@@ -56,6 +58,14 @@ export function createVitClassifier(
     logits: (x, o) => tf.tidy(() => head.logits(vit.features(x, o))),
     features: (x, o) => vit.features(x, o),
     headLogits: (f) => head.logits(f),
+    promptShape: Object.freeze({ dim: vit.config.dim, depth: vit.config.depth }),
+    promptedLogits: (x, o) =>
+      tf.tidy(() =>
+        head.logits(
+          vit.features(x, { training: o.training, seed: o.seed, prompts: o.prompts, pool: o.pool }),
+        )
+      ),
+    queryFeatures: (x) => vit.features(x, { training: false, lora: false }),
     loraSites: () => vit.loraSites(),
     headVariables: () => head.variables(),
     baseVariables: () => [...vit.baseWeights().values()],

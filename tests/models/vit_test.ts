@@ -333,3 +333,223 @@ Deno.test("ViT base weights survive a safetensors file round trip", async () => 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+// ---------------------------------------------------------------------------
+// Prompts (prompt-tuning tokens and prefix-tuning), checked against a plain-JS reference.
+
+/** LayerNorm of each row of x [rows, d] in float64. */
+function refLayerNorm(x: Float64Array, d: number, w: TensorData, b: TensorData, eps: number) {
+  const y = new Float64Array(x.length);
+  for (let r = 0; r < x.length / d; r++) {
+    let mean = 0;
+    for (let i = 0; i < d; i++) mean += x[r * d + i];
+    mean /= d;
+    let v = 0;
+    for (let i = 0; i < d; i++) v += (x[r * d + i] - mean) ** 2;
+    const inv = 1 / Math.sqrt(v / d + eps);
+    for (let i = 0; i < d; i++) y[r * d + i] = (x[r * d + i] - mean) * inv * w.data[i] + b.data[i];
+  }
+  return y;
+}
+
+/** y = x·Wᵀ + b on rows. */
+function refDense(x: Float64Array, w: TensorData, b: TensorData) {
+  const [out, inp] = w.shape;
+  const rows = x.length / inp;
+  const y = new Float64Array(rows * out);
+  for (let r = 0; r < rows; r++) {
+    for (let o = 0; o < out; o++) {
+      let s = b.data[o];
+      for (let i = 0; i < inp; i++) s += x[r * inp + i] * w.data[o * inp + i];
+      y[r * out + o] = s;
+    }
+  }
+  return y;
+}
+
+/**
+ * The features of one image [S, S, C] of a `vit.ts` model (tanh GELU, no LoRA) with
+ * prompt tokens [P, d] inserted after cls (no position embedding) and key/value prefixes
+ * [Pb, d] per block, pooled as cls or the mean of the prompt outputs.
+ */
+function referenceFeatures(
+  w: Map<string, TensorData>,
+  c: VitConfig,
+  image: Float32Array,
+  prompts: { tokens?: number[][]; prefixes?: Map<number, { key: number[][]; value: number[][] }> },
+  pool: "cls" | "prompts",
+): Float64Array {
+  const d = c.dim;
+  const p = c.patchSize;
+  const g = c.imageSize / p;
+  const pe = w.get("patch_embed.weight")!.data;
+  const pos = w.get("pos_embed")!.data;
+  const rows: number[][] = [[...w.get("cls_token")!.data].map((v, i) => v + pos[i])];
+  for (let gy = 0; gy < g; gy++) {
+    for (let gx = 0; gx < g; gx++) {
+      const t = gy * g + gx + 1;
+      rows.push(Array.from({ length: d }, (_, o) => {
+        let s = w.get("patch_embed.bias")!.data[o] + pos[t * d + o];
+        for (let ch = 0; ch < c.channels; ch++) {
+          for (let i = 0; i < p; i++) {
+            for (let j = 0; j < p; j++) {
+              const px = image[((gy * p + i) * c.imageSize + gx * p + j) * c.channels + ch];
+              s += pe[((o * c.channels + ch) * p + i) * p + j] * px;
+            }
+          }
+        }
+        return s;
+      }));
+    }
+  }
+  const np = prompts.tokens?.length ?? 0;
+  rows.splice(1, 0, ...(prompts.tokens ?? []));
+  const t = rows.length;
+  let h = Float64Array.from(rows.flat());
+  const dh = d / c.heads;
+  for (let blk = 0; blk < c.depth; blk++) {
+    const n = (s: string) => w.get(`blocks.${blk}.${s}`)!;
+    const x = refLayerNorm(h, d, n("norm1.weight"), n("norm1.bias"), c.layerNormEps);
+    const q = refDense(x, n("attn.q.weight"), n("attn.q.bias"));
+    const pre = prompts.prefixes?.get(blk);
+    const k = [...(pre?.key.flat() ?? []), ...refDense(x, n("attn.k.weight"), n("attn.k.bias"))];
+    const v = [...(pre?.value.flat() ?? []), ...refDense(x, n("attn.v.weight"), n("attn.v.bias"))];
+    const tk = k.length / d;
+    const a = new Float64Array(t * d);
+    for (let hd = 0; hd < c.heads; hd++) {
+      for (let i = 0; i < t; i++) {
+        const s = Array.from({ length: tk }, (_, j) => {
+          let dot = 0;
+          for (let e = 0; e < dh; e++) dot += q[i * d + hd * dh + e] * k[j * d + hd * dh + e];
+          return dot / Math.sqrt(dh);
+        });
+        const mx = Math.max(...s);
+        const ex = s.map((z) => Math.exp(z - mx));
+        const z = ex.reduce((u, y) => u + y, 0);
+        for (let e = 0; e < dh; e++) {
+          let acc = 0;
+          for (let j = 0; j < tk; j++) acc += (ex[j] / z) * v[j * d + hd * dh + e];
+          a[i * d + hd * dh + e] = acc;
+        }
+      }
+    }
+    const o = refDense(a, n("attn.proj.weight"), n("attn.proj.bias"));
+    h = h.map((y, i) => y + o[i]);
+    const x2 = refLayerNorm(h, d, n("norm2.weight"), n("norm2.bias"), c.layerNormEps);
+    const gl = refDense(x2, n("mlp.fc1.weight"), n("mlp.fc1.bias")).map((y) =>
+      0.5 * y * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (y + 0.044715 * y ** 3)))
+    );
+    const m = refDense(gl, n("mlp.fc2.weight"), n("mlp.fc2.bias"));
+    h = h.map((y, i) => y + m[i]);
+  }
+  const normed = refLayerNorm(h, d, w.get("norm.weight")!, w.get("norm.bias")!, c.layerNormEps);
+  if (pool === "cls") return normed.slice(0, d);
+  const out = new Float64Array(d);
+  for (let r = 1; r <= np; r++) for (let i = 0; i < d; i++) out[i] += normed[r * d + i] / np;
+  return out;
+}
+
+function randomRows(rng: Rng, n: number, d: number, scale: number): number[][] {
+  return Array.from({ length: n }, () => Array.from({ length: d }, () => scale * rng.normal()));
+}
+
+Deno.test("ViT prompts: empty prompts and no prompts give the plain forward bit for bit; lora: false drops LoRA", async () => {
+  await initBackend("cpu");
+  const vit = createVit(MICRO, { rng: new Rng(11) });
+  const x = tf.tensor4d(images(2, 12), [2, 32, 32, 3]);
+  const plain = vit.features(x, { training: false });
+  const empty = tf.zeros([2, 0, 32]) as tf.Tensor3D;
+  const variants = [
+    vit.features(x, { training: false, prompts: {} }),
+    vit.features(x, { training: false, prompts: { tokens: empty } }),
+    vit.features(x, {
+      training: false,
+      prompts: { tokens: empty, prefixes: new Map([[0, { key: empty, value: empty }]]) },
+      pool: "cls",
+    }),
+    vit.features(x, { training: false, lora: true }),
+  ];
+  const want = await plain.data();
+  for (const f of variants) assertEquals(await f.data(), want);
+  // LoRA B is zero at creation, so the adapter-free pass equals the plain one even after B moves.
+  setLoraB(vit.loraSites(), 13);
+  const adapted = vit.features(x, { training: false });
+  const baseOnly = vit.features(x, { training: false, lora: false });
+  assertEquals(await baseOnly.data(), want);
+  assert(maxAbsDiff(await adapted.data(), want) > 1e-4);
+  assertThrows(() => vit.features(x, { training: false, pool: "prompts" }), Error, "needs prompt");
+  assertThrows(
+    () =>
+      vit.features(x, { training: false, prompts: { tokens: tf.zeros([2, 1, 8]) as tf.Tensor3D } }),
+    Error,
+    "prompt tokens",
+  );
+  assertThrows(
+    () =>
+      vit.features(x, {
+        training: false,
+        prompts: { prefixes: new Map([[2, { key: empty, value: empty }]]) },
+      }),
+    Error,
+    "blocks are 0..1",
+  );
+  tf.dispose([x, plain, empty, ...variants, adapted, baseOnly]);
+  vit.dispose();
+});
+
+Deno.test("ViT prompts: tokens, prefixes and prompt pooling match a plain-JS reference (cpu and wasm, 1e-4)", async () => {
+  const config: VitConfig = { ...MICRO, lora: { rank: 2, alpha: 4, dropout: 0 } };
+  const rng = new Rng(21);
+  const d = config.dim;
+  // Per image: 3 prompt tokens; prefixes of length 2 on block 0 and 4 on block 1.
+  const tokens = [randomRows(rng, 3, d, 1), randomRows(rng, 3, d, 1)];
+  const pre = (len: number) =>
+    [0, 1].map(() => ({
+      key: randomRows(rng, len, d, 0.5),
+      value: randomRows(rng, len, d, 0.5),
+    }));
+  const p0 = pre(2);
+  const p1 = pre(4);
+  const x = images(2, 22);
+  for (const backend of ["cpu", "wasm"] as const) {
+    await initBackend(backend);
+    const vit = createVit(config, { rng: new Rng(23) });
+    const weights = await snapshot(vit);
+    const t3 = (rows: number[][][]) =>
+      tf.tensor3d(rows.flat(2), [rows.length, rows[0].length, d]) as tf.Tensor3D;
+    const prompts = {
+      tokens: t3(tokens),
+      prefixes: new Map([
+        [0, { key: t3(p0.map((p) => p.key)), value: t3(p0.map((p) => p.value)) }],
+        [1, { key: t3(p1.map((p) => p.key)), value: t3(p1.map((p) => p.value)) }],
+      ]),
+    };
+    const xt = tf.tensor4d(x, [2, 32, 32, 3]);
+    for (const pool of ["cls", "prompts"] as const) {
+      for (const usePrefixes of [false, true]) {
+        const f = vit.features(xt, {
+          training: false,
+          prompts: usePrefixes ? prompts : { tokens: prompts.tokens },
+          pool,
+        });
+        const got = await f.data();
+        f.dispose();
+        for (let i = 0; i < 2; i++) {
+          const want = referenceFeatures(weights, config, x.subarray(i * 3072, (i + 1) * 3072), {
+            tokens: tokens[i],
+            prefixes: usePrefixes ? new Map([[0, p0[i]], [1, p1[i]]]) : undefined,
+          }, pool);
+          const diff = maxAbsDiff(got.subarray(i * d, (i + 1) * d), want);
+          assert(diff < 1e-4, `${backend} ${pool} prefixes=${usePrefixes} image ${i}: ${diff}`);
+        }
+      }
+    }
+    // The prompts matter: the cls feature moves.
+    const plain = vit.features(xt, { training: false });
+    const prompted = vit.features(xt, { training: false, prompts });
+    assert(maxAbsDiff(await plain.data(), await prompted.data()) > 1e-3);
+    tf.dispose([xt, plain, prompted, prompts.tokens]);
+    for (const p of prompts.prefixes.values()) tf.dispose([p.key, p.value]);
+    vit.dispose();
+  }
+});
