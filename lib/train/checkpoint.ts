@@ -72,6 +72,9 @@ export async function captureCheckpoint(
         data: Float32Array.from(await w.tensor.data()),
       })),
     );
+    // tfjs makes a fresh scalar for the iteration count on every getWeights() call
+    // (`iter`); the other entries are the optimiser's own slots and stay alive.
+    for (const w of weights) if (w.name === "iter") w.tensor.dispose();
   }
   return {
     taskIndex: options.taskIndex,
