@@ -1,5 +1,10 @@
 /**
- * HiDe-LoRA, LM track: the variant of the released TreeLoRA repo
+ * HiDe-LoRA. {@link createHideLora} dispatches on the track: the ViT track
+ * gets the hierarchical decomposition of HiDe-Prompt / HiDe-PET (per-task LoRA,
+ * task-identity inference from class-wise feature statistics, classifier
+ * alignment; `hide_lora_vit.ts`), the LM track the variant below.
+ *
+ * LM track: the variant of the released TreeLoRA repo
  * (`model/Regular/HideLoRA.py`, spec §8.3). A new adapter per task, the old
  * ones frozen in the sites' pools (as in O-LoRA), and
  *
@@ -12,16 +17,16 @@
  * `keepOldAdapters: false` is the released code exactly: its old adapter has
  * no rows (`r_sum` = 0), so one adapter is continued and M holds its rows only.
  *
- * This is not the ViT HiDe-LoRA (hierarchical decomposition: per-task LoRA,
- * task-identity inference from class-wise feature statistics, classifier
- * alignment), which needs the evaluation to choose an adapter per test
- * sample; that one is not built, and the factory refuses the ViT track.
+ * This is not the ViT HiDe-LoRA, which needs the evaluation to choose an
+ * adapter per test sample (the trainers' `forward` hook) and lives in
+ * `hide_lora_vit.ts`.
  *
  * @module
  */
 
 import * as tf from "@tensorflow/tfjs";
 import type { ContinualMethod } from "./method.ts";
+import { createHideLoraVit } from "./hide_lora_vit.ts";
 import { createAdapterPerTask, liveL2Norms, oldRows, resolveOptions } from "./o_lora.ts";
 
 /** HiDe-LoRA (LM) options. */
@@ -63,24 +68,26 @@ export function gramCrossEntropy(m: tf.Tensor2D, options: { temperature: number 
 }
 
 /**
- * Create HiDe-LoRA for the LM track. Options: {@link HideLoraOptions}.
+ * Create HiDe-LoRA: on the ViT track the hierarchical decomposition (options:
+ * `HideLoraVitOptions` of `hide_lora_vit.ts`), on the LM track the Gram
+ * cross-entropy variant (options: {@link HideLoraOptions}).
  *
  * @example
  * ```ts
  * import { createHideLora } from "./hide_lora.ts";
  * const m = createHideLora({}, { track: "lm" });
  * m.options().temperature; // 0.8
+ * const v = createHideLora({ tiiFeatures: "pretrained" }, { track: "vit" });
+ * v.options().tiiRule; // "head"
  * ```
  */
 export function createHideLora(
   options: Record<string, unknown>,
   context: { track: "vit" | "lm" },
 ): ContinualMethod {
+  if (context.track === "vit") return createHideLoraVit(options);
   if (context.track !== "lm") {
-    throw new Error(
-      "hide-lora: only the LM-track variant (the TreeLoRA repo's Gram cross-entropy) is built; " +
-        "the ViT HiDe-LoRA needs per-sample adapter selection at evaluation and does not exist yet",
-    );
+    throw new Error(`hide-lora: unknown track "${context.track}"; expected "vit" or "lm"`);
   }
   const opts = resolveOptions("hide-lora", options, HIDE_LORA_DEFAULTS);
   if (!(opts.temperature > 0)) throw new Error("hide-lora: temperature must be > 0");

@@ -12,6 +12,9 @@
  * {@link TaskAdapters} is the bookkeeping the per-task methods share (O-LoRA,
  * InfLoRA, HiDe-LoRA): freeze the live adapter of every site into the pool at
  * a task boundary, keep a JS copy for checkpoints, re-attach after a restore.
+ * To run one of them alone (HiDe-LoRA's per-task forward), wrap the forward
+ * pass in `withActiveAdapter` (`lora.ts`) with its name, or `"live"` for the
+ * site's own adapter; a pool adapter may therefore not be called `"live"`.
  *
  * @module
  */
@@ -20,6 +23,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { Rng } from "../random.ts";
 import type { LoraSite, PoolAdapter } from "./backbone.ts";
 import { makeVariable, uniformArray } from "./init.ts";
+import { LIVE_ADAPTER } from "./lora.ts";
 
 function scopeOf(site: LoraSite): string {
   const name = site.a.name;
@@ -50,6 +54,11 @@ export function addPoolAdapter(
   options: { rank: number; a: Float32Array; b: Float32Array; trainable: boolean },
 ): PoolAdapter {
   const { rank, trainable } = options;
+  if (name === LIVE_ADAPTER) {
+    throw new Error(
+      `site ${site.name}: "${LIVE_ADAPTER}" names the site's own adapter, not a pool one`,
+    );
+  }
   if ((site.pool ?? []).some((p) => p.name === name)) {
     throw new Error(`site ${site.name}: the pool already has an adapter "${name}"`);
   }
@@ -129,6 +138,11 @@ export class TaskAdapters {
   /** Number of frozen adapters per site (distinct names, e.g. finished tasks). */
   get count(): number {
     return new Set(this.#frozen.map((f) => f.name)).size;
+  }
+
+  /** Whether a frozen adapter called `name` exists (e.g. `task0`). */
+  has(name: string): boolean {
+    return this.#frozen.some((f) => f.name === name);
   }
 
   /** Put restored adapters that are not yet on the model into the sites' pools. */

@@ -13,6 +13,10 @@
  * (ΔW = s·Σ_i B_i·A_i, one concatenated product). All products are plain 2-D `tf.matMul`s on explicitly
  * transposed weights (the fast path of the wasm backend).
  *
+ * {@link withActiveAdapter} narrows the sum, for the duration of one
+ * synchronous call, to a single adapter (the site's own, one pool adapter, or
+ * none): per-task methods (HiDe-LoRA on the ViT) run each task's adapter alone.
+ *
  * @module
  */
 
@@ -76,6 +80,81 @@ export function createLoraSite(
   return { name, dIn, dOut, a, b };
 }
 
+/** The name that selects a site's own A, B (the live adapter) in {@link withActiveAdapter}. */
+export const LIVE_ADAPTER = "live";
+
+// Sites narrowed by `withActiveAdapter`: adapter name, or null for no adapter at all.
+const activeAdapters = new WeakMap<LoraSite, string | null>();
+
+/**
+ * Run `fn` with one adapter the only active one on every site of `sites`:
+ * `adapter` is {@link LIVE_ADAPTER} (the site's own A, B), the name of a pool
+ * adapter, or `null` (no LoRA update: the base model). Other sites, and every
+ * site outside the call, keep summing all their adapters. `fn` must be
+ * synchronous (a forward pass); the previous selection is restored when it
+ * returns or throws, so calls nest. A site without the named pool adapter
+ * makes the forward pass throw.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { Rng } from "../random.ts";
+ * import { createLoraSite, loraDelta, withActiveAdapter } from "./lora.ts";
+ * const site = createLoraSite("q", { dIn: 3, dOut: 2, lora: { rank: 1, alpha: 1, dropout: 0 }, rng: new Rng(0) });
+ * const opts = { scale: 1, dropout: 0, training: false };
+ * const d = withActiveAdapter([site], () => loraDelta(tf.ones([1, 3]), site, opts), { adapter: null }); // zeros [1, 2]
+ * d.dispose();
+ * site.a.dispose();
+ * site.b.dispose();
+ * ```
+ */
+export function withActiveAdapter<T>(
+  sites: readonly LoraSite[],
+  fn: () => T,
+  options: { adapter: string | null },
+): T {
+  const previous = sites.map((s) => [s, activeAdapters.get(s)] as const);
+  for (const s of sites) activeAdapters.set(s, options.adapter);
+  try {
+    const out = fn();
+    if (out instanceof Promise) {
+      throw new Error(
+        "withActiveAdapter: fn must be synchronous (the selection ends when it returns)",
+      );
+    }
+    return out;
+  } finally {
+    for (const [s, p] of previous) {
+      if (p === undefined) activeAdapters.delete(s);
+      else activeAdapters.set(s, p);
+    }
+  }
+}
+
+/** The A [r, dIn] and B [dOut, r] a forward pass uses at `site` (null: no update). */
+function activeFactors(site: LoraSite): { a: tf.Tensor; b: tf.Tensor } | null {
+  const only = activeAdapters.get(site);
+  const pool = site.pool ?? [];
+  if (only === undefined) {
+    // A pool concatenates ranks: [A; A_1; …] and [B, B_1, …] share the input and the scale.
+    if (pool.length === 0) return { a: site.a, b: site.b };
+    return {
+      a: tf.concat([site.a, ...pool.map((p) => p.a)], 0),
+      b: tf.concat([site.b, ...pool.map((p) => p.b)], 1),
+    };
+  }
+  if (only === null) return null;
+  if (only === LIVE_ADAPTER) return { a: site.a, b: site.b };
+  const p = pool.find((q) => q.name === only);
+  if (!p) {
+    throw new Error(
+      `site ${site.name}: no pool adapter "${only}" to activate; the pool has ` +
+        `[${pool.map((q) => q.name).join(", ")}]`,
+    );
+  }
+  return { a: p.a, b: p.b };
+}
+
 /**
  * The LoRA update s·(drop(x)·Aᵀ)·Bᵀ for rows x [N, dIn] → [N, dOut].
  * Dropout (`tf.dropout` with `seed`; inverted scaling) is applied only when
@@ -113,10 +192,9 @@ export function loraDelta(
       }
       h = tf.dropout(x, options.dropout, undefined, options.seed) as tf.Tensor2D;
     }
-    const pool = site.pool ?? [];
-    // A pool concatenates ranks: [A; A_1; …] and [B, B_1, …] share the input and the scale.
-    const a = pool.length === 0 ? site.a : tf.concat([site.a, ...pool.map((p) => p.a)], 0);
-    const b = pool.length === 0 ? site.b : tf.concat([site.b, ...pool.map((p) => p.b)], 1);
+    const factors = activeFactors(site);
+    if (factors === null) return tf.zeros([x.shape[0], site.dOut]) as tf.Tensor2D;
+    const { a, b } = factors;
     const down = tf.matMul(h, tf.transpose(a)); // [N, r]
     // The scale goes on Bᵀ [r, dOut], the smallest operand.
     return tf.matMul(down, tf.mul(tf.transpose(b), options.scale)); // [N, dOut]
