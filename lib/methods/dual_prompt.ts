@@ -184,7 +184,8 @@ export function createDualPrompt(
   function shared(p: tf.Tensor, j: number, kv: number, b: number): tf.Tensor3D {
     const len = p.shape[2] as number;
     const one = tf.reshape(tf.slice(p, [j, kv, 0, 0], [1, 1, len, dim]), [1, len, dim]);
-    return tf.tile(one, [b, 1, 1]) as tf.Tensor3D; // rank 3: tfjs has no rank-5 tile gradient
+    // A broadcasting add, not tile/broadcastTo: their gradient is a slice and an add per repeat.
+    return tf.add(one, tf.zeros([b, 1, 1])) as tf.Tensor3D;
   }
 
   /** The same with E-prompt `idx[i]` for sample i (rank ≤ 4 slices: fast on wasm). */
