@@ -46,8 +46,6 @@ const FACTORIES: Record<string, MethodFactory> = {
 
 /** Methods that exist on one track only (the rest run on both). */
 const ONLY_ON: Record<string, Track> = {
-  // The ViT HiDe-LoRA (per-sample adapter choice at evaluation) is not built.
-  "hide-lora": "lm",
   // In-context learning with demonstrations: a language-model baseline (Table 3).
   fix: "lm",
 };

@@ -30,7 +30,8 @@ Deno.test("registry builds the LoRA-family baselines with their defaults", () =>
   assertEquals(createMethod("o-lora", { track: "lm" }).options(), { lambda1: 0.5, lambda2: 0 });
   assertEquals(createMethod("inflora", { track: "vit" }).options().lamb, 0.95);
   assertEquals(createMethod("hide-lora", { track: "lm" }).options().temperature, 0.8);
-  assertThrows(() => createMethod("hide-lora", { track: "vit" }), Error, "ViT");
+  assertEquals(createMethod("hide-lora", { track: "vit" }).options().tiiRule, "head");
+  assertEquals(methodNames({ track: "vit" }).includes("hide-lora"), true);
   assertThrows(
     () => createMethod("o-lora", { options: { lamda1: 1 }, track: "vit" }),
     Error,
