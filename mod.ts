@@ -27,11 +27,20 @@ export * from "./lib/metrics/mod.ts";
 export * from "./lib/report/mod.ts";
 export type {
   ContinualMethod,
+  ExampleAccess,
+  ExampleSet,
   LossParts,
   MethodContext,
   MethodState,
   StepInfo,
 } from "./lib/methods/method.ts";
+export { gemDual, gemProject, solveBoundedQp } from "./lib/methods/qp.ts";
+export {
+  cosineSimilarity,
+  type PrefixPrompt,
+  type Prompts,
+  topKIndices,
+} from "./lib/models/prompt.ts";
 export { createMethod, methodNames } from "./lib/methods/registry.ts";
 export { createSeqLora } from "./lib/methods/seq_lora.ts";
 export {

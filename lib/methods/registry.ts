@@ -4,11 +4,15 @@
  * @module
  */
 
+import { createDualPrompt } from "./dual_prompt.ts";
+import { createDualPromptLm } from "./dual_prompt_lm.ts";
 import { createEwc } from "./ewc.ts";
 import { createFix } from "./fix.ts";
 import { createGem } from "./gem.ts";
 import { createHideLora } from "./hide_lora.ts";
 import { createJoint } from "./joint.ts";
+import { createL2p } from "./l2p.ts";
+import { createL2pLm } from "./l2p_lm.ts";
 import { createLwf } from "./lwf.ts";
 import { createInfLora } from "./inflora.ts";
 import type { ContinualMethod } from "./method.ts";
@@ -40,6 +44,12 @@ const FACTORIES: Record<string, MethodFactory> = {
   ewc: (options, { track }) => createEwc(options, { track }),
   gem: (options, { track }) => createGem(options, { track }),
   lwf: (options) => createLwf(options),
+  // Prompt methods: the ViT versions (prompt/prefix tuning, keys queried by the frozen [CLS])
+  // and the LM ports (prompts prepended to the input embeddings) are separate modules.
+  l2p: (options, { track }) =>
+    track === "lm" ? createL2pLm(options) : createL2p(options, { track }),
+  dualprompt: (options, { track }) =>
+    track === "lm" ? createDualPromptLm(options) : createDualPrompt(options, { track }),
   joint: (options) => createJoint(options),
   fix: (options) => createFix(options),
 };

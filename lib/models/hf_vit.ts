@@ -832,6 +832,10 @@ export function createHfVitClassifier(
   const size = checkpoint.config.imageSize;
   return {
     ...inner,
+    // Every entry point that takes images resizes them to the checkpoint's size.
     logits: (x, o) => tf.tidy(() => inner.logits(resizeImages(x, { size }), o)),
+    features: (x, o) => tf.tidy(() => inner.features!(resizeImages(x, { size }), o)),
+    promptedLogits: (x, o) => tf.tidy(() => inner.promptedLogits!(resizeImages(x, { size }), o)),
+    queryFeatures: (x) => tf.tidy(() => inner.queryFeatures!(resizeImages(x, { size }))),
   };
 }

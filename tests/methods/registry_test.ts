@@ -44,12 +44,15 @@ Deno.test("registry builds the LoRA-family baselines with their defaults", () =>
 });
 
 Deno.test("registry builds the classic baselines with their track restrictions", () => {
-  for (const name of ["ewc", "gem", "lwf", "joint"]) {
+  for (const name of ["ewc", "gem", "lwf", "joint", "l2p", "dualprompt"]) {
     assertEquals(methodNames({ track: "vit" }).includes(name), true, name);
     assertEquals(methodNames({ track: "lm" }).includes(name), true, name);
   }
   assertEquals(createMethod("gem", { track: "vit" }).options().margin, 0.05);
   assertEquals(createMethod("gem", { track: "lm" }).options().margin, 0.5);
+  assertEquals(createMethod("l2p", { track: "vit" }).options().poolSize, 30);
+  assertEquals(createMethod("l2p", { track: "lm" }).options().poolSize, 10);
+  assertEquals(createMethod("dualprompt", { track: "lm" }).options().taskLength, 3);
   assertEquals(methodNames({ track: "vit" }).includes("fix"), false);
   assertEquals(methodNames({ track: "lm" }).includes("fix"), true);
   assertEquals(createMethod("ewc", { track: "vit" }).options(), { lambda: 50, params: "lora" });

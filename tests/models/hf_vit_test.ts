@@ -169,6 +169,17 @@ Deno.test("hf vit: the resize is half-pixel bilinear; the classifier resizes, th
       }
     }
     assert(maxAbsDiff(logits, expected) < 1e-4, `logits off by ${maxAbsDiff(logits, expected)}`);
+    // The other image entry points (HiDe-LoRA features, L2P/DualPrompt query and prompted
+    // logits) resize the same way: LoRA B is zero, so all three see the reference features.
+    const x = () => tf.tensor4d(x8, [2, 8, 8, 3]);
+    const f = tf.tidy(() => model.features!(x(), { training: false }).dataSync());
+    const q = tf.tidy(() => model.queryFeatures!(x()).dataSync());
+    const p = tf.tidy(() =>
+      model.promptedLogits!(x(), { training: false, prompts: {} }).dataSync()
+    );
+    assert(maxAbsDiff(f, feats) < 1e-4, `features off by ${maxAbsDiff(f, feats)}`);
+    assert(maxAbsDiff(q, feats) < 1e-4, `query features off by ${maxAbsDiff(q, feats)}`);
+    assert(maxAbsDiff(p, expected) < 1e-4, `prompted logits off by ${maxAbsDiff(p, expected)}`);
     assertEquals(model.loraSites().length, 4);
     model.dispose();
   });
