@@ -348,8 +348,10 @@ async function main(args: string[]): Promise<number> {
     (stepSamples[k] ??= []).push(ms.map((x) => Number(x.toFixed(2))));
   };
   const t0 = performance.now();
+  const roundLoads: (string | null)[] = [];
   for (let r = 0; r < repeats; r++) {
     const tag = `round ${r + 1}/${repeats}`;
+    roundLoads.push(await loadAverage());
     for (const spec of specs) {
       const key = specKey(spec);
       const jobs: string[] = rotate(
@@ -449,6 +451,7 @@ async function main(args: string[]): Promise<number> {
       cpus: navigator.hardwareConcurrency,
       loadAverageBefore: loadBefore,
       loadAverageAfter: loadAfter,
+      loadAverageAtRoundStarts: roundLoads,
       minutes: Number(minutes.toFixed(1)),
     },
     backend,
@@ -475,7 +478,9 @@ async function main(args: string[]): Promise<number> {
   const md: string[] = [`# bench ${id}`, "", `\`${command}\``, "", `${what}.`, ""];
   md.push(
     `Machine: ${result.machine.cpu}, ${result.machine.cpus} CPUs; load average ` +
-      `${loadBefore ?? "?"} before, ${loadAfter ?? "?"} after; ${result.machine.minutes} min. ` +
+      `${loadBefore ?? "?"} before, ${loadAfter ?? "?"} after (1-min at round starts: ${
+        roundLoads.map((l) => l?.split(" ")[0] ?? "?").join(", ")
+      }); ${result.machine.minutes} min. ` +
       `tfjs ${tf.version.tfjs}, Deno ${Deno.version.deno}.`,
     "",
     `- Backend: ${backend.note}.`,
@@ -533,7 +538,9 @@ async function main(args: string[]): Promise<number> {
   }
   md.push(
     "Times are wall clock on a shared machine; compare columns of the same run (the jobs are " +
-      "interleaved, so background load hits all of them alike), not runs on different days.",
+      "interleaved, so background load hits all of them alike), not runs on different days. " +
+      "The BLAS-backed columns (+blas, PyTorch) run BLAS threads on every core and lose most " +
+      "when other processes compete for the cores; single-threaded wasm loses least.",
   );
   await writeFileAtomic(join("results", "bench", `${id}.md`), md.join("\n") + "\n");
   console.log(md.join("\n"));

@@ -51,7 +51,15 @@ def rss_mib():
 
 
 def peak_rss_mib():
-    """Peak resident set size of this process in MiB."""
+    """Peak resident set size of this process in MiB: VmHWM of /proc/self/status.
+
+    Not getrusage's ru_maxrss: Linux carries that over from the parent across fork and exec, so
+    a peer started by the (larger) Deno process would report Deno's peak.
+    """
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
