@@ -168,10 +168,10 @@ function load(request: string): Loaded | string {
   const failures: string[] = [];
   for (const path of paths) {
     try {
-      const next = open(path);
-      loaded?.lib.close();
-      loaded = next;
-      return next;
+      // A library opened before stays open: unloading a BLAS whose worker threads exist is
+      // not safe everywhere, and a second handle costs nothing.
+      loaded = open(path);
+      return loaded;
     } catch (err) {
       failures.push(`${path}: ${firstLine((err as Error).message)}`);
     }
@@ -281,6 +281,22 @@ export function setNativeMatMul(enabled: boolean): void {
 }
 
 /**
+ * True when the active backend's `BatchMatMul` is the native kernel (cheap; for the gradient,
+ * which passes transposes as flags to it instead of copying).
+ *
+ * @example
+ * ```ts
+ * import { nativeMatMulActive } from "./native_blas.ts";
+ * console.log(nativeMatMulActive());
+ * ```
+ */
+export function nativeMatMulActive(): boolean {
+  if (!registered || loaded === null) return false;
+  const active = (tf.engine() as unknown as { backendName: string | null }).backendName;
+  return active !== null && native.has(active);
+}
+
+/**
  * The native matmul status: the same record as `BackendInfo.blas`.
  *
  * @example
@@ -292,8 +308,7 @@ export function setNativeMatMul(enabled: boolean): void {
  */
 export function nativeMatMulStatus(): BlasStatus {
   const active = (tf.engine() as unknown as { backendName: string | null }).backendName;
-  const on = registered && loaded !== null && active !== null && native.has(active);
-  if (!on) {
+  if (!nativeMatMulActive()) {
     return {
       enabled: false,
       kernels: [],
