@@ -35,6 +35,7 @@ export type { MethodSpec } from "./experiment.ts";
 import { collectProvenance, dependencyVersions } from "./provenance.ts";
 import { RunWriter } from "./run_writer.ts";
 import type { BackendName } from "../backend.ts";
+import type { BlasRequest } from "../native_blas.ts";
 
 /** Everything a Split CIFAR-100 run depends on. */
 export interface SplitCifarSpec {
@@ -90,6 +91,8 @@ export interface SplitCifarSpec {
   shard?: { index: number; count: number } | null;
   /** Backend request. */
   backend: BackendName;
+  /** Native BLAS request (`--blas auto|off|PATH`; absent = "auto"). */
+  blas?: BlasRequest;
   /** Output locations. */
   output: {
     /** Root of the results tree. */
@@ -202,7 +205,7 @@ export async function runSplitCifar(spec: SplitCifarSpec): Promise<SplitCifarRes
   const t0 = performance.now();
   const progress = new Progress({ quiet: spec.quiet });
   const resolvedMethods = resolveMethods(spec.methods, { track: "vit", epochs: spec.train.epochs });
-  const backend = await initBackend(spec.backend);
+  const backend = await initBackend(spec.backend, { blas: spec.blas });
   progress.log(`backend: ${backend.name} (requested ${backend.requested}; ${backend.note})`);
 
   const orders = spec.orderList ?? [spec.data.orderSeed];

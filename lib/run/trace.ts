@@ -17,6 +17,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { join, resolve } from "@std/path";
 import { type BackendInfo, type BackendName, initBackend } from "../backend.ts";
+import type { BlasRequest } from "../native_blas.ts";
 import { SYNTHETIC_TASKS, syntheticCorpus, writeSyntheticTrace } from "../data/synthetic_text.ts";
 import {
   readTraceStream,
@@ -92,6 +93,8 @@ export interface TraceSpec {
   seeds: SeedConfig;
   /** Backend request. */
   backend: BackendName;
+  /** Native BLAS request (`--blas auto|off|PATH`; absent = "auto"). */
+  blas?: BlasRequest;
   /** Output locations. */
   output: { resultsDir: string; cacheDir: string; runId: string | null; overwrite: boolean };
   /** Silence progress output. */
@@ -193,7 +196,7 @@ export async function runTrace(spec: TraceSpec): Promise<TraceResult> {
   const t0 = performance.now();
   const progress = new Progress({ quiet: spec.quiet });
   const resolvedMethods = resolveMethods(spec.methods, { track: "lm", epochs: spec.train.epochs });
-  const backend = await initBackend(spec.backend);
+  const backend = await initBackend(spec.backend, { blas: spec.blas });
   progress.log(`backend: ${backend.name} (requested ${backend.requested}; ${backend.note})`);
 
   const orders: (string | null)[] = spec.orderList ?? [spec.data.order];

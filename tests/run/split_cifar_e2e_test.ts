@@ -53,6 +53,8 @@ Deno.test("split-cifar end to end: files written, parsed and consistent", async 
   assertEquals(config.data.classOrder.length, 100);
   assertEquals(config.data.taskClasses[0].length, 50);
   assertEquals(config.backend.name, "wasm");
+  assertEquals(typeof config.backend.blas.enabled, "boolean");
+  assert(config.backend.blas.note.length > 0);
   assertEquals(config.methods.map((m: { name: string }) => m.name), ["seqlora", "treelora"]);
   assertEquals(config.methods[1].options.mode, "code");
   assertEquals(config.methods[1].options.lambda, 0.1);

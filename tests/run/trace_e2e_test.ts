@@ -19,6 +19,7 @@ function tinySpec(root: string): TraceSpec {
       "--reduced-epochs=1",
       "--max-new-tokens=3",
       "--backend=wasm",
+      "--blas=off",
       `--results-dir=${join(root, "results")}`,
       `--cache-dir=${join(root, "cache")}`,
       "--out=e2e",
@@ -36,6 +37,8 @@ Deno.test("trace end to end: score matrix, both BWTs, predictions per round", as
   // deno-lint-ignore no-explicit-any
   const config = await readJson<any>(join(runDir, "config.json"));
   assertEquals(config.track, "lm");
+  // --blas reaches the backend and is recorded (the native path is tested in native_blas_test).
+  assertEquals(config.backend.blas.enabled, false);
   assertEquals(config.data.numTasks, 8);
   assertEquals(config.decoding.strategy, "greedy");
   assertEquals(config.methods.map((m: { label: string }) => m.label), [
