@@ -20,6 +20,17 @@
  * `MKL_Set_Num_Threads`; default `navigator.hardwareConcurrency`) so that the
  * library does not oversubscribe the cores.
  *
+ * The module also removes a copy the gradient tape makes on wasm: tfjs saves
+ * every tensor a gradient needs through `Identity` (a clone), the clone's
+ * gradient is a `Cast` to float32, and every `Multiply` gradient casts its
+ * inputs to float32. The wasm backend's `Identity` and `Cast` copy the whole
+ * buffer even when the dtype does not change (about 10% of a ViT training
+ * step's kernel time). {@link setAliasingCopies} (on by default from
+ * {@link configureNativeMatMul}, whatever the BLAS request) registers versions
+ * that share the input's buffer instead, reference counted as `Reshape` does
+ * and as the cpu backend's `Identity` already does; tensors are immutable
+ * (variables get new buffers on `assign`), so the results are bit-identical.
+ *
  * {@link configureNativeMatMul} is what `initBackend` calls; when no library is
  * found, or `--allow-ffi` is not granted, it leaves the stock kernels in place
  * and prints one line saying why. {@link setNativeMatMul} switches between the
@@ -224,6 +235,7 @@ export function configureNativeMatMul(
   if (typeof request !== "string" || request === "") {
     throw new Error(`native BLAS: blas must be "auto", "off" or a library path, got ${request}`);
   }
+  setAliasingCopies(true);
   const threads = options.threads ?? navigator.hardwareConcurrency ?? 1;
   if (!Number.isInteger(threads) || threads < 1) {
     throw new Error(`native BLAS: blasThreads must be a positive integer, got ${threads}`);
@@ -328,6 +340,66 @@ export function nativeMatMulStatus(): BlasStatus {
         ? `${threadsInUse} thread${threadsInUse === 1 ? "" : "s"})`
         : "threads chosen by the library)"),
   };
+}
+
+/** The slice of a backend the aliasing kernels use. */
+interface RefCounting {
+  incRef(dataId: unknown): void;
+}
+
+interface AliasArgs {
+  inputs: { x: tf.TensorInfo };
+  attrs?: { dtype?: tf.DataType };
+  backend: unknown;
+}
+
+/** The backend whose copying `Identity` and `Cast` are replaced. */
+const ALIAS_BACKEND = "wasm";
+/** Stock `Identity` and `Cast` of the wasm backend, captured before the first replacement. */
+const stockCopies = new Map<string, tf.KernelConfig>();
+/** Their aliasing replacements. */
+const aliasingCopies = new Map<string, tf.KernelConfig>();
+
+function aliasingConfig(original: tf.KernelConfig): tf.KernelConfig {
+  const identity = original.kernelName === "Identity";
+  const kernelFunc = (args: AliasArgs): tf.TensorInfo => {
+    const { x } = args.inputs;
+    if (x.dtype === "string" || !(identity || args.attrs?.dtype === x.dtype)) {
+      return original.kernelFunc(args as unknown as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
+    }
+    (args.backend as RefCounting).incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  };
+  return { ...original, kernelFunc: kernelFunc as unknown as tf.KernelFunc };
+}
+
+/**
+ * On the wasm backend, make `Identity` (the gradient tape's clone of every
+ * saved tensor) and a `Cast` to the input's own dtype share the input's buffer
+ * instead of copying it; `false` puts the stock copying kernels back.
+ * Bit-identical results. A no-op until the wasm backend package is loaded.
+ * {@link configureNativeMatMul} turns it on.
+ *
+ * @example
+ * ```ts
+ * import { setAliasingCopies } from "./native_blas.ts";
+ * setAliasingCopies(true);
+ * ```
+ */
+export function setAliasingCopies(on: boolean): void {
+  for (const name of ["Identity", "Cast"]) {
+    const current = tf.getKernel(name, ALIAS_BACKEND);
+    if (!current) continue; // wasm backend package not loaded
+    if (!stockCopies.has(name) && current !== aliasingCopies.get(name)) {
+      stockCopies.set(name, current);
+    }
+    const original = stockCopies.get(name)!;
+    if (!aliasingCopies.has(name)) aliasingCopies.set(name, aliasingConfig(original));
+    const wanted = on ? aliasingCopies.get(name)! : original;
+    if (current === wanted) continue;
+    tf.unregisterKernel(name, ALIAS_BACKEND);
+    tf.registerKernel(wanted);
+  }
 }
 
 /** Register the native (true) or stock (false) kernels on every backend that has a stock one. */

@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
 import { initBackend, nativeMatMulStatus, setNativeMatMul } from "../lib/backend.ts";
-import { planMatMul } from "../lib/native_blas.ts";
+import { planMatMul, setAliasingCopies } from "../lib/native_blas.ts";
 import { createVitClassifier } from "../lib/models/vit_classifier.ts";
 import { VIT_PRESETS } from "../lib/models/vit.ts";
 import { createAdam, optimizerStep } from "../lib/train/step.ts";
@@ -344,4 +344,41 @@ Deno.test("planMatMul validates shapes with clear errors", () => {
   assertEquals(p.outShape, [2, 5, 3, 6]);
   assertEquals([p.aIndex(7), p.bIndex(7)], [1, 2]);
   assertThrows(() => planMatMul([2, 3, 4], [3, 4, 5], false, false), Error);
+});
+
+Deno.test("wasm Identity and same-dtype Cast share the buffer; gradients are bit-identical", async () => {
+  await initBackend("wasm");
+  const dataIdOf = (t: tf.Tensor) => (t as unknown as { dataId: object }).dataId;
+  const grads = async () => {
+    const x = tf.tensor2d([[0.5, -1.25, 2], [3, 0.1, -0.7]]);
+    const w0 = tf.tensor2d([[0.2, -0.3], [0.4, 0.1], [-0.5, 0.6]]);
+    const w = tf.variable(w0);
+    w0.dispose();
+    const { value, grads } = tf.variableGrads(
+      () => tf.sum(tf.mul(tf.sigmoid(tf.matMul(x, w)), tf.square(tf.matMul(x, w)))) as tf.Scalar,
+      [w],
+    );
+    const out = [await value.data(), await grads[w.name].data()];
+    tf.dispose([x, w, value, grads[w.name]]);
+    return out.map((a) => Array.from(a));
+  };
+  const before = tf.memory().numTensors;
+  setAliasingCopies(false);
+  const stock = await grads();
+  setAliasingCopies(true);
+  const x = tf.tensor1d([1, 2, 3]);
+  const c = x.clone();
+  const f = tf.cast(x, "float32");
+  assert(dataIdOf(c) === dataIdOf(x) && dataIdOf(f) === dataIdOf(x), "no aliasing");
+  const i = tf.cast(x, "int32");
+  assert(dataIdOf(i) !== dataIdOf(x));
+  x.dispose();
+  assertEquals(Array.from(await c.data()), [1, 2, 3]);
+  assertEquals(Array.from(await f.data()), [1, 2, 3]);
+  assertEquals(Array.from(await i.data()), [1, 2, 3]);
+  assertEquals(i.dtype, "int32");
+  tf.dispose([c, f, i]);
+  const aliased = await grads();
+  assertEquals(aliased, stock);
+  assertEquals(tf.memory().numTensors, before, "tensor leak");
 });
