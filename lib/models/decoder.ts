@@ -500,9 +500,31 @@ export function ropeTables(
 }
 
 /**
+ * The signed permutation R [d, d] with x·R = rotateHalf(x) = [−x₂, x₁] for rows
+ * x = [x₁, x₂] (halves of width d/2). Cached per width.
+ */
+const rotateHalfMatrices = new Map<number, Float32Array>();
+function rotateHalfMatrix(d: number): Float32Array {
+  let r = rotateHalfMatrices.get(d);
+  if (!r) {
+    const half = d / 2;
+    r = new Float32Array(d * d);
+    for (let j = 0; j < half; j++) {
+      r[(j + half) * d + j] = -1; // output j < half takes −x[j + half]
+      r[j * d + j + half] = 1; // output j + half takes x[j]
+    }
+    rotateHalfMatrices.set(d, r);
+  }
+  return r;
+}
+
+/**
  * Rotate heads x [B, T, H, headDim] by RoPE: x·cos + rotateHalf(x)·sin, with
- * rotateHalf([x₁, x₂]) = [−x₂, x₁] over the two halves of the head (written
- * with slice and concat; no stridedSlice).
+ * rotateHalf([x₁, x₂]) = [−x₂, x₁] over the two halves of the head. The
+ * rotation is one 2-D matMul of the rows [B·T·H, headDim] by a signed
+ * permutation matrix: exact (each output is one input, negated or not), and on
+ * wasm several times faster, forward and backward, than slice + concat (whose
+ * gradients are pads and splits of 4-D tensors). No stridedSlice.
  *
  * @example
  * ```ts
@@ -518,11 +540,9 @@ export function applyRope(
   tables: { cos: tf.Tensor4D; sin: tf.Tensor4D },
 ): tf.Tensor4D {
   const [b, t, h, d] = x.shape;
-  const half = d / 2;
   return tf.tidy(() => {
-    const x1 = tf.slice(x, [0, 0, 0, 0], [b, t, h, half]);
-    const x2 = tf.slice(x, [0, 0, 0, half], [b, t, h, half]);
-    const rotated = tf.concat([tf.neg(x2), x1], 3);
+    const r = tf.tensor2d(rotateHalfMatrix(d), [d, d]);
+    const rotated = tf.reshape(tf.matMul(tf.reshape(x, [b * t * h, d]), r), [b, t, h, d]);
     return tf.add(tf.mul(x, tables.cos), tf.mul(rotated, tables.sin)) as tf.Tensor4D;
   });
 }
