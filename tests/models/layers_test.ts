@@ -123,3 +123,28 @@ Deno.test("siteSeed gives distinct, reproducible per-site seeds", () => {
   const seeds = new Set(Array.from({ length: 100 }, (_, i) => siteSeed(42, i)));
   assertEquals(seeds.size, 100);
 });
+
+/** Max |a − b| / max(1, |b|) over two arrays. */
+function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    m = Math.max(m, Math.abs(a[i] - b[i]) / Math.max(1, Math.abs(b[i])));
+  }
+  return m;
+}
+
+Deno.test("geluTanh's custom gradient matches tf.grad of the plain composite (cpu)", async () => {
+  await initBackend("cpu");
+  const rng = new Rng(11);
+  const x = tf.tensor2d(randn(6 * 40, rng).map((v) => 3 * v), [6, 40]);
+  const dy = tf.tensor2d(randn(6 * 40, rng), [6, 40]);
+  const c = 2 * Math.sqrt(2 / Math.PI);
+  const plain = (t: tf.Tensor) =>
+    tf.mul(t, tf.sigmoid(tf.mul(t, tf.add(tf.mul(tf.square(t), c * 0.044715), c))));
+  const [yCustom, yPlain] = [geluTanh(x), plain(x)];
+  assertEquals(Array.from(await yCustom.data()), Array.from(await yPlain.data()));
+  const gCustom = tf.grad((t) => geluTanh(t))(x, dy);
+  const gPlain = tf.grad((t) => plain(t))(x, dy);
+  assert(maxRelDiff(await gCustom.data(), await gPlain.data()) < 1e-5);
+  tf.dispose([x, dy, yCustom, yPlain, gCustom, gPlain]);
+});
