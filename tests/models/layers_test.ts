@@ -148,3 +148,31 @@ Deno.test("geluTanh's custom gradient matches tf.grad of the plain composite (cp
   assert(maxRelDiff(await gCustom.data(), await gPlain.data()) < 1e-5);
   tf.dispose([x, dy, yCustom, yPlain, gCustom, gPlain]);
 });
+
+Deno.test("layerNorm's custom gradient matches tf.grads of the plain composite (cpu)", async () => {
+  await initBackend("cpu");
+  const rng = new Rng(12);
+  const x = tf.tensor3d(randn(2 * 5 * 16, rng).map((v) => 2 * v + 0.5), [2, 5, 16]);
+  const dy = tf.tensor3d(randn(2 * 5 * 16, rng), [2, 5, 16]);
+  const gain = tf.tensor1d(randn(16, rng).map((v) => 1 + 0.3 * v));
+  const shift = tf.tensor1d(randn(16, rng));
+  const eps = 1e-6;
+  const plain = (t: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+    const { mean, variance } = tf.moments(t, -1, true);
+    const normed = tf.mul(tf.sub(t, mean), tf.rsqrt(tf.add(variance, eps)));
+    return tf.add(tf.mul(normed, g), b);
+  };
+  const custom = (t: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
+    layerNorm(t, { weight: g as tf.Variable, bias: b as tf.Variable }, { eps });
+  const yc = custom(x, gain, shift);
+  const yp = plain(x, gain, shift);
+  assertEquals(Array.from(await yc.data()), Array.from(await yp.data()));
+  const gc = tf.grads(custom)([x, gain, shift], dy);
+  const gp = tf.grads(plain)([x, gain, shift], dy);
+  for (let i = 0; i < 3; i++) {
+    assertEquals(gc[i].shape, gp[i].shape);
+    const d = maxRelDiff(await gc[i].data(), await gp[i].data());
+    assert(d < 1e-5, `input ${i}: ${d}`);
+  }
+  tf.dispose([x, dy, gain, shift, yc, yp, ...gc, ...gp]);
+});
