@@ -7,7 +7,7 @@ import {
   assertThrows,
 } from "@std/assert";
 import { initBackend } from "../../lib/backend.ts";
-import { createLoraSite, loraDelta, loraScale } from "../../lib/models/lora.ts";
+import { createLoraSite, dropoutMask, loraDelta, loraScale } from "../../lib/models/lora.ts";
 import { Rng } from "../../lib/random.ts";
 
 const LORA = { rank: 2, alpha: 4, dropout: 0 };
@@ -116,4 +116,25 @@ Deno.test("loraDelta dropout: only when training, deterministic per seed, invert
     "expected x [N, 64]",
   );
   tf.dispose([x, site.a, site.b]);
+});
+
+Deno.test("dropoutMask: entries 0 or 1/(1 − p) at the right rate, the same per seed", async () => {
+  await initBackend("cpu");
+  const before = tf.memory().numTensors;
+  const values = (shape: [number, number], rate: number, seed: number) => {
+    const m = dropoutMask(shape, rate, seed);
+    const v = Array.from(m.dataSync());
+    m.dispose();
+    return v;
+  };
+  const a = values([64, 100], 0.1, 42);
+  assertEquals(values([64, 100], 0.1, 42), a);
+  assertNotEquals(values([64, 100], 0.1, 43), a);
+  const kept = Math.fround(1 / 0.9);
+  assert(a.every((v) => v === 0 || v === kept));
+  const dropped = a.filter((v) => v === 0).length / a.length;
+  assert(dropped > 0.08 && dropped < 0.12, `dropped fraction ${dropped}`);
+  assert(values([3, 5], 0, 1).every((v) => v === 1));
+  assertThrows(() => dropoutMask([2, 2], 1, 1), Error, "rate");
+  assertEquals(tf.memory().numTensors, before);
 });
