@@ -18,7 +18,8 @@
  *
  * The BLAS thread count is set explicitly (`openblas_set_num_threads`,
  * `MKL_Set_Num_Threads`; default `navigator.hardwareConcurrency`) so that the
- * library does not oversubscribe the cores.
+ * library does not oversubscribe the cores; products smaller than
+ * {@link SMALL_PRODUCT_MACS} multiply-adds run on one thread.
  *
  * The module also removes a copy the gradient tape makes on wasm: tfjs saves
  * every tensor a gradient needs through `Identity` (a clone), the clone's
@@ -67,7 +68,23 @@ export interface NativeMatMulOptions {
   threads?: number;
   /** Where the one-line fallback message goes (default `console.warn`). */
   warn?: (line: string) => void;
+  /**
+   * sgemm calls with fewer multiply-adds (m·n·k) than this run on one BLAS thread (default
+   * {@link SMALL_PRODUCT_MACS}; null = every call on all threads).
+   */
+  smallProductMacs?: number | null;
 }
+
+/**
+ * Default size (m·n·k multiply-adds of one sgemm call) below which the native
+ * kernel runs the call on one BLAS thread, 2²⁶ (ViT-tiny, ViT-tiny-p8 and
+ * the byte-tiny LM have no larger product; ViT-small's MLP has). A
+ * training step interleaves matmuls with many other kernels; between calls
+ * OpenBLAS's worker threads spin or sleep, competing for the cores with the
+ * main thread or needing to be woken, which costs more than splitting a
+ * product this small saves.
+ */
+export const SMALL_PRODUCT_MACS = 1 << 26;
 
 /** The backends whose `BatchMatMul` the native kernel can replace. */
 export const NATIVE_BLAS_BACKENDS: readonly string[] = ["wasm", "cpu"];
@@ -119,6 +136,10 @@ interface Loaded {
 let loaded: Loaded | null = null;
 /** BLAS threads as last set (or read back). */
 let threadsInUse: number | undefined;
+/** Threads the library runs with right now (small products run on one thread). */
+let threadsNow: number | undefined;
+/** sgemm calls with fewer multiply-adds run on one BLAS thread; null = always all threads. */
+let smallProductMacs: number | null = null;
 /** Stock kernel configs, per backend, captured before the first replacement. */
 const stock = new Map<string, tf.KernelConfig>();
 /** Native kernel configs, per backend. */
@@ -264,6 +285,10 @@ export function configureNativeMatMul(
     return nativeMatMulStatus();
   }
   threadsInUse = setThreads(result, threads);
+  threadsNow = threadsInUse;
+  smallProductMacs = options.smallProductMacs === undefined
+    ? SMALL_PRODUCT_MACS
+    : options.smallProductMacs;
   setRegistered(true);
   return nativeMatMulStatus();
 }
@@ -522,6 +547,19 @@ function batchIndex(
   };
 }
 
+/** One thread for a small product, all of them otherwise (calls the library only on a change). */
+function threadsFor(macsPerCall: number): void {
+  if (!loaded || threadsInUse === undefined || threadsInUse <= 1 || smallProductMacs === null) {
+    return;
+  }
+  const wanted = macsPerCall < smallProductMacs ? 1 : threadsInUse;
+  if (wanted === threadsNow) return;
+  const s = loaded.lib.symbols;
+  if (s.openblas_set_num_threads) s.openblas_set_num_threads(wanted);
+  else if (s.MKL_Set_Num_Threads) s.MKL_Set_Num_Threads(wanted);
+  threadsNow = wanted;
+}
+
 /**
  * Run the sgemm calls of `plan` on three float32 arrays (the wasm heap or cpu
  * values), with `a`, `b`, `c` the element offsets of the operands in them.
@@ -542,6 +580,7 @@ function runPlan(
     c.data.fill(0, c.offset, c.offset + cSize);
     return;
   }
+  threadsFor((plan.fold || plan.batch === 1 ? plan.batch : 1) * m * n * k);
   const ta = transposeA ? TRANS : NO_TRANS;
   const tb = transposeB ? TRANS : NO_TRANS;
   const lda = transposeA ? m : k;

@@ -1,7 +1,12 @@
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
 import { initBackend, nativeMatMulStatus, setNativeMatMul } from "../lib/backend.ts";
-import { planMatMul, setAliasingCopies } from "../lib/native_blas.ts";
+import {
+  configureNativeMatMul,
+  planMatMul,
+  setAliasingCopies,
+  SMALL_PRODUCT_MACS,
+} from "../lib/native_blas.ts";
 import { createVitClassifier } from "../lib/models/vit_classifier.ts";
 import { VIT_PRESETS } from "../lib/models/vit.ts";
 import { createAdam, optimizerStep } from "../lib/train/step.ts";
@@ -381,4 +386,29 @@ Deno.test("wasm Identity and same-dtype Cast share the buffer; gradients are bit
   const aliased = await grads();
   assertEquals(aliased, stock);
   assertEquals(tf.memory().numTensors, before, "tensor leak");
+});
+
+Deno.test({
+  name: "native BatchMatMul: small products on one BLAS thread give the same results" + IGNORE_WHY,
+  ignore: !HAVE_BLAS,
+  fn: async () => {
+    await initBackend("wasm", { blasThreads: 2 });
+    const rng = new Rng(9);
+    const a = tf.tensor(randomArray(rng, 300 * 200), [300, 200]);
+    const b = tf.tensor(randomArray(rng, 200 * 100), [200, 100]);
+    const results: Float32Array[] = [];
+    // 300·200·100 = 6e6 multiply-adds: below the default threshold, above 0.
+    for (const smallProductMacs of [undefined, 0, null]) {
+      const status = configureNativeMatMul("wasm", { threads: 2, smallProductMacs });
+      assertEquals(status.threads, 2);
+      const y = tf.matMul(a, b);
+      results.push((await y.data()) as Float32Array);
+      y.dispose();
+    }
+    assert(SMALL_PRODUCT_MACS > 300 * 200 * 100);
+    assertClose(results[1], results[0], "one thread vs all");
+    assertClose(results[2], results[0], "null threshold vs default");
+    tf.dispose([a, b]);
+    await initBackend("wasm");
+  },
 });
