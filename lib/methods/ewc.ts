@@ -14,11 +14,13 @@
  * penalised: `"lora"` (the default, for speed: LoRA A/B + head), `"base"`
  * (the code's full fine-tuning: base weights + head), `"all"` (base + LoRA +
  * head). `"base"`/`"all"` need a model exposing `baseVariables()` and make
- * those weights trainable for the task.
+ * those weights trainable for the task; they are then handed to the trainer
+ * checkpoint (`checkpointVariables`), so `--resume` continues from the
+ * fine-tuned base weights.
  *
  * Deviation: the penalty uses the Fisher as it stood at the end of the
  * previous task (the code keeps adding the running sum into the live
- * penalty); the checkpoint of a `"base"`/`"all"` run does not hold the base weights.
+ * penalty).
  *
  * @module
  */
@@ -126,6 +128,7 @@ export function createEwc(
     },
     trainableVariables: (ctx) => ewcVariables(ctx.model, opts.params),
     gradientVariables: (ctx) => ewcVariables(ctx.model, opts.params),
+    checkpointVariables: (model) => opts.params === "lora" ? [] : model.baseVariables!(),
     loss(ctx, taskLoss) {
       if (anchorT.length === 0 || opts.lambda === 0) return taskLossOnly(taskLoss);
       const penalty = ewcPenalty(ewcVariables(ctx.model, opts.params), {

@@ -28,6 +28,8 @@
  *   ⟨G[k], g̃⟩ ≥ −eps·v_k (exactly ≥ 0 with eps = 0).
  * - `params`: which parameters are trained and constrained, as EWC: `"lora"` (default: LoRA
  *   A/B + head), `"base"` (the released code's full fine-tuning: base weights + head), `"all"`.
+ *   Under `"base"`/`"all"` the base weights go into the trainer checkpoint
+ *   (`checkpointVariables`), so `--resume` continues from the fine-tuned base weights.
  *
  * Deviations: the released LLM code passes GEM's arguments to `qpth`, whose convention
  * (min ½vᵀPv + qᵀv s.t. Gv ≤ h) flips both the linear term and the bound, so its "projection"
@@ -265,6 +267,7 @@ export function createGem(
       }
     },
     trainableVariables: (ctx) => gemVariables(ctx.model, opts.params),
+    checkpointVariables: (model) => opts.params === "lora" ? [] : model.baseVariables!(),
     loss: (_ctx, taskLoss) => taskLossOnly(taskLoss),
     async beforeStep(ctx) {
       if (opts.memoryGradient !== "recompute" || ctx.taskIndex === 0) return;

@@ -230,6 +230,12 @@ export interface ContinualMethod {
   endTask(ctx: MethodContext): void | Promise<void>;
   /** What the method wants recorded about the task just finished (e.g. TreeLoRA's tree). */
   taskSummary?(): Record<string, unknown>;
+  /**
+   * Further variables the method trains that the trainer checkpoint must hold, beyond the LoRA
+   * A/B and the head (e.g. the base weights under full fine-tuning). Stored and restored by
+   * variable name (without the model's unique scope); absent = none.
+   */
+  checkpointVariables?(model: AdaptedModel): tf.Variable[];
   /** Checkpointable state. */
   state(): MethodState;
   /** Restore a state returned by {@link ContinualMethod.state}. */

@@ -1,9 +1,11 @@
 /**
  * Checkpoints at task boundaries: everything needed to continue a run after
  * the last finished task and get the same numbers as an uninterrupted run —
- * the trainable variables (LoRA A/B of every site, the head), the optimiser
- * slots (when they carry over tasks), the three RNG states and the method's
- * state (e.g. TreeLoRA's stored signatures).
+ * the trainable variables (LoRA A/B of every site, the head), further
+ * variables the method trains (its `checkpointVariables`, e.g. the base
+ * weights under EWC/GEM full fine-tuning; stored by variable name), the
+ * optimiser slots (when they carry over tasks), the three RNG states and the
+ * method's state (e.g. TreeLoRA's stored signatures).
  *
  * Files, per method and seed: `task-NN.safetensors` (tensors) and
  * `task-NN.json` (the rest). Both are written atomically, the JSON last: a
@@ -27,12 +29,35 @@ export interface TrainerCheckpoint {
   taskIndex: number;
   /** Trainable variables in order: LoRA A, B per site (site order), then the head. */
   variables: TensorData[];
+  /**
+   * Further variables the method trains (its `checkpointVariables`), keyed by their name within
+   * the model; absent in checkpoints written before the field existed and when the method has
+   * none.
+   */
+  extra?: NamedTensorData[];
   /** Adam's weights (iterations, then m and v per variable), or null when reset per task. */
   optimizer: TensorData[] | null;
   /** RNG states: data shuffles, method draws, dropout seeds (and token sampling on the LM track). */
   rng: { data: RngState; method: RngState; dropout: RngState; generation?: RngState };
   /** The method's state. */
   method: MethodState;
+}
+
+/** A tensor's values under its variable's name. */
+export interface NamedTensorData extends TensorData {
+  /** The variable's name within its model (see {@link localVariableName}). */
+  name: string;
+}
+
+/**
+ * A variable's name within its model: `tf.Variable.name` without the model's unique scope
+ * (`vit0/blocks.0.attn.q.weight` → `blocks.0.attn.q.weight`), so that a checkpoint matches a
+ * fresh model of the same architecture built in the same process (scope `vit1/`). Names
+ * without a `/` are kept whole.
+ */
+export function localVariableName(name: string): string {
+  const i = name.indexOf("/");
+  return i < 0 ? name : name.slice(i + 1);
 }
 
 /** The variables a checkpoint holds, in a fixed order. */
@@ -55,6 +80,8 @@ export async function captureCheckpoint(
     optimizer: tf.Optimizer | null;
     rngs: { data: Rng; method: Rng; dropout: Rng; generation?: Rng };
     method: MethodState;
+    /** Further variables the method trains (its `checkpointVariables`), stored by name. */
+    extra?: tf.Variable[];
   },
 ): Promise<TrainerCheckpoint> {
   const variables = await Promise.all(
@@ -63,6 +90,15 @@ export async function captureCheckpoint(
       data: (await v.data()) as Float32Array,
     })),
   );
+  const extra = options.extra?.length
+    ? await Promise.all(
+      options.extra.map(async (v) => ({
+        name: localVariableName(v.name),
+        shape: v.shape.slice(),
+        data: Float32Array.from(await v.data()),
+      })),
+    )
+    : undefined;
   let optimizer: TensorData[] | null = null;
   if (options.optimizer) {
     const weights = await options.optimizer.getWeights();
@@ -79,6 +115,7 @@ export async function captureCheckpoint(
   return {
     taskIndex: options.taskIndex,
     variables,
+    ...(extra ? { extra } : {}),
     optimizer,
     rng: {
       data: options.rngs.data.state(),
@@ -112,6 +149,33 @@ export function restoreVariables(model: AdaptedModel, checkpoint: TrainerCheckpo
   });
 }
 
+/**
+ * Assign a checkpoint's extra variables (see {@link TrainerCheckpoint.extra}) to `vars`, matched
+ * by name within the model ({@link localVariableName}), shapes checked. Throws, naming the variable, when one of `vars` is not in the
+ * checkpoint or its shape differs. Nothing is assigned unless every variable matches.
+ */
+export function restoreExtraVariables(vars: tf.Variable[], checkpoint: TrainerCheckpoint): void {
+  if (vars.length === 0) return;
+  const stored = new Map((checkpoint.extra ?? []).map((e) => [e.name, e]));
+  const at = `checkpoint after task ${checkpoint.taskIndex + 1}`;
+  const pairs = vars.map((v) => {
+    const c = stored.get(localVariableName(v.name));
+    if (!c) {
+      throw new Error(
+        `${at} does not hold variable ${v.name} (the method trains it: ` +
+          `a checkpoint written without the method's further variables cannot resume it exactly)`,
+      );
+    }
+    if (c.shape.join(",") !== v.shape.join(",")) {
+      throw new Error(
+        `${at}: variable ${v.name} has shape [${c.shape}] but the model expects [${v.shape}]`,
+      );
+    }
+    return [v, c] as const;
+  });
+  for (const [v, c] of pairs) tf.tidy(() => v.assign(tf.tensor(c.data, c.shape)));
+}
+
 /** Restore Adam's slots from a checkpoint into a fresh optimiser. */
 export async function restoreOptimizer(
   optimizer: tf.Optimizer,
@@ -143,12 +207,19 @@ export async function saveCheckpoint(dir: string, checkpoint: TrainerCheckpoint)
   const n = names(dir, checkpoint.taskIndex);
   const tensors = new Map<string, TensorData>();
   checkpoint.variables.forEach((v, i) => tensors.set(`variable.${i}`, v));
+  for (const e of checkpoint.extra ?? []) {
+    if (tensors.has(`extra.${e.name}`)) {
+      throw new Error(`checkpoint: two variables named ${e.name}`);
+    }
+    tensors.set(`extra.${e.name}`, { shape: e.shape, data: e.data });
+  }
   checkpoint.optimizer?.forEach((v, i) => tensors.set(`optimizer.${i}`, v));
   for (const [k, v] of Object.entries(checkpoint.method.arrays)) tensors.set(`method.${k}`, v);
   await saveWeights(n.tensors, tensors, { metadata: { format: "treelora-checkpoint" } });
   await writeJsonAtomic(n.json, {
     taskIndex: checkpoint.taskIndex,
     variables: checkpoint.variables.length,
+    ...(checkpoint.extra ? { extra: checkpoint.extra.map((e) => e.name) } : {}),
     optimizer: checkpoint.optimizer?.length ?? null,
     rng: checkpoint.rng,
     method: {
@@ -190,6 +261,9 @@ export async function loadCheckpoint(
   return {
     taskIndex: meta.taskIndex,
     variables: Array.from({ length: meta.variables }, (_, i) => get(`variable.${i}`)),
+    ...(Array.isArray(meta.extra)
+      ? { extra: (meta.extra as string[]).map((name) => ({ name, ...get(`extra.${name}`) })) }
+      : {}),
     optimizer: meta.optimizer === null
       ? null
       : Array.from({ length: meta.optimizer }, (_, i) => get(`optimizer.${i}`)),
@@ -203,7 +277,8 @@ export async function loadCheckpoint(
 }
 
 /**
- * Put a trainer back into the state of `checkpoint`: the model's trainable variables, every RNG
+ * Put a trainer back into the state of `checkpoint`: the model's trainable variables, the
+ * method's further variables (`extra`, by name: see {@link restoreExtraVariables}), every RNG
  * stream, the method's state and, when the optimiser carries over tasks, Adam's slots (a fresh
  * optimiser is created for them). Returns that optimiser, or null when each task starts a new one.
  *
@@ -219,10 +294,13 @@ export async function restoreTrainer(
     rngs: { data: Rng; method: Rng; dropout: Rng; generation?: Rng };
     method: { restore(state: MethodState): void };
     config: { lr: number; beta1: number; beta2: number; resetOptimizerPerTask: boolean };
+    /** Further variables the method trains (its `checkpointVariables`), restored by name. */
+    extra?: tf.Variable[];
   },
 ): Promise<tf.Optimizer | null> {
   const { checkpoint, rngs, config } = options;
   restoreVariables(model, checkpoint);
+  restoreExtraVariables(options.extra ?? [], checkpoint);
   rngs.data.restore(checkpoint.rng.data);
   rngs.method.restore(checkpoint.rng.method);
   rngs.dropout.restore(checkpoint.rng.dropout);

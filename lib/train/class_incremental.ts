@@ -139,6 +139,7 @@ export async function trainClassIncremental(
       rngs: { data: rngs.data, method: rngs.method, dropout: dropoutRng },
       method,
       config,
+      extra: method.checkpointVariables?.(model),
     });
   }
   let imagesDone = 0;
@@ -323,6 +324,7 @@ export async function trainClassIncremental(
           optimizer: config.resetOptimizerPerTask ? null : optimizer,
           rngs: { data: rngs.data, method: rngs.method, dropout: dropoutRng },
           method: method.state(),
+          extra: method.checkpointVariables?.(model),
         }),
       );
     }

@@ -360,6 +360,7 @@ export async function trainLmIncremental(
       },
       method,
       config,
+      extra: method.checkpointVariables?.(adapted),
     });
   }
   const runStart = performance.now();
@@ -579,6 +580,7 @@ export async function trainLmIncremental(
               generation: rngs.generation,
             },
             method: method.state(),
+            extra: method.checkpointVariables?.(adapted),
           }),
         );
       }

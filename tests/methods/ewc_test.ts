@@ -3,6 +3,11 @@ import { assert, assertAlmostEquals, assertEquals } from "@std/assert";
 import { initBackend } from "../../lib/backend.ts";
 import { createEwc, ewcPenalty, ewcVariables } from "../../lib/methods/ewc.ts";
 import { Rng } from "../../lib/random.ts";
+import {
+  loadCheckpoint,
+  saveCheckpoint,
+  type TrainerCheckpoint,
+} from "../../lib/train/checkpoint.ts";
 import { trainClassIncremental } from "../../lib/train/class_incremental.ts";
 import { CONFIG, context, microModel, silentRecorder, stream } from "./helpers.ts";
 
@@ -80,3 +85,58 @@ for (const params of ["lora", "base"] as const) {
     model.dispose();
   });
 }
+
+Deno.test("ewc (base): resuming after task 1 of 3 from the checkpoint gives the base weights and accuracies of an uninterrupted run", async () => {
+  await initBackend("cpu");
+  const s = stream(3);
+  // Checkpoints go through the files, as in a run (EWC's state holds its live Fisher arrays).
+  const dir = await Deno.makeTempDir();
+  const run = async (resume?: TrainerCheckpoint) => {
+    const model = microModel(s.classOrder.length);
+    const initial = await Promise.all(model.baseVariables!().map((v) => v.data()));
+    const ewc = createEwc({ params: "base" }, { track: "vit" });
+    const rows: { task: number; cil: number[]; til: number[] }[] = [];
+    const before = tf.memory().numTensors;
+    await trainClassIncremental(s, {
+      model,
+      method: ewc,
+      config: CONFIG,
+      rngs: { data: new Rng(1), method: new Rng(2) },
+      recorder: {
+        ...silentRecorder(),
+        taskDone: (task, r) => {
+          rows.push({ task, cil: r.row.cil, til: r.row.til });
+          return Promise.resolve();
+        },
+        checkpoint: (c) => resume ? Promise.resolve() : saveCheckpoint(dir, c),
+      },
+      resume,
+    });
+    const state = ewc.state();
+    ewc.dispose();
+    const leaked = tf.memory().numTensors - before;
+    const read = (vs: tf.Variable[]) =>
+      Promise.all(vs.map((v) => v.data() as Promise<Float32Array>));
+    const base = await read(model.baseVariables!());
+    const trained = await read(ewcVariables(model, "all"));
+    model.dispose();
+    return { initial, rows, state, leaked, base, trained };
+  };
+  try {
+    const full = await run();
+    assertEquals(full.leaked, 0);
+    assertEquals(full.rows.map((r) => r.task), [0, 1, 2]);
+    // The checkpoint after task 1 holds the base weights, fine-tuned in task 1.
+    const ckpt = (await loadCheckpoint(dir, 0))!;
+    assertEquals(ckpt.extra!.length, full.base.length);
+    assert(ckpt.extra!.some((e, i) => e.data.some((x, k) => x !== full.initial[i][k])));
+    const resumed = await run(ckpt);
+    assertEquals(resumed.leaked, 0);
+    assertEquals(resumed.base, full.base);
+    assertEquals(resumed.trained, full.trained);
+    assertEquals(resumed.rows, full.rows.slice(1));
+    assertEquals(resumed.state, full.state);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -281,74 +281,81 @@ Deno.test("gem: options, defaults per track and refused options", () => {
   assertThrows(() => createGem({ params: "head" }), Error, "bad params");
 });
 
-Deno.test("gem: class-incremental trainer, 3 tasks: memory reads only past tasks, no leaks, a resumed run is identical", async () => {
-  await initBackend("wasm");
-  const s = stream(3);
-  const options = { memoryPerTask: 6 };
-  const run = async (resume?: TrainerCheckpoint) => {
-    const model = microModel(s.classOrder.length);
-    const method = createGem(options, { track: "vit" });
-    const reads: { during: number; task: number; indices: number[] }[] = [];
-    const summaries: Record<string, unknown>[] = [];
-    const checkpoints: TrainerCheckpoint[] = [];
-    let done = resume ? resume.taskIndex + 1 : 0;
-    const before = tf.memory().numTensors;
-    await trainClassIncremental(s, {
-      model,
-      method,
-      config: CONFIG,
-      rngs: { data: new Rng(1), method: new Rng(2) },
-      recorder: {
-        ...silentRecorder(),
-        taskDone: (_t, r) => {
-          summaries.push(r.summary!);
-          done++;
-          return Promise.resolve();
+for (const params of ["lora", "base"] as const) {
+  Deno.test(`gem (${params}): class-incremental trainer, 3 tasks: memory reads only past tasks, no leaks, a resumed run is identical`, async () => {
+    await initBackend("wasm");
+    const s = stream(3);
+    const options = { memoryPerTask: 6, params };
+    const run = async (resume?: TrainerCheckpoint) => {
+      const model = microModel(s.classOrder.length);
+      const method = createGem(options, { track: "vit" });
+      const reads: { during: number; task: number; indices: number[] }[] = [];
+      const summaries: Record<string, unknown>[] = [];
+      const checkpoints: TrainerCheckpoint[] = [];
+      let done = resume ? resume.taskIndex + 1 : 0;
+      const before = tf.memory().numTensors;
+      await trainClassIncremental(s, {
+        model,
+        method,
+        config: CONFIG,
+        rngs: { data: new Rng(1), method: new Rng(2) },
+        recorder: {
+          ...silentRecorder(),
+          taskDone: (_t, r) => {
+            summaries.push(r.summary!);
+            done++;
+            return Promise.resolve();
+          },
+          checkpoint: (c) => {
+            checkpoints.push(c);
+            return Promise.resolve();
+          },
         },
-        checkpoint: (c) => {
-          checkpoints.push(c);
-          return Promise.resolve();
-        },
-      },
-      resume,
-      onExampleRead: (task, indices) => reads.push({ during: done, task, indices: [...indices] }),
+        resume,
+        onExampleRead: (task, indices) => reads.push({ during: done, task, indices: [...indices] }),
+      });
+      const state = method.state();
+      method.dispose();
+      const leaked = tf.memory().numTensors - before;
+      // Under "base" the base weights are trained too: the checkpoint must hold them.
+      const weights = await Promise.all(
+        gemVariables(model, params === "lora" ? "lora" : "all").map((v) =>
+          v.data() as Promise<Float32Array>
+        ),
+      );
+      const baseCount = model.baseVariables!().length;
+      model.dispose();
+      return { reads, summaries, checkpoints, state, leaked, weights, baseCount };
+    };
+    const full = await run();
+    assertEquals(full.leaked, 0);
+    const memory = full.state.json.memory as number[][];
+    assertEquals(memory.length, 3);
+    memory.forEach((m, k) => {
+      assertEquals(m.length, 6);
+      assert(m.every((i, n) => i >= 0 && i < s.tasks[k].train.length && (n === 0 || i > m[n - 1])));
     });
-    const state = method.state();
-    method.dispose();
-    const leaked = tf.memory().numTensors - before;
-    const weights = await Promise.all(
-      gemVariables(model, "lora").map((v) => v.data() as Promise<Float32Array>),
-    );
-    model.dispose();
-    return { reads, summaries, checkpoints, state, leaked, weights };
-  };
-  const full = await run();
-  assertEquals(full.leaked, 0);
-  const memory = full.state.json.memory as number[][];
-  assertEquals(memory.length, 3);
-  memory.forEach((m, k) => {
-    assertEquals(m.length, 6);
-    assert(m.every((i, n) => i >= 0 && i < s.tasks[k].train.length && (n === 0 || i > m[n - 1])));
+    // Reads: the memory of past tasks only (never the task being trained or a later one).
+    assert(full.reads.length > 0);
+    for (const r of full.reads) {
+      assert(r.task < r.during, `read task ${r.task + 1} while training task ${r.during + 1}`);
+      assertEquals(r.indices, memory[r.task]);
+    }
+    // 16 images per task in batches of 8: 2 steps; task 2 reads 1 memory, task 3 reads 2.
+    assertEquals(full.reads.length, 2 * 1 + 2 * 2);
+    assertEquals(full.summaries.map((x) => x.gemSteps), [2, 2, 2]);
+    assertEquals(full.summaries[0].gemProjectedSteps, 0);
+    assert(full.summaries.every((x) => (x.gemProjectedSteps as number) <= 2));
+    assertEquals(full.summaries.map((x) => x.gemMemoryTasks), [1, 2, 3]);
+    // Resume after task 2 from the checkpoint: the restored memory gives the same weights.
+    const resumed = await run(full.checkpoints[1]);
+    assertEquals(resumed.leaked, 0);
+    assertEquals(resumed.state, full.state);
+    assertEquals(resumed.weights, full.weights);
+    assertEquals(resumed.reads, full.reads.filter((r) => r.during === 2));
+    assertEquals(full.checkpoints[1].extra?.length, params === "base" ? full.baseCount : undefined);
   });
-  // Reads: the memory of past tasks only (never the task being trained or a later one).
-  assert(full.reads.length > 0);
-  for (const r of full.reads) {
-    assert(r.task < r.during, `read task ${r.task + 1} while training task ${r.during + 1}`);
-    assertEquals(r.indices, memory[r.task]);
-  }
-  // 16 images per task in batches of 8: 2 steps; task 2 reads 1 memory, task 3 reads 2.
-  assertEquals(full.reads.length, 2 * 1 + 2 * 2);
-  assertEquals(full.summaries.map((x) => x.gemSteps), [2, 2, 2]);
-  assertEquals(full.summaries[0].gemProjectedSteps, 0);
-  assert(full.summaries.every((x) => (x.gemProjectedSteps as number) <= 2));
-  assertEquals(full.summaries.map((x) => x.gemMemoryTasks), [1, 2, 3]);
-  // Resume after task 2 from the checkpoint: the restored memory gives the same weights.
-  const resumed = await run(full.checkpoints[1]);
-  assertEquals(resumed.leaked, 0);
-  assertEquals(resumed.state, full.state);
-  assertEquals(resumed.weights, full.weights);
-  assertEquals(resumed.reads, full.reads.filter((r) => r.during === 2));
-});
+}
 
 Deno.test("gem: LM trainer, recompute (paper) and stored per tensor (released code), no leaks", async () => {
   await initBackend("wasm");
