@@ -5,34 +5,19 @@ import { createDualPrompt } from "../../lib/methods/dual_prompt.ts";
 import type { ContinualMethod, MethodState } from "../../lib/methods/method.ts";
 import type { PrefixPrompt } from "../../lib/models/prompt.ts";
 import { VIT_PRESETS } from "../../lib/models/vit.ts";
-import { createVitClassifier, type VitClassifier } from "../../lib/models/vit_classifier.ts";
+import { createVitClassifier } from "../../lib/models/vit_classifier.ts";
 import { Rng } from "../../lib/random.ts";
 import { type LossRecord, trainClassIncremental } from "../../lib/train/class_incremental.ts";
-import { CONFIG, context, microModel, silentRecorder, stream } from "./helpers.ts";
-
-function images(n: number, seed: number): tf.Tensor4D {
-  const rng = new Rng(seed);
-  return tf.tensor4d(Float32Array.from({ length: n * 32 * 32 * 3 }, () => rng.normal()), [
-    n,
-    32,
-    32,
-    3,
-  ]);
-}
-
-function frozenValues(model: VitClassifier): Map<string, Float32Array> {
-  const out = new Map<string, Float32Array>();
-  for (const v of model.baseVariables!()) out.set(v.name, v.dataSync() as Float32Array);
-  for (const s of model.loraSites()) {
-    out.set(s.a.name, s.a.dataSync() as Float32Array);
-    out.set(s.b.name, s.b.dataSync() as Float32Array);
-  }
-  return out;
-}
-
-function changed(a: Float32Array, b: Float32Array): boolean {
-  return a.length === b.length && a.some((x, i) => x !== b[i]);
-}
+import {
+  changed,
+  CONFIG,
+  context,
+  frozenValues,
+  images,
+  microModel,
+  silentRecorder,
+  stream,
+} from "./helpers.ts";
 
 // Micro has depth 2: G-prompt in block 0, E-prompts in block 1.
 const MICRO_BLOCKS = { gBlocks: [0], eBlocks: [1], gLength: 2, eLength: 3 };

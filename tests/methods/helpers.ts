@@ -1,5 +1,6 @@
 /** Shared fixtures of the baseline-method tests: a micro ViT, a 2–3 task stream, a context. */
 
+import * as tf from "@tensorflow/tfjs";
 import { splitClassIncremental } from "../../lib/data/class_split.ts";
 import { generateSyntheticImages } from "../../lib/data/synthetic_images.ts";
 import type { MethodContext } from "../../lib/methods/method.ts";
@@ -65,3 +66,30 @@ export const silentRecorder = (losses: { task: number; term: string; value: numb
       return Promise.resolve();
     },
   }) satisfies RunRecorder;
+
+/** `n` random NHWC 32×32 images (standard normal values from `seed`). */
+export function images(n: number, seed: number): tf.Tensor4D {
+  const rng = new Rng(seed);
+  return tf.tensor4d(Float32Array.from({ length: n * 32 * 32 * 3 }, () => rng.normal()), [
+    n,
+    32,
+    32,
+    3,
+  ]);
+}
+
+/** Every base weight and LoRA variable of the model, copied. */
+export function frozenValues(model: VitClassifier): Map<string, Float32Array> {
+  const out = new Map<string, Float32Array>();
+  for (const v of model.baseVariables!()) out.set(v.name, v.dataSync() as Float32Array);
+  for (const s of model.loraSites()) {
+    out.set(s.a.name, s.a.dataSync() as Float32Array);
+    out.set(s.b.name, s.b.dataSync() as Float32Array);
+  }
+  return out;
+}
+
+/** Whether two arrays of the same length differ anywhere. */
+export function changed(a: Float32Array, b: Float32Array): boolean {
+  return a.length === b.length && a.some((x, i) => x !== b[i]);
+}

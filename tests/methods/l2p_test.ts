@@ -6,32 +6,16 @@ import type { ContinualMethod, MethodState } from "../../lib/methods/method.ts";
 import type { VitClassifier } from "../../lib/models/vit_classifier.ts";
 import { Rng } from "../../lib/random.ts";
 import { type LossRecord, trainClassIncremental } from "../../lib/train/class_incremental.ts";
-import { CONFIG, context, microModel, silentRecorder, stream } from "./helpers.ts";
-
-function images(n: number, seed: number): tf.Tensor4D {
-  const rng = new Rng(seed);
-  return tf.tensor4d(Float32Array.from({ length: n * 32 * 32 * 3 }, () => rng.normal()), [
-    n,
-    32,
-    32,
-    3,
-  ]);
-}
-
-/** Every base weight and LoRA variable of the model, copied. */
-function frozenValues(model: VitClassifier): Map<string, Float32Array> {
-  const out = new Map<string, Float32Array>();
-  for (const v of model.baseVariables!()) out.set(v.name, v.dataSync() as Float32Array);
-  for (const s of model.loraSites()) {
-    out.set(s.a.name, s.a.dataSync() as Float32Array);
-    out.set(s.b.name, s.b.dataSync() as Float32Array);
-  }
-  return out;
-}
-
-function changed(a: Float32Array, b: Float32Array): boolean {
-  return a.length === b.length && a.some((x, i) => x !== b[i]);
-}
+import {
+  changed,
+  CONFIG,
+  context,
+  frozenValues,
+  images,
+  microModel,
+  silentRecorder,
+  stream,
+} from "./helpers.ts";
 
 /** Run the method on the 2-task micro stream; return the method state after each beginTask and task. */
 async function train(model: VitClassifier, method: ContinualMethod, losses: LossRecord[] = []) {
