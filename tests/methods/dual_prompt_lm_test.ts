@@ -6,12 +6,7 @@ import {
   DUAL_PROMPT_LM_DEFAULTS,
   randomTokenEmbeddings,
 } from "../../lib/methods/dual_prompt_lm.ts";
-import type {
-  ContinualMethod,
-  LmPrefixAt,
-  MethodContext,
-  MethodState,
-} from "../../lib/methods/method.ts";
+import type { ContinualMethod, LmPrefixAt, MethodState } from "../../lib/methods/method.ts";
 import { createDecoder, type Decoder, DECODER_PRESETS } from "../../lib/models/decoder.ts";
 import { Rng } from "../../lib/random.ts";
 import { ByteTokenizer } from "../../lib/text/byte_tokenizer.ts";
@@ -28,7 +23,7 @@ import {
   trainLmIncremental,
 } from "../../lib/train/lm_incremental.ts";
 import { lmLoss } from "../../lib/train/lm_loss.ts";
-import { Timer } from "../../lib/train/timer.ts";
+import { lmContext as context } from "./helpers.ts";
 import type { TrainerCheckpoint } from "../../lib/train/checkpoint.ts";
 
 const tokenizer = new ByteTokenizer();
@@ -107,21 +102,6 @@ async function run(model: Decoder, method: ContinualMethod) {
     recorder,
   });
   return { states, predictions, losses, summaries };
-}
-
-function context(model: Decoder, over: Partial<MethodContext> = {}): MethodContext {
-  return {
-    model: lmAdaptedModel(model),
-    taskIndex: 0,
-    numTasks: 2,
-    epoch: 0,
-    epochs: 1,
-    step: 0,
-    stepsPerEpoch: 1,
-    rng: new Rng(3),
-    timer: new Timer(),
-    ...over,
-  };
 }
 
 const rowsOf = (state: MethodState, name: string) => Array.from(state.arrays[name].data);

@@ -8,6 +8,8 @@ import { VIT_PRESETS } from "../../lib/models/vit.ts";
 import { createVitClassifier, type VitClassifier } from "../../lib/models/vit_classifier.ts";
 import { Rng } from "../../lib/random.ts";
 import type { RunRecorder, TrainConfig } from "../../lib/train/class_incremental.ts";
+import type { Decoder } from "../../lib/models/decoder.ts";
+import { lmAdaptedModel } from "../../lib/train/lm_incremental.ts";
 import { Timer } from "../../lib/train/timer.ts";
 
 export const CONFIG: TrainConfig = {
@@ -92,4 +94,20 @@ export function frozenValues(model: VitClassifier): Map<string, Float32Array> {
 /** Whether two arrays of the same length differ anywhere. */
 export function changed(a: Float32Array, b: Float32Array): boolean {
   return a.length === b.length && a.some((x, i) => x !== b[i]);
+}
+
+/** A method context on the LM track: task 1 of 2, one step, method seed 3. */
+export function lmContext(model: Decoder, over: Partial<MethodContext> = {}): MethodContext {
+  return {
+    model: lmAdaptedModel(model),
+    taskIndex: 0,
+    numTasks: 2,
+    epoch: 0,
+    epochs: 1,
+    step: 0,
+    stepsPerEpoch: 1,
+    rng: new Rng(3),
+    timer: new Timer(),
+    ...over,
+  };
 }

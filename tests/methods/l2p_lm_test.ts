@@ -21,12 +21,11 @@ import type { LossRecord } from "../../lib/train/class_incremental.ts";
 import { promptPositions } from "../../lib/train/example_access.ts";
 import { promptBatch, trainingBatch } from "../../lib/train/lm_batches.ts";
 import {
-  lmAdaptedModel,
   type LmRunRecorder,
   type LmTask,
   trainLmIncremental,
 } from "../../lib/train/lm_incremental.ts";
-import { Timer } from "../../lib/train/timer.ts";
+import { lmContext as context } from "./helpers.ts";
 
 const tokenizer = new ByteTokenizer();
 const D = 32;
@@ -36,21 +35,6 @@ function microModel(): Decoder {
     ...DECODER_PRESETS["byte-micro"],
     lora: { rank: 2, alpha: 4, dropout: 0.1 },
   }, { rng: new Rng(0) });
-}
-
-function context(model: Decoder, over: Partial<MethodContext> = {}): MethodContext {
-  return {
-    model: lmAdaptedModel(model),
-    taskIndex: 0,
-    numTasks: 2,
-    epoch: 0,
-    epochs: 1,
-    step: 0,
-    stepsPerEpoch: 1,
-    rng: new Rng(3),
-    timer: new Timer(),
-    ...over,
-  };
 }
 
 type Rows = { ids: Int32Array; mask: Int32Array; prompt: Float32Array; shape: [number, number] };
