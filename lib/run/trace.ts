@@ -298,7 +298,8 @@ export async function runTrace(spec: TraceSpec): Promise<TraceResult> {
     scenario: "continual instruction tuning (task-agnostic at test time)",
     protocol:
       "tasks in order; loss on answer tokens + EOS (spec §9.3); after each task the single " +
-      "adapter generates answers for the test split of every task seen so far, with no task id; each task " +
+      "adapter generates answers for the test split of every task seen so far, with no task id (except " +
+      "dualprompt, which prepends the evaluated task's prompt, as the released code does); each task " +
       "is scored with its own metric (spec §9.5), 0–100",
     data: {
       description,
