@@ -10,39 +10,28 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import { imageBatch, shuffledBatches } from "../data/batches.ts";
+import { imageBatch } from "../data/batches.ts";
 import type { ClassIncrementalStream } from "../data/task.ts";
 import type { ContinualMethod, MethodContext } from "../methods/method.ts";
 import type { ImageClassifier } from "../models/image_classifier.ts";
 import { Rng } from "../random.ts";
 import { type EvalRow, evaluateSeenTasks, taskOutputRange } from "./evaluate.ts";
 import type { Progress } from "./progress.ts";
-import { createAdam, optimizerStep } from "./step.ts";
 import { epochsFor } from "./schedule.ts";
 import { captureCheckpoint, restoreTrainer, type TrainerCheckpoint } from "./checkpoint.ts";
 import { Timer } from "./timer.ts";
 import { type ExampleReadHook, imageExamples, type ImageForward } from "./example_access.ts";
+import { type LossRecord, stepsPerEpochFor, type TaskLoopConfig, trainTask } from "./task_loop.ts";
 
-/** Optimisation schedule of a class-incremental run. */
-export interface TrainConfig {
+export type { LossRecord } from "./task_loop.ts";
+
+/**
+ * Optimisation schedule of a class-incremental run: the shared loop's fields
+ * ({@link TaskLoopConfig}: batch size, Adam, clip, reset, step cap, logging) plus these.
+ */
+export interface TrainConfig extends TaskLoopConfig {
   /** Epochs per task: one number for every task, or a list (one per task). */
   epochs: number | number[];
-  /** Mini-batch size. */
-  batchSize: number;
-  /** Adam learning rate (constant). */
-  lr: number;
-  /** Adam beta1. */
-  beta1: number;
-  /** Adam beta2. */
-  beta2: number;
-  /** Global gradient-norm clip; 0 disables. */
-  clipNorm: number;
-  /** Start every task with a fresh Adam state (true) or carry it over (false). */
-  resetOptimizerPerTask: boolean;
-  /** Cap on steps per epoch (for smoke tests); null = full epochs. Recorded in the config. */
-  maxStepsPerEpoch: number | null;
-  /** Record the loss terms every this many steps. */
-  logEvery: number;
   /** Evaluation batch size. */
   evalBatchSize: number;
   /** Per-channel normalisation mean applied to pixels/255. */
@@ -63,20 +52,6 @@ export interface TaskTiming {
   imagesPerSecond: number;
   /** Seconds per named component (trainer and method). */
   components: Record<string, number>;
-}
-
-/** One logged loss record. */
-export interface LossRecord {
-  /** 0-based task. */
-  task: number;
-  /** 0-based epoch. */
-  epoch: number;
-  /** 0-based step within the epoch. */
-  step: number;
-  /** Term name: `task`, `total`, or a method term. */
-  term: string;
-  /** Value. */
-  value: number;
 }
 
 /** Where the trainer sends what it produces. Implementations write to disk at once. */
@@ -142,11 +117,14 @@ export async function trainClassIncremental(
       extra: method.checkpointVariables?.(model),
     });
   }
-  let imagesDone = 0;
-  const totalImages = stream.tasks.reduce(
-    (acc, t, i) => acc + epochsFor(config.epochs, i) * t.train.length,
-    0,
-  );
+  const run = {
+    start: runStart,
+    done: 0,
+    total: stream.tasks.reduce(
+      (acc, t, i) => acc + epochsFor(config.epochs, i) * t.train.length,
+      0,
+    ),
+  };
   for (let ti = startTask; ti < numTasks; ti++) {
     const task = stream.tasks[ti];
     const epochs = epochsFor(config.epochs, ti);
@@ -164,10 +142,6 @@ export async function trainClassIncremental(
         `tasks 1..${ti + 1}: the head outputs of the trained tasks are not contiguous`,
       );
     }
-    const fullSteps = Math.ceil(trainIndices.length / config.batchSize);
-    const stepsPerEpoch = config.maxStepsPerEpoch === null
-      ? fullSteps
-      : Math.min(fullSteps, config.maxStepsPerEpoch);
     const ctx: MethodContext = {
       model,
       taskIndex: ti,
@@ -175,7 +149,7 @@ export async function trainClassIncremental(
       epoch: 0,
       epochs,
       step: 0,
-      stepsPerEpoch,
+      stepsPerEpoch: stepsPerEpochFor(trainIndices.length, config),
       rng: rngs.method,
       timer,
       examples: imageExamples(stream, {
@@ -186,114 +160,51 @@ export async function trainClassIncremental(
         onRead: options.onExampleRead,
       }),
     };
-    timer.reset();
-    const t0 = performance.now();
-    if (optimizer === null || config.resetOptimizerPerTask) {
-      optimizer?.dispose();
-      optimizer = createAdam({ lr: config.lr, beta1: config.beta1, beta2: config.beta2 });
-    }
-    await timer.timeAsync("method", async () => await method.beginTask(ctx));
-    const variables = method.trainableVariables(ctx);
-    const gradientVariables = method.gradientVariables?.(ctx) ?? [];
-    let trainImages = 0;
-    let window: LossRecord[] = [];
-    // A method with nothing to train (in-context FIX) is not optimised at all.
-    const trainedEpochs = variables.length > 0 ? epochs : 0;
-    for (let epoch = 0; epoch < trainedEpochs; epoch++) {
-      ctx.epoch = epoch;
-      ctx.step = 0;
-      await timer.timeAsync("method", async () => await method.beginEpoch?.(ctx));
-      let step = 0;
-      for (const idx of shuffledBatches(trainIndices, config.batchSize, rngs.data)) {
-        if (step >= stepsPerEpoch) break;
-        ctx.step = step;
-        const batch = timer.time("data", () =>
-          imageBatch(stream.train, idx, {
+    const pixels = (idx: Int32Array, x: Float32Array) =>
+      tf.tensor4d(x, [idx.length, size, size, 3]);
+    const trainedTask = await trainTask(ctx, {
+      method,
+      config,
+      optimizer,
+      indices: trainIndices,
+      rngs: { data: rngs.data, dropout: dropoutRng },
+      recorder,
+      progress,
+      label: options.label ?? method.name,
+      run,
+      track: {
+        batch: (idx) => ({
+          idx,
+          ...imageBatch(stream.train, idx, {
             labelToOutput: stream.labelToOutput,
             mean: config.mean,
             std: config.std,
-          }));
-        ctx.batch = {
+          }),
+        }),
+        view: (batch, idx) => ({
           size: idx.length,
           outputRange: [outStart, outEnd],
           logits: () =>
             tf.tidy(() =>
-              forward(tf.tensor4d(batch.x, [idx.length, size, size, 3]), {
+              forward(pixels(idx, batch.x), {
                 training: false,
                 taskIndex: ti,
               })
             ),
-        };
-        await timer.timeAsync("method", async () => await method.beforeStep?.(ctx));
-        const seed = dropoutRng.seed();
-        const opt = optimizer;
-        const result = await timer.timeAsync(
-          "forward_backward",
-          () =>
-            optimizerStep(variables, () => {
-              const x = tf.tensor4d(batch.x, [idx.length, size, size, 3]);
-              const full = forward(x, { training: true, seed, taskIndex: ti });
-              const logits = tf.slice(full, [0, outStart], [-1, width]);
-              const local = tf.sub(tf.tensor1d(batch.y, "int32"), tf.scalar(outStart, "int32"));
-              const onehot = tf.oneHot(local as tf.Tensor1D, width);
-              const taskLoss = tf.losses.softmaxCrossEntropy(onehot, logits) as tf.Scalar;
-              const parts = method.loss(ctx, taskLoss, { logits: full });
-              return { total: parts.total, terms: { task: taskLoss, ...parts.terms } };
-            }, {
-              optimizer: opt,
-              clipNorm: config.clipNorm,
-              readGradients: gradientVariables,
-              adjustGradients: method.adjustGradients
-                ? (grads) => method.adjustGradients!(ctx, grads)
-                : undefined,
-            }),
-        );
-        if (!Number.isFinite(result.total)) {
-          throw new Error(
-            `non-finite loss ${result.total} at task ${ti + 1}, epoch ${epoch + 1}, step ${
-              step + 1
-            } ` +
-              `(method ${method.name}); lower the learning rate or check the data`,
-          );
-        }
-        await timer.timeAsync(
-          "method",
-          async () =>
-            await method.afterStep?.(ctx, {
-              taskLoss: result.terms.task,
-              gradients: result.gradients,
-            }),
-        );
-        ctx.batch = undefined;
-        trainImages += idx.length;
-        imagesDone += idx.length;
-        if (step % config.logEvery === 0 || step === stepsPerEpoch - 1) {
-          window.push({ task: ti, epoch, step, term: "total", value: result.total });
-          for (const [term, value] of Object.entries(result.terms)) {
-            window.push({ task: ti, epoch, step, term, value });
-          }
-        }
-        const elapsed = (performance.now() - runStart) / 1000;
-        const rate = imagesDone / Math.max(1e-9, elapsed);
-        progress?.update({
-          label: options.label ?? method.name,
-          task: ti + 1,
-          tasks: numTasks,
-          epoch: epoch + 1,
-          epochs,
-          step: step + 1,
-          steps: stepsPerEpoch,
-          loss: result.terms.task,
-          imagesPerSecond: trainImages / ((performance.now() - t0) / 1000),
-          etaSeconds: config.maxStepsPerEpoch === null ? (totalImages - imagesDone) / rate : NaN,
-        });
-        step++;
-      }
-      await recorder.losses(window);
-      window = [];
-    }
-    await timer.timeAsync("method", async () => await method.endTask(ctx));
-    const trainSeconds = (performance.now() - t0) / 1000;
+        }),
+        taskLoss: (batch, seed) => {
+          const x = pixels(batch.idx, batch.x);
+          const full = forward(x, { training: true, seed, taskIndex: ti });
+          const logits = tf.slice(full, [0, outStart], [-1, width]);
+          const local = tf.sub(tf.tensor1d(batch.y, "int32"), tf.scalar(outStart, "int32"));
+          const onehot = tf.oneHot(local as tf.Tensor1D, width);
+          const taskLoss = tf.losses.softmaxCrossEntropy(onehot, logits) as tf.Scalar;
+          return { taskLoss, logits: full };
+        },
+      },
+    });
+    optimizer = trainedTask.optimizer;
+    const { trainSeconds, trainItems: trainImages } = trainedTask;
     const e0 = performance.now();
     const row = await evaluateSeenTasks(model, stream, {
       throughTask: ti,

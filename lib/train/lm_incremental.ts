@@ -34,18 +34,16 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import { shuffledBatches } from "../data/batches.ts";
 import type { ContinualMethod, EvalPromptContext, MethodContext } from "../methods/method.ts";
 import type { AdaptedModel } from "../models/backbone.ts";
 import type { Decoder } from "../models/decoder.ts";
 import { Rng } from "../random.ts";
 import type { Tokenizer } from "../text/tokenizer.ts";
-import type { LossRecord } from "./class_incremental.ts";
+import type { LossRecord } from "./task_loop.ts";
 import { generateTokens } from "./generate.ts";
 import { type LmExample, trainingBatch } from "./lm_batches.ts";
 import { IGNORE_INDEX, lmLoss, shiftLabels } from "./lm_loss.ts";
 import type { Progress } from "./progress.ts";
-import { createAdam, optimizerStep } from "./step.ts";
 import { epochsFor } from "./schedule.ts";
 import { captureCheckpoint, restoreTrainer, type TrainerCheckpoint } from "./checkpoint.ts";
 import { Timer } from "./timer.ts";
@@ -55,6 +53,7 @@ import {
   type LmPrefixHook,
   trainingBatchPrefix,
 } from "./example_access.ts";
+import { stepsPerEpochFor, type TaskLoopConfig, trainTask } from "./task_loop.ts";
 
 /** One task of an instruction-tuning stream (a TRACE task). */
 export interface LmTask {
@@ -81,26 +80,14 @@ export type LmScoreFn = (
   prompts: string[],
 ) => number | Promise<number>;
 
-/** Optimisation and evaluation schedule of an LM run. */
-export interface LmTrainConfig {
+/**
+ * Optimisation and evaluation schedule of an LM run: the shared loop's fields
+ * ({@link TaskLoopConfig}; the released code: lr 1e-4 constant, betas 0.9/0.95, clip 1.0,
+ * one optimiser for the whole stream) plus these.
+ */
+export interface LmTrainConfig extends TaskLoopConfig {
   /** Epochs per task: one number for every task, or a list (one per task; TreeLoRA 2,1,3,2,1,2,2,3). */
   epochs: number | number[];
-  /** Examples per optimiser step. */
-  batchSize: number;
-  /** Adam learning rate (constant; the code's 1e-4). */
-  lr: number;
-  /** Adam beta1 (0.9). */
-  beta1: number;
-  /** Adam beta2 (0.95 in the released LLM scripts). */
-  beta2: number;
-  /** Global gradient-norm clip (1.0); 0 disables. */
-  clipNorm: number;
-  /** Fresh Adam state per task (true) or one optimiser for the whole stream (false, the code). */
-  resetOptimizerPerTask: boolean;
-  /** Cap on steps per epoch (smoke tests); null = full epochs. */
-  maxStepsPerEpoch: number | null;
-  /** Record the loss terms every this many steps. */
-  logEvery: number;
   /** Training truncation length in tokens (prompt + answer + BOS/EOS; the code's 1536). */
   maxLength: number;
   /** Prompt tokens kept at inference, BOS included (the code's 1024). */
@@ -363,22 +350,17 @@ export async function trainLmIncremental(
       extra: method.checkpointVariables?.(adapted),
     });
   }
-  const runStart = performance.now();
-  let examplesDone = 0;
-  const totalExamples = tasks.reduce(
-    (a, t, i) => a + epochsFor(config.epochs, i) * t.train.length,
-    0,
-  );
+  const run = {
+    start: performance.now(),
+    done: 0,
+    total: tasks.reduce((a, t, i) => a + epochsFor(config.epochs, i) * t.train.length, 0),
+  };
   try {
     for (let ti = startTask; ti < numTasks; ti++) {
       const task = tasks[ti];
       const epochs = epochsFor(config.epochs, ti);
       // Joint (`replayAll`): batches from the union of the training sets of tasks 0..ti.
       const train = method.replayAll ? tasks.slice(0, ti + 1).flatMap((t) => t.train) : task.train;
-      const fullSteps = Math.ceil(train.length / config.batchSize);
-      const stepsPerEpoch = config.maxStepsPerEpoch === null
-        ? fullSteps
-        : Math.min(fullSteps, config.maxStepsPerEpoch);
       const ctx: MethodContext = {
         model: adapted,
         taskIndex: ti,
@@ -386,7 +368,7 @@ export async function trainLmIncremental(
         epoch: 0,
         epochs,
         step: 0,
-        stepsPerEpoch,
+        stepsPerEpoch: stepsPerEpochFor(train.length, config),
         rng: rngs.method,
         timer,
         examples: lmExamples(tasks, {
@@ -398,38 +380,26 @@ export async function trainLmIncremental(
           inputPrefix,
         }),
       };
-      timer.reset();
-      const t0 = performance.now();
-      if (optimizer === null || config.resetOptimizerPerTask) {
-        optimizer?.dispose();
-        optimizer = createAdam({ lr: config.lr, beta1: config.beta1, beta2: config.beta2 });
-      }
-      await timer.timeAsync("method", async () => await method.beginTask(ctx));
-      const variables = method.trainableVariables(ctx);
-      const gradientVariables = method.gradientVariables?.(ctx) ?? [];
-      const indices = Int32Array.from({ length: train.length }, (_, i) => i);
-      let trainExamples = 0;
       let trainTokens = 0;
-      let window: LossRecord[] = [];
-      // A method with nothing to train (in-context FIX) is not optimised at all.
-      const trainedEpochs = variables.length > 0 ? epochs : 0;
-      for (let epoch = 0; epoch < trainedEpochs; epoch++) {
-        ctx.epoch = epoch;
-        ctx.step = 0;
-        await timer.timeAsync("method", async () => await method.beginEpoch?.(ctx));
-        let step = 0;
-        for (const idx of shuffledBatches(indices, config.batchSize, rngs.data)) {
-          if (step >= stepsPerEpoch) break;
-          ctx.step = step;
-          const batch = timer.time(
-            "data",
-            () =>
-              trainingBatch(Array.from(idx, (i) => train[i]), {
-                tokenizer,
-                maxLength: config.maxLength,
-              }),
-          );
-          ctx.batch = {
+      const trainedTask = await trainTask(ctx, {
+        method,
+        config,
+        optimizer,
+        indices: Int32Array.from({ length: train.length }, (_, i) => i),
+        rngs: { data: rngs.data, dropout: dropoutRng },
+        recorder,
+        progress,
+        label,
+        run,
+        track: {
+          taskName: task.name,
+          unit: "ex",
+          batch: (idx) =>
+            trainingBatch(Array.from(idx, (i) => train[i]), {
+              tokenizer,
+              maxLength: config.maxLength,
+            }),
+          view: (batch, idx) => ({
             size: idx.length,
             scoredPositions: Float32Array.from(
               shiftLabels(batch.labels, { batch: batch.shape[0], tokens: batch.shape[1] }),
@@ -448,94 +418,33 @@ export async function trainLmIncremental(
                 });
                 return model.logits(ids, { training: false, attentionMask: mask, prefix });
               }),
-          };
-          await timer.timeAsync("method", async () => await method.beforeStep?.(ctx));
-          const seed = dropoutRng.seed();
-          const opt = optimizer;
-          const result = await timer.timeAsync(
-            "forward_backward",
-            () =>
-              optimizerStep(variables, () => {
-                const ids = tf.tensor2d(batch.ids, batch.shape, "int32");
-                const mask = tf.tensor2d(batch.mask, batch.shape, "int32");
-                // Not inside a nested tidy: a method may keep tensors for its `loss()` below.
-                const prefix = trainingBatchPrefix(batch, {
-                  hook: inputPrefix,
-                  at: { taskIndex: ti, training: true },
-                  model,
-                  ids,
-                  mask,
-                });
-                const logits = model.logits(ids, {
-                  training: true,
-                  seed,
-                  attentionMask: mask,
-                  prefix,
-                });
-                const taskLoss = lmLoss(logits, batch.labels);
-                const parts = method.loss(ctx, taskLoss, { logits });
-                return { total: parts.total, terms: { task: taskLoss, ...parts.terms } };
-              }, {
-                optimizer: opt,
-                clipNorm: config.clipNorm,
-                readGradients: gradientVariables,
-                adjustGradients: method.adjustGradients
-                  ? (grads) => method.adjustGradients!(ctx, grads)
-                  : undefined,
-              }),
-          );
-          if (!Number.isFinite(result.total)) {
-            throw new Error(
-              `non-finite loss ${result.total} at task ${ti + 1} (${task.name}), epoch ${
-                epoch + 1
-              }, step ${
-                step + 1
-              } (method ${method.name}); lower the learning rate or check the data`,
-            );
-          }
-          await timer.timeAsync(
-            "method",
-            async () =>
-              await method.afterStep?.(ctx, {
-                taskLoss: result.terms.task,
-                gradients: result.gradients,
-              }),
-          );
-          ctx.batch = undefined;
-          trainExamples += idx.length;
-          examplesDone += idx.length;
-          trainTokens += batch.lengths.reduce((a, b) => a + b, 0);
-          if (step % config.logEvery === 0 || step === stepsPerEpoch - 1) {
-            window.push({ task: ti, epoch, step, term: "total", value: result.total });
-            for (const [term, value] of Object.entries(result.terms)) {
-              window.push({ task: ti, epoch, step, term, value });
-            }
-          }
-          const elapsed = (performance.now() - runStart) / 1000;
-          const rate = examplesDone / Math.max(1e-9, elapsed);
-          progress?.update({
-            label,
-            task: ti + 1,
-            tasks: numTasks,
-            epoch: epoch + 1,
-            epochs,
-            step: step + 1,
-            steps: stepsPerEpoch,
-            loss: result.terms.task,
-            // Progress's throughput field: examples per second here.
-            imagesPerSecond: trainExamples / ((performance.now() - t0) / 1000),
-            unit: "ex",
-            etaSeconds: config.maxStepsPerEpoch === null
-              ? (totalExamples - examplesDone) / rate
-              : NaN,
-          });
-          step++;
-        }
-        await recorder.losses(window);
-        window = [];
-      }
-      await timer.timeAsync("method", async () => await method.endTask(ctx));
-      const trainSeconds = (performance.now() - t0) / 1000;
+          }),
+          taskLoss: (batch, seed) => {
+            const ids = tf.tensor2d(batch.ids, batch.shape, "int32");
+            const mask = tf.tensor2d(batch.mask, batch.shape, "int32");
+            // Not inside a nested tidy: a method may keep tensors for its `loss()`.
+            const prefix = trainingBatchPrefix(batch, {
+              hook: inputPrefix,
+              at: { taskIndex: ti, training: true },
+              model,
+              ids,
+              mask,
+            });
+            const logits = model.logits(ids, {
+              training: true,
+              seed,
+              attentionMask: mask,
+              prefix,
+            });
+            return { taskLoss: lmLoss(logits, batch.labels), logits };
+          },
+          counted: (batch) => {
+            trainTokens += batch.lengths.reduce((a, b) => a + b, 0);
+          },
+        },
+      });
+      optimizer = trainedTask.optimizer;
+      const { trainSeconds, trainItems: trainExamples } = trainedTask;
       const components = timer.totals();
       const accounted = Object.values(components).reduce((a, b) => a + b, 0);
       components.other = Math.max(0, trainSeconds - accounted);
