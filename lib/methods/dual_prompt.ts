@@ -37,7 +37,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import type { ImageClassifier } from "../models/image_classifier.ts";
+import { promptCapable } from "../models/image_classifier.ts";
 import { makeVariable, uniqueScope } from "../models/init.ts";
 import {
   cosineSimilarity,
@@ -107,18 +107,6 @@ function resolve(options: Record<string, unknown>): DualPromptOptions {
     throw new Error("DualPrompt: transferPrompt must be true or false");
   }
   return { ...o, gBlocks: [...o.gBlocks], eBlocks: [...o.eBlocks] };
-}
-
-/** The prompt-capable parts of an image model, or a clear error. */
-function promptModel(model: unknown) {
-  const m = model as Partial<ImageClassifier>;
-  if (!m.promptedLogits || !m.queryFeatures || !m.promptShape) {
-    throw new Error(
-      "DualPrompt needs a prompt-capable image model (promptShape, promptedLogits, " +
-        "queryFeatures), e.g. createVitClassifier",
-    );
-  }
-  return m as Required<Pick<ImageClassifier, "promptShape" | "promptedLogits" | "queryFeatures">>;
 }
 
 /**
@@ -234,7 +222,7 @@ export function createDualPrompt(
     name: "dualprompt",
     options: () => ({ ...opts, gBlocks: [...opts.gBlocks], eBlocks: [...opts.eBlocks] }),
     beginTask(ctx: MethodContext) {
-      setShape(promptModel(ctx.model).promptShape);
+      setShape(promptCapable(ctx.model, { who: "DualPrompt" }).promptShape);
       const rng = new Rng(ctx.rng.seed());
       if (g === null && gBlocks.length > 0) {
         g = uniformVariable([gBlocks.length, 2, opts.gLength, dim], {
@@ -269,7 +257,7 @@ export function createDualPrompt(
       return [...(g ? [g] : []), ePrompts[t], eKeys[t], ...ctx.model.headVariables()];
     },
     forward(model, x, o) {
-      const pm = promptModel(model);
+      const pm = promptCapable(model, { who: "DualPrompt" });
       if (ePrompts.length === 0) {
         throw new Error("DualPrompt.forward: no prompts yet (beginTask creates them)");
       }

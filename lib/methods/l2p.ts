@@ -32,7 +32,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import type { ImageClassifier } from "../models/image_classifier.ts";
+import { promptCapable } from "../models/image_classifier.ts";
 import {
   batchwiseIndices,
   cosineSimilarity,
@@ -102,18 +102,6 @@ function resolve(options: Record<string, unknown>): L2pOptions {
   return o;
 }
 
-/** The prompt-capable parts of an image model, or a clear error. */
-function promptModel(model: unknown, who: string) {
-  const m = model as Partial<ImageClassifier>;
-  if (!m.promptedLogits || !m.queryFeatures || !m.promptShape) {
-    throw new Error(
-      `${who} needs a prompt-capable image model (promptShape, promptedLogits, queryFeatures), ` +
-        `e.g. createVitClassifier`,
-    );
-  }
-  return m as Required<Pick<ImageClassifier, "promptShape" | "promptedLogits" | "queryFeatures">>;
-}
-
 /**
  * Create L2P for the ViT track. Options: {@link L2pOptions} (defaults
  * {@link L2P_DEFAULTS}). On the LM track it throws: the LM port lives elsewhere.
@@ -158,7 +146,7 @@ export function createL2p(
     name: "l2p",
     options: () => ({ ...opts }),
     beginTask(ctx: MethodContext) {
-      const { dim } = promptModel(ctx.model, "L2P").promptShape;
+      const { dim } = promptCapable(ctx.model, { who: "L2P" }).promptShape;
       if (prompts === null) {
         const rng = new Rng(ctx.rng.seed());
         prompts = uniformVariable([m, len, dim], {
@@ -178,7 +166,7 @@ export function createL2p(
       return [prompts, keys, ...ctx.model.headVariables()];
     },
     forward(model, x, o) {
-      const pm = promptModel(model, "L2P");
+      const pm = promptCapable(model, { who: "L2P" });
       if (prompts === null || keys === null) {
         throw new Error("L2P.forward: no prompt pool yet (beginTask creates it)");
       }

@@ -46,3 +46,30 @@ export interface ImageClassifier extends AdaptedModel {
    */
   queryFeatures?(x: tf.Tensor4D): tf.Tensor2D;
 }
+
+/** The members of an image model that prompt methods (L2P, DualPrompt) call. */
+export type PromptCapable = Required<
+  Pick<ImageClassifier, "promptShape" | "promptedLogits" | "queryFeatures">
+>;
+
+/**
+ * `model` as a prompt-capable image model, or an error naming the method that
+ * needs it (`who`) and what is missing.
+ *
+ * @example
+ * ```ts
+ * import { assertThrows } from "@std/assert";
+ * import { promptCapable } from "./image_classifier.ts";
+ * assertThrows(() => promptCapable({}, { who: "L2P" }), Error, "L2P needs a prompt-capable");
+ * ```
+ */
+export function promptCapable(model: unknown, options: { who: string }): PromptCapable {
+  const m = model as Partial<ImageClassifier>;
+  if (!m.promptedLogits || !m.queryFeatures || !m.promptShape) {
+    throw new Error(
+      `${options.who} needs a prompt-capable image model (promptShape, promptedLogits, ` +
+        "queryFeatures), e.g. createVitClassifier",
+    );
+  }
+  return m as PromptCapable;
+}
