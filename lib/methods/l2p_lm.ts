@@ -48,6 +48,7 @@
 
 import * as tf from "@tensorflow/tfjs";
 import { makeVariable, uniqueScope } from "../models/init.ts";
+import { cosineSimilarity, topKIndices } from "../models/prompt.ts";
 import type { ContinualMethod, MethodState } from "./method.ts";
 import { taskLossOnly } from "./method.ts";
 import { checkIntegers, randomTokenEmbeddings } from "./dual_prompt_lm.ts";
@@ -72,48 +73,6 @@ export const L2P_LM_DEFAULTS: Readonly<L2pLmOptions> = Object.freeze({
   topN: 3,
   pullCoefficient: 0.5,
 });
-
-/**
- * Cosine similarity of every query row with every key row: [B, d] × [M, d] → [B, M]
- * (each side L2-normalised with x / √max(Σx², 1e-12)).
- *
- * @example
- * ```ts
- * import * as tf from "@tensorflow/tfjs";
- * import { cosineSimilarity } from "./l2p_lm.ts";
- * const s = cosineSimilarity(tf.tensor2d([[1, 0]]), tf.tensor2d([[2, 0], [0, 3], [1, 1]]));
- * // [[1, 0, 0.7071]]
- * ```
- */
-export function cosineSimilarity(queries: tf.Tensor2D, keys: tf.Tensor2D): tf.Tensor2D {
-  return tf.tidy(() => {
-    const unit = (x: tf.Tensor2D) =>
-      tf.mul(x, tf.rsqrt(tf.maximum(tf.sum(tf.square(x), 1, true), 1e-12)));
-    return tf.matMul(unit(queries), tf.transpose(unit(keys))) as tf.Tensor2D;
-  });
-}
-
-/**
- * The `n` largest entries of each row of a row-major [rows, columns] matrix, largest first
- * (ties: the lower column first).
- *
- * @example
- * ```ts
- * import { topIndices } from "./l2p_lm.ts";
- * topIndices(Float32Array.from([0.1, 0.9, 0.5, 0.9]), { rows: 1, columns: 4, n: 2 }); // [[1, 3]]
- * ```
- */
-export function topIndices(
-  values: ArrayLike<number>,
-  shape: { rows: number; columns: number; n: number },
-): number[][] {
-  const { rows, columns, n } = shape;
-  return Array.from({ length: rows }, (_, r) => {
-    const order = Array.from({ length: columns }, (_, c) => c);
-    order.sort((a, b) => values[r * columns + b] - values[r * columns + a] || a - b);
-    return order.slice(0, n);
-  });
-}
 
 /**
  * Create L2P for the LM track. Options: {@link L2pLmOptions} (defaults
@@ -181,14 +140,13 @@ export function createL2pLm(options: Record<string, unknown> = {}): ContinualMet
       });
       const sim = cosineSimilarity(query, p.keys as tf.Tensor as tf.Tensor2D);
       // The choice is read back, so no gradient path runs through it.
-      const chosen = topIndices(sim.dataSync(), { rows: b, columns: m, n });
+      // [b·n] pool indices, row by row, best first.
+      const chosen = topKIndices(sim.dataSync(), { rows: b, cols: m, k: n });
       const onehot = new Float32Array(b * n * m);
-      chosen.forEach((row, r) =>
-        row.forEach((c, j) => {
-          onehot[(r * n + j) * m + c] = 1;
-          if (at.training) use[c]++;
-        })
-      );
+      chosen.forEach((c, rj) => {
+        onehot[rj * m + c] = 1;
+        if (at.training) use[c]++;
+      });
       const select = tf.tensor2d(onehot, [b * n, m]);
       if (at.training) {
         const picked = tf.sum(tf.reshape(select, [b, n, m]), 1);

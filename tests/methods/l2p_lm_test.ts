@@ -7,12 +7,8 @@ import {
   assertThrows,
 } from "@std/assert";
 import { initBackend } from "../../lib/backend.ts";
-import {
-  cosineSimilarity,
-  createL2pLm,
-  L2P_LM_DEFAULTS,
-  topIndices,
-} from "../../lib/methods/l2p_lm.ts";
+import { createL2pLm, L2P_LM_DEFAULTS } from "../../lib/methods/l2p_lm.ts";
+import { cosineSimilarity, topKIndices } from "../../lib/models/prompt.ts";
 import type { ContinualMethod, MethodContext, MethodState } from "../../lib/methods/method.ts";
 import { createDecoder, type Decoder, DECODER_PRESETS } from "../../lib/models/decoder.ts";
 import { Rng } from "../../lib/random.ts";
@@ -90,15 +86,15 @@ function cosine(a: number[], b: number[]): number {
   return ab / Math.sqrt(aa * bb);
 }
 
-Deno.test("topIndices and cosineSimilarity: hand-checked", async () => {
+Deno.test("topKIndices and cosineSimilarity as L2P-LM uses them: hand-checked", async () => {
   await initBackend("cpu");
   assertEquals(
-    topIndices(Float32Array.from([0.1, 0.9, 0.5, 0.9, 3, -1, 2, 0]), {
+    [...topKIndices(Float32Array.from([0.1, 0.9, 0.5, 0.9, 3, -1, 2, 0]), {
       rows: 2,
-      columns: 4,
-      n: 2,
-    }),
-    [[1, 3], [0, 2]],
+      cols: 4,
+      k: 2,
+    })],
+    [1, 3, 0, 2],
   );
   const s = tf.tidy(() =>
     cosineSimilarity(tf.tensor2d([[3, 4], [0, 0]]), tf.tensor2d([[6, 8], [-4, 3], [1, 0]]))
