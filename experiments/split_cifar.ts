@@ -3,9 +3,14 @@
  *
  * The declarative spec below is the default run: the embedded synthetic
  * stand-in for CIFAR-100 (100 classes in 20 superclasses, no download), 10
- * tasks of 10 classes in an order drawn from order seed 0, the `tiny` ViT
- * pre-trained by the harness on disjoint synthetic classes and frozen, LoRA on
- * q and v of every block. Flags override any field; `--help` lists them.
+ * tasks of 10 classes in an order drawn from order seed 0, the `tiny6-p8` ViT
+ * (6 blocks) pre-trained by the harness on disjoint synthetic classes and
+ * frozen, with the paper's ViT LoRA geometry: k and v of blocks 0–4 (HiDe-LoRA's
+ * `lora_depth=5`; TreeLoRA's tree depth 5, one level per block). The methods
+ * tell the paper's vision story (spec §8.1): SeqLoRA, HiDe-LoRA and TreeLoRA
+ * inside HiDe-LoRA at full and at reduced epochs; the plain shared-adapter
+ * `treelora` stays available by name (`--methods treelora`). Flags override any
+ * field; `--help` lists them.
  *
  * @module
  */
@@ -23,9 +28,10 @@ export const SPEC: SplitCifarSpec = {
     orderSeed: 0,
   },
   backbone: {
-    preset: "tiny-p8",
+    preset: "tiny6-p8",
     lora: { rank: 8, alpha: 32, dropout: 0.1 },
-    loraBlocks: "all",
+    loraBlocks: [0, 1, 2, 3, 4],
+    loraTargets: ["k", "v"],
     pretrain: {
       seed: 1,
       trainPerClass: 100,
@@ -37,9 +43,9 @@ export const SPEC: SplitCifarSpec = {
   },
   methods: [
     { name: "seqlora" },
-    { name: "treelora", label: "treelora" },
-    { name: "treelora", label: "treelora-paper", options: { mode: "paper" } },
-    { name: "treelora", label: "treelora-reduced-epochs", epochs: 2 },
+    { name: "hide-lora" },
+    { name: "hide-treelora" },
+    { name: "hide-treelora", label: "hide-treelora-reduced-epochs", epochs: 2 },
   ],
   train: {
     epochs: 4,
@@ -54,6 +60,8 @@ export const SPEC: SplitCifarSpec = {
     evalBatchSize: 200,
     mean: [0.5, 0.5, 0.5],
     std: [0.5, 0.5, 0.5],
+    curveEvery: 5,
+    curveImages: 100,
   },
   seed: 0,
   seeds: { data: 0, init: 0, method: 0 },

@@ -258,6 +258,13 @@ export interface ContinualMethod {
     x: tf.Tensor4D,
     options: { training: boolean; seed?: number; taskIndex?: number },
   ): tf.Tensor2D;
+  /**
+   * Class-incremental, diagnostics only: the task each image of `x` would be routed to at
+   * evaluation (task-identity inference, TII; HiDe-LoRA). The trainer compares it with the
+   * true task of each test image and records the TII accuracy (`task_identity.csv`); the
+   * prediction itself never sees the true task.
+   */
+  inferTask?(model: ImageClassifier, x: tf.Tensor4D): Int32Array;
   /** LM evaluation: rewrite a test prompt before generation (FIX's demonstrations). */
   evalPrompt?(prompt: string, at: EvalPromptContext): string;
   /**

@@ -10,6 +10,7 @@ import { createEwc } from "./ewc.ts";
 import { createFix } from "./fix.ts";
 import { createGem } from "./gem.ts";
 import { createHideLora } from "./hide_lora.ts";
+import { createHideTreeLora } from "./hide_treelora.ts";
 import { createJoint } from "./joint.ts";
 import { createL2p } from "./l2p.ts";
 import { createL2pLm } from "./l2p_lm.ts";
@@ -41,6 +42,8 @@ const FACTORIES: Record<string, MethodFactory> = {
   "o-lora": (options) => createOLora(options),
   inflora: (options) => createInfLora(options),
   "hide-lora": (options, { track }) => createHideLora(options, { track }),
+  // TreeLoRA inside HiDe-LoRA's task decomposition: the paper's ViT pipeline (spec §5.2).
+  "hide-treelora": (options) => createHideTreeLora(options),
   ewc: (options, { track }) => createEwc(options, { track }),
   gem: (options, { track }) => createGem(options, { track }),
   lwf: (options) => createLwf(options),
@@ -58,6 +61,8 @@ const FACTORIES: Record<string, MethodFactory> = {
 const ONLY_ON: Record<string, Track> = {
   // In-context learning with demonstrations: a language-model baseline (Table 3).
   fix: "lm",
+  // TreeLoRA's ViT pipeline: per-task adapters, TII and classifier alignment are vision-only.
+  "hide-treelora": "vit",
 };
 
 /**

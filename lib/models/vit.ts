@@ -16,9 +16,10 @@
  * Weights use timm's names and PyTorch layouts (`[out, in]` linear weights,
  * patch embedding `[dim, channels, p, p]` like timm's convolution), so real
  * checkpoints can be loaded with {@link applyWeights} after renaming (timm's
- * fused `qkv` splits into `q`, `k`, `v`). LoRA sites sit on `attn.q` and
- * `attn.v` of the blocks in `config.loraBlocks`, in the fixed order
- * `blocks.0.attn.q, blocks.0.attn.v, blocks.1.attn.q, …` (the TreeLoRA depth order).
+ * fused `qkv` splits into `q`, `k`, `v`). LoRA sites sit on the projections of
+ * `config.loraTargets` (default `attn.q` and `attn.v`; HiDe-LoRA: `k`, `v`) of the
+ * blocks in `config.loraBlocks`, in the fixed order block by block, q before k before v
+ * (`blocks.0.attn.q, blocks.0.attn.v, blocks.1.attn.q, …`: the TreeLoRA depth order).
  *
  * Prompt methods (L2P, DualPrompt) pass `prompts` to the features pass:
  * prompt-tuning tokens inserted after [CLS], and/or key/value prefixes on the
@@ -77,10 +78,37 @@ export interface VitConfig {
   /** The adapter: rank, alpha, dropout. */
   lora: LoraConfig;
   /**
-   * Blocks whose q and v projections carry LoRA, ascending. The presets list
+   * Blocks whose attention projections (`loraTargets`) carry LoRA, ascending. The presets list
    * every block; the paper's ViT setting (HiDe-LoRA's `lora_depth=5`) is [0, 1, 2, 3, 4].
    */
   loraBlocks: number[];
+  /**
+   * Which attention projections of a LoRA block carry LoRA, in site order: a non-empty subset
+   * of `q`, `k`, `v` (absent = `["q", "v"]`, PEFT's and the TreeLoRA LLM code's choice).
+   * HiDe-LoRA's released ViT adapts `["k", "v"]` of the fused qkv projection, leaving q
+   * untouched.
+   */
+  loraTargets?: LoraTarget[];
+}
+
+/** An attention projection that can carry a LoRA site. */
+export type LoraTarget = "q" | "k" | "v";
+
+/** The LoRA targets when a config names none: q and v. */
+export const DEFAULT_LORA_TARGETS: readonly LoraTarget[] = Object.freeze(["q", "v"]);
+
+/**
+ * The resolved LoRA targets of a config, in site order (q before k before v).
+ *
+ * @example
+ * ```ts
+ * import { loraTargetsOf, VIT_PRESETS } from "./vit.ts";
+ * loraTargetsOf({ ...VIT_PRESETS.micro, loraTargets: ["v", "k"] }); // ["k", "v"]
+ * ```
+ */
+export function loraTargetsOf(config: Pick<VitConfig, "loraTargets">): LoraTarget[] {
+  const given = config.loraTargets ?? DEFAULT_LORA_TARGETS;
+  return (["q", "k", "v"] as const).filter((t) => given.includes(t));
 }
 
 /** LoRA defaults of the presets: rank 4, alpha 8 (scale 2), no dropout. */
@@ -106,7 +134,8 @@ function preset(
 /**
  * Named ViT shapes. `micro` is for tests; `tiny` (about 85 img/s training on
  * wasm), `tiny-p8` (the same with 8×8 patches: 16 tokens + cls, several
- * times faster; the default of `exp:split-cifar`) and `small` are the
+ * times faster), `tiny6-p8` (the same with 6 blocks, so that LoRA on blocks 0–4 is the paper's
+ * tree depth 5 below an unadapted top; the default of `exp:split-cifar`) and `small` are the
  * CIFAR-sized backbones; `vit-b16-shapes` has the
  * shapes of ViT-B/16 at 224 px, for loading real weights (too slow to train here).
  *
@@ -120,6 +149,7 @@ export const VIT_PRESETS: Readonly<Record<string, VitConfig>> = Object.freeze({
   micro: preset({ imageSize: 32, patchSize: 8, dim: 32, depth: 2, heads: 2 }),
   tiny: preset({ imageSize: 32, patchSize: 4, dim: 64, depth: 4, heads: 4 }),
   "tiny-p8": preset({ imageSize: 32, patchSize: 8, dim: 64, depth: 4, heads: 4 }),
+  "tiny6-p8": preset({ imageSize: 32, patchSize: 8, dim: 64, depth: 6, heads: 4 }),
   small: preset({ imageSize: 32, patchSize: 4, dim: 128, depth: 6, heads: 4 }),
   "vit-b16-shapes": preset({ imageSize: 224, patchSize: 16, dim: 768, depth: 12, heads: 12 }),
 });
@@ -151,6 +181,16 @@ function validate(c: VitConfig): void {
     }
     if (seen.has(b)) bad(`loraBlocks lists block ${b} twice`);
     seen.add(b);
+  }
+  if (c.loraTargets !== undefined) {
+    const t = c.loraTargets as unknown[];
+    if (!Array.isArray(t) || t.length === 0) bad("loraTargets must list at least one of q, k, v");
+    for (const x of t) {
+      if (x !== "q" && x !== "k" && x !== "v") {
+        bad(`loraTargets has ${JSON.stringify(x)}; allowed: q, k, v`);
+      }
+    }
+    if (new Set(t).size !== t.length) bad(`loraTargets lists a projection twice: ${t.join(",")}`);
   }
 }
 
@@ -318,7 +358,7 @@ export interface Vit {
    * {@link VitForwardOptions}.
    */
   features(x: tf.Tensor4D, options: VitForwardOptions): tf.Tensor2D;
-  /** LoRA sites in the fixed order blocks.0.attn.q, blocks.0.attn.v, blocks.1.attn.q, … */
+  /** LoRA sites block by block, q before k before v (blocks.0.attn.q, blocks.0.attn.v, …). */
   loraSites(): LoraSite[];
   /** Base (non-LoRA) weights by timm-style name, in a fixed order. */
   baseWeights(): Map<string, tf.Variable>;
@@ -391,7 +431,7 @@ export function createVit(
       );
     }
     for (const i of [...c.loraBlocks].sort((a, b) => a - b)) {
-      for (const p of ["q", "v"]) {
+      for (const p of loraTargetsOf(c)) {
         sites.push(createLoraSite(`blocks.${i}.attn.${p}`, {
           dIn: c.dim,
           dOut: c.dim,
@@ -444,7 +484,7 @@ export function createVit(
       site && lora ? siteSeed(lora.seed, siteIndex.get(site.name)!) : undefined;
     const x = layerNorm(h, p.norm1, { eps: c.layerNormEps });
     const q = linear(x, p.q, { lora, siteSeed: seedOf(p.q.lora) });
-    const k = linear(x, p.k);
+    const k = linear(x, p.k, { lora, siteSeed: seedOf(p.k.lora) });
     const v = linear(x, p.v, { lora, siteSeed: seedOf(p.v.lora) });
     const a = at.prefix
       ? prefixAttention({ q, k, v }, at.prefix, { batch, tokens, heads: c.heads })

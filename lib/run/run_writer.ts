@@ -6,6 +6,8 @@
  *   config.json      resolved config + provenance (written first)
  *   (every table starts with method, seed and, in multi-order sweeps, order)
  *   matrix.csv       method, seed, trained_through, task, acc_cil, acc_til   (a row block per task, at once)
+ *   task_identity.csv  method, seed, trained_through, task, tii_acc   (methods with task-identity inference)
+ *   learning_curve.csv method, seed, task, step, samples_seen, accuracy, images   (with curveEvery)
  *   timings.csv      method, seed, task, train_seconds, eval_seconds, train_images, images_per_second
  *   components.csv   method, seed, task, component, seconds
  *   losses.csv       method, seed, task, epoch, step, term, value
@@ -86,6 +88,8 @@ export class RunWriter {
   #timings: Row[] = [];
   #components: Row[] = [];
   #losses: Row[] = [];
+  #tii: Row[] = [];
+  #curve: Row[] = [];
   #status: RunStatus;
 
   private constructor(dir: string, numTasks: number) {
@@ -107,6 +111,8 @@ export class RunWriter {
     writer.#timings = await load("timings.csv");
     writer.#components = await load("components.csv");
     writer.#losses = await load("losses.csv");
+    writer.#tii = await load("task_identity.csv");
+    writer.#curve = await load("learning_curve.csv");
     return writer;
   }
 
@@ -127,6 +133,8 @@ export class RunWriter {
     this.#timings = this.#timings.filter((r) => keep(r, "task"));
     this.#components = this.#components.filter((r) => keep(r, "task"));
     this.#losses = this.#losses.filter((r) => keep(r, "task"));
+    this.#tii = this.#tii.filter((r) => keep(r, "trained_through"));
+    this.#curve = this.#curve.filter((r) => keep(r, "task"));
     this.#status.finished[keyString(key)] = tasks;
     await this.#writeTables();
     await this.#writeStatus();
@@ -139,6 +147,12 @@ export class RunWriter {
       writeFileAtomic(join(this.dir, "components.csv"), tableToCsv(this.#components)),
       ...(this.#losses.length > 0
         ? [writeFileAtomic(join(this.dir, "losses.csv"), tableToCsv(this.#losses))]
+        : []),
+      ...(this.#tii.length > 0
+        ? [writeFileAtomic(join(this.dir, "task_identity.csv"), tableToCsv(this.#tii))]
+        : []),
+      ...(this.#curve.length > 0
+        ? [writeFileAtomic(join(this.dir, "learning_curve.csv"), tableToCsv(this.#curve))]
         : []),
     ]);
   }
@@ -187,6 +201,14 @@ export class RunWriter {
             acc_cil: round(acc),
             acc_til: round(row.til[j]),
           });
+          if (row.tii) {
+            this.#tii.push({
+              ...tag,
+              trained_through: taskIndex + 1,
+              task: j + 1,
+              tii_acc: round(row.tii[j]),
+            });
+          }
         });
         this.#timings.push({
           ...tag,
@@ -231,6 +253,19 @@ export class RunWriter {
         }
       },
       checkpoint: (ckpt) => saveCheckpoint(this.checkpointDir(run), ckpt),
+      curve: async (points) => {
+        for (const p of points) {
+          this.#curve.push({
+            ...tag,
+            task: p.task + 1,
+            step: p.step,
+            samples_seen: p.samplesSeen,
+            accuracy: round(p.accuracy),
+            images: p.images,
+          });
+        }
+        await writeFileAtomic(join(this.dir, "learning_curve.csv"), tableToCsv(this.#curve));
+      },
     };
   }
 

@@ -22,7 +22,7 @@ import { createMethod } from "../methods/registry.ts";
 import { finishRun, type MethodSpec, resolveMethods, resumePoint, runGrid } from "./experiment.ts";
 import type { LoraConfig } from "../models/backbone.ts";
 import { createVitClassifier } from "../models/vit_classifier.ts";
-import { VIT_PRESETS, type VitConfig } from "../models/vit.ts";
+import { type LoraTarget, loraTargetsOf, VIT_PRESETS, type VitConfig } from "../models/vit.ts";
 import { createHfVitClassifier, HF_VIT_PRESETS, readHfVitCheckpoint } from "../models/hf_vit.ts";
 import type { TensorMap } from "../models/safetensors.ts";
 import { formatBytes } from "../models/safetensors_index.ts";
@@ -58,8 +58,13 @@ export interface SplitCifarSpec {
     preset: string;
     /** LoRA rank, alpha, dropout. */
     lora: LoraConfig;
-    /** Blocks that carry LoRA on q and v ("all" or indices). */
+    /** Blocks that carry LoRA ("all" or indices). */
     loraBlocks: number[] | "all";
+    /**
+     * Attention projections that carry LoRA in those blocks (absent = q and v; HiDe-LoRA's
+     * released ViT: k and v).
+     */
+    loraTargets?: LoraTarget[];
     /** Pre-training of the backbone on synthetic data disjoint from the CL classes. */
     pretrain: PretrainConfig;
     /**
@@ -141,7 +146,12 @@ function resolveVitConfig(spec: SplitCifarSpec): VitConfig {
       );
     }
   }
-  return { ...preset, lora: spec.backbone.lora, loraBlocks: blocks };
+  return {
+    ...preset,
+    lora: spec.backbone.lora,
+    loraBlocks: blocks,
+    ...(spec.backbone.loraTargets ? { loraTargets: [...spec.backbone.loraTargets] } : {}),
+  };
 }
 
 async function loadStream(
@@ -230,6 +240,7 @@ export async function runSplitCifar(spec: SplitCifarSpec): Promise<SplitCifarRes
       loraBlocks: spec.backbone.loraBlocks === "all" ? undefined : spec.backbone.loraBlocks,
       log: (l) => progress.log(l),
     });
+    if (spec.backbone.loraTargets) hf.config.loraTargets = [...spec.backbone.loraTargets];
     vitConfig = hf.config;
     baseWeights = hf.weights;
     train = { ...spec.train, mean: hf.preprocessing.mean, std: hf.preprocessing.std };
@@ -286,9 +297,9 @@ export async function runSplitCifar(spec: SplitCifarSpec): Promise<SplitCifarRes
     backbone: {
       preset: spec.backbone.preset,
       vit: vitConfig,
-      loraSites: `q and v projections of blocks ${
+      loraSites: `${loraTargetsOf(vitConfig).join(" and ")} projections of blocks ${
         vitConfig.loraBlocks.join(",")
-      } (in this order: tree depth order)`,
+      } (block by block, in this order: the TreeLoRA site order)`,
       ...backboneRecord,
       frozen:
         "all base weights frozen during CL; trainable: the method's variables (LoRA A/B and the head)",

@@ -8,6 +8,7 @@
 import { applyCommonFlags, COMMON_FLAGS, parseShard, runExperimentCli } from "./experiment.ts";
 import type { FlagSpec, FlagValues } from "./flags.ts";
 import { runSplitCifar, type SplitCifarSpec } from "./split_cifar.ts";
+import type { LoraTarget } from "../models/vit.ts";
 
 const TRACK = "vit" as const;
 
@@ -53,10 +54,19 @@ export const SPLIT_CIFAR_FLAGS: Record<string, FlagSpec> = {
   "lora-dropout": { type: "number", help: "dropout on the LoRA input" },
   "lora-blocks": {
     type: "string",
-    help: "blocks with LoRA on q,v: 'all' or indices like 0,1,2,3,4",
+    help: "blocks with LoRA: 'all' or indices like 0,1,2,3,4",
+  },
+  "lora-targets": {
+    type: "string",
+    help: "attention projections with LoRA in those blocks: a subset of q,k,v (HiDe-LoRA: k,v)",
   },
   "pretrain-steps": { type: "number", help: "backbone pre-training steps (cached by config hash)" },
   "max-steps-per-epoch": { type: "number", help: "cap steps per epoch (smoke runs; recorded)" },
+  "curve-every": {
+    type: "number",
+    help: "learning curve (Fig. 1): probe the current task every K steps (0 = off)",
+  },
+  "curve-images": { type: "number", help: "learning-curve subset: first N test images of a task" },
 };
 
 /**
@@ -161,8 +171,27 @@ export function applySplitCifarFlags(base: SplitCifarSpec, f: FlagValues): Split
       return n;
     });
   }
+  if (f["lora-targets"] !== undefined) {
+    const list = (f["lora-targets"] as string).split(",").map((x) => x.trim());
+    for (const t of list) {
+      if (t !== "q" && t !== "k" && t !== "v") {
+        throw new Error(`--lora-targets: "${t}" is not one of q, k, v`);
+      }
+    }
+    if (new Set(list).size !== list.length) {
+      throw new Error(`--lora-targets: "${f["lora-targets"]}" names a projection twice`);
+    }
+    spec.backbone.loraTargets = list as LoraTarget[];
+  }
   if (num("pretrain-steps") !== undefined) {
     spec.backbone.pretrain.steps = posInt("pretrain-steps", num("pretrain-steps")!);
+  }
+  if (num("curve-every") !== undefined) {
+    const k = num("curve-every")!;
+    spec.train.curveEvery = k === 0 ? 0 : posInt("curve-every", k);
+  }
+  if (num("curve-images") !== undefined) {
+    spec.train.curveImages = posInt("curve-images", num("curve-images")!);
   }
   if (num("max-steps-per-epoch") !== undefined) {
     spec.train.maxStepsPerEpoch = posInt("max-steps-per-epoch", num("max-steps-per-epoch")!);

@@ -38,6 +38,33 @@ export interface TrainConfig extends TaskLoopConfig {
   mean: [number, number, number];
   /** Per-channel normalisation std. */
   std: [number, number, number];
+  /**
+   * Learning curve (the paper's Fig. 1): every this many steps of a task (and before its first
+   * step), the accuracy on a fixed held-out subset of the task being trained. Absent, null or
+   * 0 = off. The probe's time is not training time.
+   */
+  curveEvery?: number | null;
+  /** Learning-curve subset: the first this many test images of the task (default 100). */
+  curveImages?: number;
+}
+
+/**
+ * One learning-curve point: after `samplesSeen` training images of task `task` (0-based),
+ * the accuracy (%) on the task's held-out subset — the first `images` test images of the
+ * task, scored by the method's forward with the task's own index (its adapter, for per-task
+ * methods) and the argmax over the task's own classes.
+ */
+export interface CurvePoint {
+  /** 0-based task being trained. */
+  task: number;
+  /** Optimiser steps taken in this task so far. */
+  step: number;
+  /** Training images seen in this task so far (epochs × images, counting repeats). */
+  samplesSeen: number;
+  /** Accuracy (%) on the subset. */
+  accuracy: number;
+  /** Size of the subset. */
+  images: number;
 }
 
 /** Per-task timing, in seconds. */
@@ -65,6 +92,8 @@ export interface RunRecorder {
   losses(records: LossRecord[]): Promise<void>;
   /** A checkpoint after a finished task (written before the next task starts). */
   checkpoint?(checkpoint: TrainerCheckpoint): Promise<void>;
+  /** Learning-curve points of a finished task (when `curveEvery` is set). */
+  curve?(points: CurvePoint[]): Promise<void>;
 }
 
 /**
@@ -162,6 +191,24 @@ export async function trainClassIncremental(
     };
     const pixels = (idx: Int32Array, x: Float32Array) =>
       tf.tensor4d(x, [idx.length, size, size, 3]);
+    const curve: CurvePoint[] = [];
+    const every = config.curveEvery ?? 0;
+    const [taskStart, taskEnd] = taskOutputRange(stream, task);
+    const subset = task.test.subarray(0, Math.min(task.test.length, config.curveImages ?? 100));
+    const probe = every > 0
+      ? async ({ items, steps }: { items: number; steps: number }) => {
+        if (steps % every !== 0) return;
+        const accuracy = await subsetAccuracy(subset, {
+          stream,
+          forward: (x) => forward(x, { training: false, taskIndex: ti }),
+          range: [taskStart, taskEnd],
+          mean: config.mean,
+          std: config.std,
+          batchSize: config.evalBatchSize,
+        });
+        curve.push({ task: ti, step: steps, samplesSeen: items, accuracy, images: subset.length });
+      }
+      : undefined;
     const trainedTask = await trainTask(ctx, {
       method,
       config,
@@ -201,14 +248,17 @@ export async function trainClassIncremental(
           const taskLoss = tf.losses.softmaxCrossEntropy(onehot, logits) as tf.Scalar;
           return { taskLoss, logits: full };
         },
+        probe,
       },
     });
+    if (curve.length > 0) await recorder.curve?.(curve);
     optimizer = trainedTask.optimizer;
     const { trainSeconds, trainItems: trainImages } = trainedTask;
     const e0 = performance.now();
     const row = await evaluateSeenTasks(model, stream, {
       throughTask: ti,
       forward: method.forward ? (x, o) => method.forward!(model, x, o) : undefined,
+      inferTask: method.inferTask ? (x) => method.inferTask!(model, x) : undefined,
       batchSize: config.evalBatchSize,
       mean: config.mean,
       std: config.std,
@@ -247,6 +297,42 @@ export async function trainClassIncremental(
     );
   }
   optimizer?.dispose();
+}
+
+/**
+ * Accuracy (%) of `forward` on the test images `indices`, the argmax over the outputs
+ * `range` [start, end) (one task's classes).
+ */
+async function subsetAccuracy(
+  indices: Int32Array,
+  options: {
+    stream: ClassIncrementalStream;
+    forward: (x: tf.Tensor4D) => tf.Tensor2D;
+    range: [number, number];
+    mean: [number, number, number];
+    std: [number, number, number];
+    batchSize: number;
+  },
+): Promise<number> {
+  const { stream, range } = options;
+  let correct = 0;
+  for (let b = 0; b < indices.length; b += options.batchSize) {
+    const idx = indices.subarray(b, Math.min(indices.length, b + options.batchSize));
+    const batch = imageBatch(stream.test, idx, {
+      labelToOutput: stream.labelToOutput,
+      mean: options.mean,
+      std: options.std,
+    });
+    const pred = tf.tidy(() => {
+      const x = tf.tensor4d(batch.x, [idx.length, stream.test.size, stream.test.size, 3]);
+      const logits = tf.slice(options.forward(x), [0, range[0]], [-1, range[1] - range[0]]);
+      return tf.add(tf.argMax(logits, 1), tf.scalar(range[0], "int32"));
+    });
+    const p = await pred.data();
+    pred.dispose();
+    for (let i = 0; i < idx.length; i++) if (p[i] === batch.y[i]) correct++;
+  }
+  return indices.length === 0 ? NaN : (100 * correct) / indices.length;
 }
 
 /** The concatenation of index lists (the union of disjoint tasks' train indices). */

@@ -21,6 +21,11 @@ export interface EvalRow {
   til: number[];
   /** Test images scored. */
   images: number;
+  /**
+   * Task-identity accuracy per evaluated task (%): the share of its test images the method
+   * routes to their own task (methods with `inferTask`, e.g. HiDe-LoRA; absent otherwise).
+   */
+  tii?: number[];
 }
 
 /** The contiguous head-output range [start, end) of a task's classes. */
@@ -53,6 +58,8 @@ export async function evaluateSeenTasks(
     std?: readonly [number, number, number];
     /** Logits to score instead of `model.logits` (a method's `forward`, called with no task id). */
     forward?: (x: tf.Tensor4D, options: { training: boolean }) => tf.Tensor2D;
+    /** The task a method would route each image to (its `inferTask`): fills `tii`. */
+    inferTask?: (x: tf.Tensor4D) => Int32Array;
   },
 ): Promise<EvalRow> {
   const seenThrough = options.seenThrough ?? options.throughTask;
@@ -60,6 +67,7 @@ export async function evaluateSeenTasks(
   const seenEnd = taskOutputRange(stream, stream.tasks[seenThrough])[1];
   const cil: number[] = [];
   const til: number[] = [];
+  const tii: number[] = [];
   let images = 0;
   for (let j = 0; j <= options.throughTask; j++) {
     const task = stream.tasks[j];
@@ -67,6 +75,7 @@ export async function evaluateSeenTasks(
     const cilEnd = Math.max(seenEnd, end);
     let correctCil = 0;
     let correctTil = 0;
+    let correctTii = 0;
     for (let b = 0; b < task.test.length; b += batchSize) {
       const idx = task.test.subarray(b, Math.min(task.test.length, b + batchSize));
       const batch = imageBatch(stream.test, idx, {
@@ -88,6 +97,14 @@ export async function evaluateSeenTasks(
       });
       const p = await preds.data();
       preds.dispose();
+      if (options.inferTask) {
+        const x = tf.tensor4d(batch.x, [idx.length, stream.test.size, stream.test.size, 3]);
+        try {
+          for (const k of options.inferTask(x)) if (k === j) correctTii++;
+        } finally {
+          x.dispose();
+        }
+      }
       for (let i = 0; i < idx.length; i++) {
         if (p[i] === batch.y[i]) correctCil++;
         if (p[idx.length + i] === batch.y[i]) correctTil++;
@@ -96,6 +113,7 @@ export async function evaluateSeenTasks(
     images += task.test.length;
     cil.push((100 * correctCil) / task.test.length);
     til.push((100 * correctTil) / task.test.length);
+    tii.push((100 * correctTii) / task.test.length);
   }
-  return { cil, til, images };
+  return options.inferTask ? { cil, til, images, tii } : { cil, til, images };
 }

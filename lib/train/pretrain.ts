@@ -66,7 +66,8 @@ export interface PretrainedBackbone {
 }
 
 function baseShape(config: VitConfig): VitConfig {
-  return { ...config, loraBlocks: [] };
+  const { loraTargets: _targets, ...rest } = config;
+  return { ...rest, loraBlocks: [] };
 }
 
 /**

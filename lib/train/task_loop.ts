@@ -68,6 +68,12 @@ export interface TaskTrack<B> {
   taskName?: string;
   /** Progress throughput unit (`ex`); omitted = the progress default. */
   unit?: string;
+  /**
+   * Called once before the first step (0 items, 0 steps) and after every step with the items
+   * and steps trained so far in this task (a learning curve's probe). Its time is not
+   * training time: it is subtracted from `trainSeconds`.
+   */
+  probe?(progress: { items: number; steps: number }): Promise<void>;
 }
 
 /** Run-wide counters the task loop updates (for throughput and ETA). */
@@ -141,6 +147,15 @@ export async function trainTask<B>(
   }
   await timer.timeAsync("method", async () => await method.beginTask(ctx));
   const variables = method.trainableVariables(ctx);
+  let probeSeconds = 0;
+  let stepsDone = 0;
+  const probe = async (items: number) => {
+    if (!track.probe) return;
+    const p0 = performance.now();
+    await track.probe({ items, steps: stepsDone });
+    probeSeconds += (performance.now() - p0) / 1000;
+  };
+  if (variables.length > 0) await probe(0);
   const gradientVariables = method.gradientVariables?.(ctx) ?? [];
   let trainItems = 0;
   let window: LossRecord[] = [];
@@ -192,6 +207,8 @@ export async function trainTask<B>(
       );
       ctx.batch = undefined;
       trainItems += idx.length;
+      stepsDone++;
+      await probe(trainItems);
       run.done += idx.length;
       track.counted?.(batch);
       if (step % config.logEvery === 0 || step === stepsPerEpoch - 1) {
@@ -222,6 +239,6 @@ export async function trainTask<B>(
     window = [];
   }
   await timer.timeAsync("method", async () => await method.endTask(ctx));
-  const trainSeconds = (performance.now() - t0) / 1000;
+  const trainSeconds = (performance.now() - t0) / 1000 - probeSeconds;
   return { optimizer, trainItems, trainSeconds };
 }

@@ -553,3 +553,58 @@ Deno.test("ViT prompts: tokens, prefixes and prompt pooling match a plain-JS ref
     vit.dispose();
   }
 });
+
+Deno.test("vit loraTargets k,v: sites on k and v only; q equals the frozen backbone's (merged-weight reference)", async () => {
+  await initBackend("cpu");
+  const config: VitConfig = {
+    ...VIT_PRESETS.micro,
+    lora: { rank: 2, alpha: 4, dropout: 0 },
+    loraTargets: ["v", "k"],
+  };
+  const vit = createVit(config, { rng: new Rng(3) });
+  const sites = vit.loraSites();
+  assertEquals(sites.map((s) => s.name), [
+    "blocks.0.attn.k",
+    "blocks.0.attn.v",
+    "blocks.1.attn.k",
+    "blocks.1.attn.v",
+  ]);
+  // Non-zero B everywhere, so every site changes its projection.
+  const rng = new Rng(11);
+  for (const s of sites) s.b.assign(tf.tensor(Float32Array.from({ length: s.b.size }, () => rng.normal()), s.b.shape));
+  // Reference: no LoRA at all, k and v weights replaced by W0 + s·B·A (s = alpha/r = 2), q as it is.
+  const weights = new Map<string, TensorData>();
+  for (const [name, v] of vit.baseWeights()) {
+    weights.set(name, { shape: v.shape, data: (await v.data()) as Float32Array });
+  }
+  for (const s of sites) {
+    const w = weights.get(`${s.name}.weight`)!;
+    const a = (await s.a.data()) as Float32Array; // [r, dIn]
+    const b = (await s.b.data()) as Float32Array; // [dOut, r]
+    const merged = Float32Array.from(w.data);
+    for (let o = 0; o < s.dOut; o++) {
+      for (let i = 0; i < s.dIn; i++) {
+        let d = 0;
+        for (let k = 0; k < 2; k++) d += b[o * 2 + k] * a[k * s.dIn + i];
+        merged[o * s.dIn + i] += 2 * d;
+      }
+    }
+    weights.set(`${s.name}.weight`, { shape: w.shape, data: merged });
+  }
+  const ref = createVit({ ...config, loraBlocks: [] }, { rng: new Rng(3), weights });
+  const plain = createVit({ ...config, loraBlocks: [] }, {
+    rng: new Rng(3),
+    weights: new Map([...vit.baseWeights()].map(([n, v]) => [n, { shape: v.shape, data: v.dataSync() as Float32Array }])),
+  });
+  const x = tf.tensor4d(images(3, 4), [3, 32, 32, 3]);
+  const got = vit.features(x, { training: false });
+  const want = ref.features(x, { training: false });
+  const base = plain.features(x, { training: false });
+  const [g, w, p] = [await got.data(), await want.data(), await base.data()];
+  for (let i = 0; i < g.length; i++) assert(Math.abs(g[i] - w[i]) < 1e-5, `feature ${i}: ${g[i]} vs ${w[i]}`);
+  assert(g.some((v, i) => Math.abs(v - p[i]) > 1e-3), "the k,v adapters changed nothing");
+  tf.dispose([x, got, want, base]);
+  [vit, ref, plain].forEach((m) => m.dispose());
+  assertThrows(() => createVit({ ...config, loraTargets: ["q", "o" as "q"] }, { rng: new Rng(0) }), Error, "loraTargets");
+  assertThrows(() => createVit({ ...config, loraTargets: [] }, { rng: new Rng(0) }), Error, "loraTargets");
+});

@@ -28,8 +28,19 @@ export type TreeLoraMode = "code" | "paper";
  * What one step contributes to a task's signature.
  * `"lora_a_values"`: the values of the LoRA A matrices (code).
  * `"lora_a_grads"`: the gradients ∂L/∂A of the task loss (paper).
+ * `"lora_a_movement"`: A − A_init, the A values minus their values when the task began (the
+ * adapter's movement during the task; for per-task adapters, whose A values would otherwise
+ * compare initialisations).
  */
-export type SignatureSource = "lora_a_values" | "lora_a_grads";
+export type SignatureSource = "lora_a_values" | "lora_a_grads" | "lora_a_movement";
+
+/**
+ * What one level of the K-D tree (one bandit arm set, one regulariser term) is.
+ * `"site"`: one LoRA site (code: one level per adapted module).
+ * `"block"`: the LoRA sites of one transformer block together, their A values concatenated in
+ * site order (the paper's ViT "depth 5" = blocks 0–4 with k and v pooled).
+ */
+export type TreeLevels = "site" | "block";
 
 /**
  * Factor of each step's contribution to the accumulator.
@@ -148,6 +159,11 @@ export interface TreeLoraOptions {
    * Must be finite and ≥ 0.
    */
   delta: number;
+  /**
+   * What one tree level is: a LoRA site (`"site"`, both modes' default, the released code's one
+   * level per module) or a transformer block's sites together (`"block"`).
+   */
+  levels: TreeLevels;
 }
 
 type Switches = Omit<TreeLoraOptions, "mode" | "lambda">;
@@ -166,6 +182,7 @@ const CODE_DEFAULTS: Readonly<Switches> = {
   rampPerEpoch: true,
   regularizer: "code_inner_product",
   delta: 0,
+  levels: "site",
 };
 
 const PAPER_DEFAULTS: Readonly<Switches> = {
@@ -182,17 +199,19 @@ const PAPER_DEFAULTS: Readonly<Switches> = {
   rampPerEpoch: false,
   regularizer: "paper_l1",
   delta: 0,
+  levels: "site",
 };
 
 const TRACK_LAMBDA: Readonly<Record<TreeLoraTrack, number>> = { vit: 0.1, lm: 0.5 };
 
 const ENUMS: Readonly<Record<string, readonly string[]>> = {
   mode: ["code", "paper"],
-  signatureSource: ["lora_a_values", "lora_a_grads"],
+  signatureSource: ["lora_a_values", "lora_a_grads", "lora_a_movement"],
   accumulatorScale: ["modules", "one"],
   split: ["dot_lower_median", "l1_lower_median"],
   selection: ["code_softmax", "paper_lcb", "random", "none"],
   regularizer: ["code_inner_product", "paper_l1", "none"],
+  levels: ["site", "block"],
 };
 
 const BOOLEANS: readonly string[] = [
@@ -232,6 +251,7 @@ export const TREELORA_OPTION_KEYS: readonly (keyof TreeLoraOptions)[] = [
   "rampPerEpoch",
   "regularizer",
   "delta",
+  "levels",
 ];
 
 function checkValue(key: string, value: unknown): void {

@@ -15,7 +15,14 @@
  *
  * Every behaviour switch is in {@link TreeLoraOptions} (options.ts); `mode`
  * picks the released code's quirks or the paper's equations as defaults.
- * The tree's depth order is the backbone's LoRA site order.
+ * The tree's depth order is the backbone's LoRA site order; one level is one
+ * site, or one block's sites together (`levels: "block"`, levels.ts). With
+ * `signatureSource: "lora_a_movement"` a step contributes A − A_init (A_init:
+ * the values at `beginTask`), and the regulariser sees A − A_init too.
+ *
+ * TreeLoRA acts on the sites' live A, B only, so it composes with methods that
+ * swap the live adapter per task (HiDe-LoRA, `hide_treelora.ts`): whatever
+ * the live adapter is when `beginTask` runs is the adapter it guides.
  *
  * @module
  */
@@ -32,6 +39,7 @@ import {
   paperL1Penalty,
   regularizerTau,
 } from "./regularizer.ts";
+import { levelTensors, levelValues, type TreeLevel, treeLevels } from "./levels.ts";
 import { flattenSites, selectedRows, SignatureAccumulator } from "./signature.ts";
 
 /**
@@ -51,6 +59,7 @@ export function createTreeLora(
 ): ContinualMethod {
   const opts: TreeLoraOptions = resolveTreeLoraOptions(options, context);
   const useGradients = opts.signatureSource === "lora_a_grads";
+  const useMovement = opts.signatureSource === "lora_a_movement";
   // As in the released code (reg = 0 ⇒ SeqLoRA): without an active penalty the search has no
   // effect on training, so it is skipped (no bandit draws, no search time).
   const penaltyActive = opts.regularizer !== "none" && opts.lambda > 0;
@@ -61,6 +70,9 @@ export function createTreeLora(
   let targets: Float32Array[] | null = null;
   let numSites = 0;
   let dim = 0;
+  let levels: TreeLevel[] = [];
+  // Per level, the A values at task start (lora_a_movement).
+  let initial: Float32Array[] | null = null;
   let counts: number[][] = [];
   let digest = 0x811c9dc5;
 
@@ -78,18 +90,20 @@ export function createTreeLora(
     name: "treelora",
     options: () => ({ ...opts }),
 
-    beginTask(ctx) {
+    async beginTask(ctx) {
       const sites = sitesOf(ctx);
-      numSites = sites.length;
-      dim = sites[0].a.size;
-      for (const s of sites) {
-        if (s.a.size !== dim) {
-          throw new Error(
-            `treelora: every LoRA A must have the same size (site ${sites[0].name} has ${dim}, ` +
-              `site ${s.name} has ${s.a.size}); the tree stacks them into an M×D matrix`,
-          );
-        }
-      }
+      levels = treeLevels(sites.map((s) => s.name), {
+        levels: opts.levels,
+        sizes: sites.map((s) => s.a.size),
+      });
+      numSites = levels.length;
+      dim = levels[0].sites.reduce((a, i) => a + sites[i].a.size, 0);
+      initial = useMovement
+        ? levelValues(
+          await Promise.all(sites.map((s) => s.a.data() as Promise<Float32Array>)),
+          levels,
+        ).map((v) => Float32Array.from(v))
+        : null;
       acc = new SignatureAccumulator({
         numSites,
         dim,
@@ -125,7 +139,11 @@ export function createTreeLora(
           () => Promise.all(sites.map((s) => s.a.data() as Promise<Float32Array>)),
         );
         ctx.timer.time("signature", () => {
-          const flat = flattenSites(sites.map((s, i) => ({ name: s.name, values: values[i] })));
+          const perLevel = levelValues(values, levels);
+          const flat = flattenSites(levels.map((l, d) => ({
+            name: l.name,
+            values: initial === null ? perLevel[d] : minus(perLevel[d], initial[d]),
+          })));
           acc!.add(flat.data);
         });
       }
@@ -154,7 +172,7 @@ export function createTreeLora(
       if (targets === null || !penaltyActive) return taskLossOnly(taskLoss);
       const chosen = targets;
       return ctx.timer.time("regularizer", () => {
-        const aSites = sitesOf(ctx).map((s) => s.a);
+        const aSites = levelTensors(sitesOf(ctx).map((s) => s.a), levels, { initial });
         if (opts.regularizer === "code_inner_product") {
           const tau = regularizerTau(ctx.step, ctx.stepsPerEpoch, opts);
           const r = codeRegularizer(aSites, {
@@ -179,7 +197,8 @@ export function createTreeLora(
       const grads = info.gradients;
       if (!grads) throw new Error("treelora: gradient signatures need the trainer's A gradients");
       ctx.timer.time("signature", () => {
-        const flat = flattenSites(sitesOf(ctx).map((s, i) => ({ name: s.name, values: grads[i] })));
+        const perLevel = levelValues(grads, levels);
+        const flat = flattenSites(levels.map((l, d) => ({ name: l.name, values: perLevel[d] })));
         acc!.add(flat.data);
       });
     },
@@ -257,6 +276,12 @@ export function createTreeLora(
     },
   };
   return method;
+}
+
+function minus(a: Float32Array, b: Float32Array): Float32Array {
+  const out = new Float32Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = a[i] - b[i];
+  return out;
 }
 
 function float64ToBase64(v: Float64Array): string {
