@@ -30,7 +30,7 @@ export const SPEC: SplitCifarSpec = {
   backbone: {
     preset: "tiny6-p8",
     lora: { rank: 8, alpha: 32, dropout: 0.1 },
-    loraBlocks: [0, 1, 2, 3, 4],
+    loraBlocks: "first:5",
     loraTargets: ["k", "v"],
     pretrain: {
       seed: 1,

@@ -14,11 +14,12 @@
  *                           · the TII model: `tiiFeatures` "first-task" (the first task's adapter,
  *                             the spec's "first-session-adapted model") or "pretrained" (no adapter)
  * task identity (TII)     at evaluation, from the TII model's feature of a test image: the
- *                         argmax of a linear TII head over the seen classes (`tiiRule: "head"`,
- *                         HiDe's), trained for `tiiEpochs` after each task from the second on
- *                         features sampled from the classes' TII Gaussians (same SGD schedule as
- *                         the alignment); or the nearest class mean. The class's task names the
- *                         adapter; the batch is grouped by predicted task, one pass per group
+ *                         argmax of a linear TII head over the seen classes — the closed-form
+ *                         Gaussian discriminant of the TII statistics (`tiiRule: "lda"`,
+ *                         default), or HiDe's head trained for `tiiEpochs` after each task on
+ *                         features sampled from the classes' TII Gaussians (`"head"`, same SGD
+ *                         schedule as the alignment); or the nearest class mean. The class's
+ *                         task names the adapter; the batch is grouped by predicted task
  * classifier alignment    after each task t ≥ 1 (HiDe: not after the first), the model's head is
  *                         trained on features sampled from the WTP Gaussians of every seen class
  *                         (logits cut to the seen classes): SGD with momentum and weight decay,
@@ -61,10 +62,16 @@ export interface HideLoraVitOptions {
    */
   tiiFeatures: "first-task" | "pretrained";
   /**
-   * How a task is inferred from the TII feature: `"head"` (a linear head over the seen classes
-   * trained on Gaussian samples, HiDe's; default) or `"nearest-mean"` (closest class mean).
+   * How a task is inferred from the TII feature: `"head"` (default; HiDe's: a linear head over
+   * the seen classes trained by SGD on features sampled from the class Gaussians for
+   * `tiiEpochs`, warm-started from the previous task's head, new classes at zero),
+   * `"lda"` (the Gaussian discriminant with the classes' pooled covariance Σ in closed form:
+   * w_c = Σ⁻¹μ_c, b_c = −½·μ_cᵀΣ⁻¹μ_c, what the sampled-feature head approximates; see
+   * {@link ldaHead}) or `"nearest-mean"` (closest class mean). With the earlier default of 10
+   * epochs the warm-started head underfitted the newest task's classes and routed most of its
+   * images to older adapters (`exp:hide-lora-diagnosis`, README).
    */
-  tiiRule: "head" | "nearest-mean";
+  tiiRule: "head" | "nearest-mean" | "lda";
   /** Class covariance: `"full"` (default; HiDe's `covariance`) or `"diagonal"` (`variance`). */
   covariance: "full" | "diagonal";
   /** Added to the covariance diagonal (default 1e-4, HiDe's). */
@@ -84,11 +91,15 @@ export interface HideLoraVitOptions {
   contrastiveWeight: number;
   /** Temperature of the contrastive term (default 0.8, HiDe's). */
   contrastiveTemperature: number;
-  /** Epochs of classifier alignment, fresh samples each (default 10; 0 disables the alignment). */
+  /**
+   * Epochs of classifier alignment, fresh samples each (default 30, HiDe's `crct_epochs`; 0
+   * disables the alignment).
+   */
   alignEpochs: number;
   /**
-   * Epochs of the TII head (`tiiRule: "head"`), same schedule otherwise (default 10; 0 leaves
-   * the head at zero, which sends every image to the first class's task).
+   * Epochs of the TII head (`tiiRule: "head"`), same schedule otherwise (default 30, as HiDe's
+   * Gaussian-sampled head training; 0 leaves the head at zero, which sends every image to the
+   * first class's task).
    */
   tiiEpochs: number;
   /** Features sampled per seen class per epoch, alignment and TII head (default 64). */
@@ -104,10 +115,9 @@ export interface HideLoraVitOptions {
 }
 
 /**
- * The defaults. HiDe's alignment runs 30 epochs at lr 0.005 with as many batches per epoch as
- * old classes; 10 epochs of 64 samples per class at lr 0.01 (alignment and TII head each) keep
- * the overhead at 2–3 s per task on `tiny-p8` with 1000 images per task (statistics ≈ 1 s, each
- * head ≤ 1 s at 100 classes, wasm).
+ * The defaults. HiDe's alignment runs 30 epochs (`crct_epochs`) at lr 0.005 with 10·t batches of
+ * 120 samples per epoch (about 110 samples per seen class); here 30 epochs of 64 samples per
+ * class in batches of 128 at lr 0.01 (cosine), for the alignment and the TII head each.
  */
 export const HIDE_LORA_VIT_DEFAULTS: Readonly<HideLoraVitOptions> = Object.freeze({
   tiiFeatures: "first-task",
@@ -117,8 +127,8 @@ export const HIDE_LORA_VIT_DEFAULTS: Readonly<HideLoraVitOptions> = Object.freez
   adapterInit: "previous",
   contrastiveWeight: 0.01,
   contrastiveTemperature: 0.8,
-  alignEpochs: 10,
-  tiiEpochs: 10,
+  alignEpochs: 30,
+  tiiEpochs: 30,
   alignSamplesPerClass: 64,
   alignBatchSize: 128,
   alignLr: 0.01,
@@ -128,7 +138,7 @@ export const HIDE_LORA_VIT_DEFAULTS: Readonly<HideLoraVitOptions> = Object.freez
 
 const CHOICES: Record<string, readonly string[]> = {
   tiiFeatures: ["first-task", "pretrained"],
-  tiiRule: ["head", "nearest-mean"],
+  tiiRule: ["head", "nearest-mean", "lda"],
   covariance: ["full", "diagonal"],
   adapterInit: ["fresh", "previous"],
 };
@@ -475,6 +485,64 @@ export async function alignHead(
   return losses;
 }
 
+/**
+ * The linear discriminant of class Gaussians with their pooled covariance Σ (the mean of the
+ * class covariances; full or diagonal as stored): per class w_c = Σ⁻¹μ_c and
+ * b_c = −½·μ_cᵀΣ⁻¹μ_c, so argmax_c (w_c·f + b_c) is the most likely class of f under equal
+ * priors. Solved in float64 with a Cholesky factor.
+ *
+ * @example
+ * ```ts
+ * import { ldaHead } from "./hide_lora_vit.ts";
+ * const g = (m: number[]) => ({ mean: Float32Array.from(m), cov: Float32Array.from([2, 2]), count: 5 });
+ * ldaHead([g([2, 0]), g([0, 4])]); // weights [[1, 0], [0, 2]], biases [-1, -4]
+ * ```
+ */
+export function ldaHead(
+  gaussians: readonly ClassGaussian[],
+): { weights: Float32Array[]; biases: number[] } {
+  if (gaussians.length === 0) throw new Error("ldaHead: no classes");
+  const d = gaussians[0].mean.length;
+  const full = gaussians[0].cov.length === d * d && d > 1;
+  const pooled = new Float64Array(full ? d * d : d);
+  for (const g of gaussians) {
+    if (g.cov.length !== pooled.length) {
+      throw new Error("ldaHead: classes differ in covariance shape");
+    }
+    for (let i = 0; i < pooled.length; i++) pooled[i] += g.cov[i] / gaussians.length;
+  }
+  const solve: (b: Float32Array) => Float64Array = full
+    ? (() => {
+      const l = cholesky(pooled, d);
+      return (b) => {
+        const y = new Float64Array(d);
+        for (let i = 0; i < d; i++) {
+          let s = b[i];
+          for (let k = 0; k < i; k++) s -= l[i * d + k] * y[k];
+          y[i] = s / l[i * d + i];
+        }
+        const x = new Float64Array(d);
+        for (let i = d - 1; i >= 0; i--) {
+          let s = y[i];
+          for (let k = i + 1; k < d; k++) s -= l[k * d + i] * x[k];
+          x[i] = s / l[i * d + i];
+        }
+        return x;
+      };
+    })()
+    : (b) => Float64Array.from(b, (v, i) => v / Math.max(pooled[i], 1e-12));
+  const weights: Float32Array[] = [];
+  const biases: number[] = [];
+  for (const g of gaussians) {
+    const w = solve(g.mean);
+    let quad = 0;
+    for (let i = 0; i < d; i++) quad += g.mean[i] * w[i];
+    weights.push(Float32Array.from(w));
+    biases.push(-0.5 * quad);
+  }
+  return { weights, biases };
+}
+
 // ---------------------------------------------------------------------------
 // The contrastive term
 
@@ -680,7 +748,7 @@ export function createHideLoraVit(options: Record<string, unknown> = {}): Contin
       for (let j = 0; j < dim; j++) weight[j * c + k] = r.tiiWeight[j];
     });
     tiiCache = {
-      rule: opts.tiiRule,
+      rule: opts.tiiRule === "nearest-mean" ? "nearest-mean" : "head",
       dim,
       tasks: classes.map((r) => r.task),
       means,
@@ -860,6 +928,16 @@ export function createHideLoraVit(options: Record<string, unknown> = {}): Contin
       let tiiLoss: number[] = [];
       if (opts.tiiRule === "head" && opts.tiiEpochs > 0 && seenTasks().size > 1) {
         tiiLoss = await ctx.timer.timeAsync("hide_tii_head", () => trainTiiHead(ctx));
+      }
+      if (opts.tiiRule === "lda") {
+        ctx.timer.time("hide_tii_head", () => {
+          const head = ldaHead(classes.map((r) => r.tii));
+          classes.forEach((r, k) => {
+            r.tiiWeight = head.weights[k];
+            r.tiiBias = head.biases[k];
+          });
+          tiiCache = null;
+        });
       }
       let alignLoss: number[] = [];
       if (ctx.taskIndex > 0 && opts.alignEpochs > 0) {

@@ -44,9 +44,11 @@ export interface HtmlReportOptions {
 /** The figures of one run, in the order the run reports list them; others follow by name. */
 const FIGURE_ORDER = [
   "accuracy_curve",
+  "training_time_per_method",
+  "accuracy_vs_throughput",
+  "learning_curve",
   "forgetting_curve",
   "training_time",
-  "accuracy_vs_throughput",
   "accuracy_matrix_",
   "loss_terms",
 ];

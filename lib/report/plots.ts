@@ -384,3 +384,143 @@ export function lossCurveSpec(
     },
   };
 }
+
+/** One point of a learning curve: mean (and spread) accuracy after `samplesSeen` images. */
+export interface LearningCurveRow {
+  method: string;
+  /** Training images seen in the task so far. */
+  samplesSeen: number;
+  /** Mean accuracy (%) over the averaged tasks and seeds. */
+  accuracy: number;
+  /** Mean − std and mean + std (equal to the mean for one value). */
+  low: number;
+  high: number;
+}
+
+/**
+ * The paper's Fig. 1: accuracy on a held-out subset of the task being trained against the
+ * training images seen in it, one line per method with a ±std band.
+ *
+ * @example
+ * ```ts
+ * import { learningCurveSpec } from "./plots.ts";
+ * const spec = learningCurveSpec([
+ *   { method: "seqlora", samplesSeen: 0, accuracy: 10, low: 10, high: 10 },
+ *   { method: "seqlora", samplesSeen: 160, accuracy: 60, low: 55, high: 65 },
+ * ]);
+ * ```
+ */
+export function learningCurveSpec(
+  rows: readonly LearningCurveRow[],
+  options: PlotOptions = {},
+): TopLevelSpec {
+  const x = {
+    field: "samplesSeen",
+    type: "quantitative" as const,
+    title: options.xTitle ?? "Training images seen in the new task",
+  };
+  const color = { field: "method", type: "nominal" as const, title: "Method" };
+  return {
+    $schema: VEGA_LITE_SCHEMA,
+    title: options.title ?? "Accuracy on the new task while training it",
+    width: options.width ?? 420,
+    height: options.height ?? 260,
+    config: FONT_CONFIG,
+    data: { values: finiteRows(rows, "accuracy") },
+    layer: [
+      {
+        mark: { type: "area", opacity: 0.15 },
+        encoding: {
+          x,
+          y: { field: "low", type: "quantitative" },
+          y2: { field: "high" },
+          color,
+        },
+      },
+      {
+        mark: { type: "line", point: { size: 20 } },
+        encoding: {
+          x,
+          y: {
+            field: "accuracy",
+            type: "quantitative",
+            title: options.yTitle ?? "Held-out accuracy on the task (%)",
+            scale: { domain: [0, 100] },
+          },
+          color,
+          tooltip: [
+            { field: "method", type: "nominal" },
+            { field: "samplesSeen", type: "quantitative" },
+            { field: "accuracy", type: "quantitative", format: ".1f" },
+          ],
+        },
+      },
+    ],
+  };
+}
+
+/** Total training time of one method: mean and std over its runs. */
+export interface MethodTimeRow {
+  method: string;
+  /** Mean total training seconds. */
+  seconds: number;
+  /** Std over runs (0 for one run). */
+  std: number;
+}
+
+/**
+ * The paper's Fig. 4(b): total training time per method, one bar each (in the given order)
+ * with a ±std error bar over runs.
+ *
+ * @example
+ * ```ts
+ * import { methodTimeSpec } from "./plots.ts";
+ * const spec = methodTimeSpec([{ method: "seqlora", seconds: 40, std: 2 }]);
+ * ```
+ */
+export function methodTimeSpec(
+  rows: readonly MethodTimeRow[],
+  options: PlotOptions = {},
+): TopLevelSpec {
+  const values = finiteRows(rows, "seconds").map((r) => ({
+    ...r,
+    low: r.seconds - (Number.isFinite(r.std) ? r.std : 0),
+    high: r.seconds + (Number.isFinite(r.std) ? r.std : 0),
+  }));
+  const y = {
+    field: "method",
+    type: "nominal" as const,
+    title: "Method",
+    sort: rows.map((r) => r.method),
+  };
+  return {
+    $schema: VEGA_LITE_SCHEMA,
+    title: options.title ?? "Total training time per method (mean ± std over runs)",
+    width: options.width ?? 380,
+    height: options.height ?? Math.max(80, 26 * rows.length),
+    config: FONT_CONFIG,
+    data: { values },
+    layer: [
+      {
+        mark: { type: "bar" },
+        encoding: {
+          y,
+          x: {
+            field: "seconds",
+            type: "quantitative",
+            title: options.xTitle ?? "Training time, all tasks (s)",
+          },
+          tooltip: [
+            { field: "method", type: "nominal" },
+            { field: "seconds", type: "quantitative", format: ".1f" },
+            { field: "std", type: "quantitative", format: ".1f" },
+          ],
+        },
+      },
+      {
+        mark: { type: "rule" },
+        encoding: { y, x: { field: "low", type: "quantitative" }, x2: { field: "high" } },
+      },
+    ],
+  };
+}

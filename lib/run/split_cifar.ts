@@ -58,8 +58,11 @@ export interface SplitCifarSpec {
     preset: string;
     /** LoRA rank, alpha, dropout. */
     lora: LoraConfig;
-    /** Blocks that carry LoRA ("all" or indices). */
-    loraBlocks: number[] | "all";
+    /**
+     * Blocks that carry LoRA: "all", indices, or `"first:N"` (blocks 0..N−1, HiDe-LoRA's
+     * `lora_depth=N`; clipped to the backbone's depth, and the resolved list is recorded).
+     */
+    loraBlocks: number[] | "all" | `first:${number}`;
     /**
      * Attention projections that carry LoRA in those blocks (absent = q and v; HiDe-LoRA's
      * released ViT: k and v).
@@ -129,6 +132,31 @@ export interface SplitCifarResult {
   backend: BackendInfo;
 }
 
+/**
+ * The block indices of a `loraBlocks` spec value for a backbone of `depth` blocks.
+ *
+ * @example
+ * ```ts
+ * import { resolveLoraBlocks } from "./split_cifar.ts";
+ * resolveLoraBlocks("first:5", 12); // [0, 1, 2, 3, 4]
+ * resolveLoraBlocks("first:5", 2); // [0, 1]
+ * ```
+ */
+export function resolveLoraBlocks(
+  value: SplitCifarSpec["backbone"]["loraBlocks"],
+  depth: number,
+): number[] {
+  if (value === "all") return Array.from({ length: depth }, (_, i) => i);
+  if (typeof value === "string") {
+    const m = /^first:(\d+)$/.exec(value);
+    if (!m || Number(m[1]) < 1) {
+      throw new Error(`loraBlocks "${value}": expected "all", "first:N" (N ≥ 1) or indices`);
+    }
+    return Array.from({ length: Math.min(Number(m[1]), depth) }, (_, i) => i);
+  }
+  return value;
+}
+
 function resolveVitConfig(spec: SplitCifarSpec): VitConfig {
   const preset = VIT_PRESETS[spec.backbone.preset];
   if (!preset) {
@@ -136,9 +164,7 @@ function resolveVitConfig(spec: SplitCifarSpec): VitConfig {
       `unknown ViT preset "${spec.backbone.preset}"; known: ${Object.keys(VIT_PRESETS).join(", ")}`,
     );
   }
-  const blocks = spec.backbone.loraBlocks === "all"
-    ? Array.from({ length: preset.depth }, (_, i) => i)
-    : spec.backbone.loraBlocks;
+  const blocks = resolveLoraBlocks(spec.backbone.loraBlocks, preset.depth);
   for (const b of blocks) {
     if (!Number.isInteger(b) || b < 0 || b >= preset.depth) {
       throw new Error(
@@ -237,10 +263,13 @@ export async function runSplitCifar(spec: SplitCifarSpec): Promise<SplitCifarRes
     const hf = await readHfVitCheckpoint(spec.backbone.weights, {
       preset: spec.backbone.preset in HF_VIT_PRESETS ? spec.backbone.preset : undefined,
       lora: spec.backbone.lora,
-      loraBlocks: spec.backbone.loraBlocks === "all" ? undefined : spec.backbone.loraBlocks,
+      loraBlocks: Array.isArray(spec.backbone.loraBlocks) ? spec.backbone.loraBlocks : undefined,
       log: (l) => progress.log(l),
     });
     if (spec.backbone.loraTargets) hf.config.loraTargets = [...spec.backbone.loraTargets];
+    if (typeof spec.backbone.loraBlocks === "string") {
+      hf.config.loraBlocks = resolveLoraBlocks(spec.backbone.loraBlocks, hf.config.depth);
+    }
     vitConfig = hf.config;
     baseWeights = hf.weights;
     train = { ...spec.train, mean: hf.preprocessing.mean, std: hf.preprocessing.std };

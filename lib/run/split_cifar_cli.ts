@@ -54,7 +54,8 @@ export const SPLIT_CIFAR_FLAGS: Record<string, FlagSpec> = {
   "lora-dropout": { type: "number", help: "dropout on the LoRA input" },
   "lora-blocks": {
     type: "string",
-    help: "blocks with LoRA: 'all' or indices like 0,1,2,3,4",
+    help:
+      "blocks with LoRA: 'all', 'first:N' (blocks 0..N-1, clipped to the depth) or indices like 0,2,4",
   },
   "lora-targets": {
     type: "string",
@@ -163,13 +164,17 @@ export function applySplitCifarFlags(base: SplitCifarSpec, f: FlagValues): Split
   if (num("lora-dropout") !== undefined) spec.backbone.lora.dropout = num("lora-dropout")!;
   if (f["lora-blocks"] !== undefined) {
     const v = f["lora-blocks"] as string;
-    spec.backbone.loraBlocks = v === "all" ? "all" : v.split(",").map((x) => {
-      const n = Number(x);
-      if (!Number.isInteger(n) || n < 0) {
-        throw new Error(`--lora-blocks: "${x}" is not a block index`);
-      }
-      return n;
-    });
+    spec.backbone.loraBlocks = v === "all"
+      ? "all"
+      : /^first:\d+$/.test(v)
+      ? v as `first:${number}`
+      : v.split(",").map((x) => {
+        const n = Number(x);
+        if (!Number.isInteger(n) || n < 0) {
+          throw new Error(`--lora-blocks: "${x}" is not a block index`);
+        }
+        return n;
+      });
   }
   if (f["lora-targets"] !== undefined) {
     const list = (f["lora-targets"] as string).split(",").map((x) => x.trim());

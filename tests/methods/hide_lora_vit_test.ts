@@ -11,6 +11,7 @@ import {
   createHideLoraVit,
   HIDE_LORA_VIT_DEFAULTS,
   inferTasks,
+  ldaHead,
   type TiiModel,
 } from "../../lib/methods/hide_lora_vit.ts";
 import type { ContinualMethod } from "../../lib/methods/method.ts";
@@ -249,6 +250,7 @@ async function adapterValues(model: VitClassifier, name: string): Promise<Float3
 
 const VARIANTS: [string, Record<string, unknown>, "cpu" | "wasm"][] = [
   ["defaults (first-task TII, head rule, full covariance)", {}, "cpu"],
+  ["LDA rule", { tiiRule: "lda" }, "cpu"],
   [
     "pretrained TII, nearest mean, diagonal, adapter copied (wasm)",
     {
@@ -387,4 +389,26 @@ Deno.test("hide-lora (ViT): a model without features() is refused with a clear e
     "features()",
   );
   inner.dispose();
+});
+
+Deno.test("ldaHead: hand weights and biases (diagonal and full pooled covariance); picks the likelier class", () => {
+  const g = (mean: number[], cov: number[]) => ({
+    mean: Float32Array.from(mean),
+    cov: Float32Array.from(cov),
+    count: 5,
+  });
+  // Diagonal: pooled Σ = diag(2, 2): w = μ/2, b = −|μ|²/4.
+  const diag = ldaHead([g([2, 0], [1, 3]), g([0, 4], [3, 1])]);
+  assertEquals(diag.weights.map((w) => [...w]), [[1, 0], [0, 2]]);
+  assertEquals(diag.biases, [-1, -4]);
+  // Full: Σ = [[2, 1], [1, 2]] (both classes), Σ⁻¹ = [[2, −1], [−1, 2]] / 3.
+  const full = ldaHead([g([3, 0], [2, 1, 1, 2]), g([0, 3], [2, 1, 1, 2])]);
+  const close = (a: number[], b: number[]) =>
+    a.forEach((v, i) => assertAlmostEquals(v, b[i], 1e-6));
+  close([...full.weights[0]], [2, -1]);
+  close([...full.weights[1]], [-1, 2]);
+  close(full.biases, [-3, -3]);
+  // f = (2, 0.5) is nearer class 0 in Mahalanobis distance: score 0 = 3.5 − 3 > score 1 = −1 − 3.
+  const score = (k: number) => full.weights[k][0] * 2 + full.weights[k][1] * 0.5 + full.biases[k];
+  assert(score(0) > score(1));
 });

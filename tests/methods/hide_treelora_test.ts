@@ -38,10 +38,18 @@ Deno.test("hide-treelora options: registered for the ViT only, keys routed, leve
   assert(methodNames({ track: "vit" }).includes("hide-treelora"));
   assert(!methodNames({ track: "lm" }).includes("hide-treelora"));
   const split = splitHideTreeLoraOptions({ mode: "paper", lambda: 0.3, alignEpochs: 4 });
-  assertEquals(split, { tree: { levels: "block", mode: "paper", lambda: 0.3 }, hide: { alignEpochs: 4 } });
+  assertEquals(split, {
+    tree: { levels: "block", mode: "paper", lambda: 0.3 },
+    hide: { alignEpochs: 4 },
+  });
   const m = createMethod("hide-treelora", { options: { mode: "paper" }, track: "vit" });
   const o = m.options();
-  assertEquals([o.levels, o.lambda, o.regularizer, o.adapterInit], ["block", 0.1, "paper_l1", "previous"]);
+  assertEquals([o.levels, o.lambda, o.regularizer, o.adapterInit], [
+    "block",
+    0.1,
+    "paper_l1",
+    "previous",
+  ]);
   assertThrows(() => createHideTreeLora({ nope: 1 }), Error, "unknown hide-treelora option");
 });
 
@@ -154,5 +162,41 @@ Deno.test("hide-treelora, A − A_init signatures: each task's stored signature 
   assertEquals(counts.length, 2);
   for (let d = 0; d < 2; d++) assertEquals(counts[0][d] + counts[1][d], steps);
   inner.dispose();
+  model.dispose();
+});
+
+Deno.test("hide-treelora, code mode with λ = 0.1: the bandit picks an earlier task per level every step; the regulariser is logged", async () => {
+  await initBackend("cpu");
+  const method = createHideTreeLora({});
+  const s = stream(3);
+  const model = microModel(s.classOrder.length, 0.1);
+  const losses: { task: number; term: string; value: number }[] = [];
+  const summaries: Record<string, unknown>[] = [];
+  await trainClassIncremental(s, {
+    model,
+    method,
+    config: { ...CONFIG, epochs: 2 },
+    rngs: { data: new Rng(1), method: new Rng(2) },
+    recorder: {
+      taskDone: (_t, r) => {
+        summaries.push(r.summary!);
+        return Promise.resolve();
+      },
+      losses: (l) => {
+        losses.push(...l);
+        return Promise.resolve();
+      },
+    },
+  });
+  // 2 epochs × 2 steps (16 images, batch 8) per task; 2 levels (blocks 0 and 1).
+  const counts = (summaries[2] as { selectionCounts: number[][] }).selectionCounts;
+  assertEquals(counts.map((c) => c.length), [2, 2]);
+  for (let d = 0; d < 2; d++) assertEquals(counts[0][d] + counts[1][d], 4);
+  assertEquals((summaries[0] as { selectionCounts: number[][] }).selectionCounts, []);
+  const terms = new Set(losses.filter((l) => l.task > 0).map((l) => l.term));
+  assert(terms.has("regularizer") && terms.has("contrastive"), [...terms].join(","));
+  // Task 1 has no earlier task to pull toward: only the contrastive term.
+  assert(!losses.some((l) => l.task === 0 && l.term === "regularizer"));
+  method.dispose();
   model.dispose();
 });

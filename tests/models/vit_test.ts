@@ -571,7 +571,9 @@ Deno.test("vit loraTargets k,v: sites on k and v only; q equals the frozen backb
   ]);
   // Non-zero B everywhere, so every site changes its projection.
   const rng = new Rng(11);
-  for (const s of sites) s.b.assign(tf.tensor(Float32Array.from({ length: s.b.size }, () => rng.normal()), s.b.shape));
+  for (const s of sites) {
+    s.b.assign(tf.tensor(Float32Array.from({ length: s.b.size }, () => rng.normal()), s.b.shape));
+  }
   // Reference: no LoRA at all, k and v weights replaced by W0 + s·B·A (s = alpha/r = 2), q as it is.
   const weights = new Map<string, TensorData>();
   for (const [name, v] of vit.baseWeights()) {
@@ -594,17 +596,31 @@ Deno.test("vit loraTargets k,v: sites on k and v only; q equals the frozen backb
   const ref = createVit({ ...config, loraBlocks: [] }, { rng: new Rng(3), weights });
   const plain = createVit({ ...config, loraBlocks: [] }, {
     rng: new Rng(3),
-    weights: new Map([...vit.baseWeights()].map(([n, v]) => [n, { shape: v.shape, data: v.dataSync() as Float32Array }])),
+    weights: new Map(
+      [...vit.baseWeights()].map((
+        [n, v],
+      ) => [n, { shape: v.shape, data: v.dataSync() as Float32Array }]),
+    ),
   });
   const x = tf.tensor4d(images(3, 4), [3, 32, 32, 3]);
   const got = vit.features(x, { training: false });
   const want = ref.features(x, { training: false });
   const base = plain.features(x, { training: false });
   const [g, w, p] = [await got.data(), await want.data(), await base.data()];
-  for (let i = 0; i < g.length; i++) assert(Math.abs(g[i] - w[i]) < 1e-5, `feature ${i}: ${g[i]} vs ${w[i]}`);
+  for (let i = 0; i < g.length; i++) {
+    assert(Math.abs(g[i] - w[i]) < 1e-5, `feature ${i}: ${g[i]} vs ${w[i]}`);
+  }
   assert(g.some((v, i) => Math.abs(v - p[i]) > 1e-3), "the k,v adapters changed nothing");
   tf.dispose([x, got, want, base]);
   [vit, ref, plain].forEach((m) => m.dispose());
-  assertThrows(() => createVit({ ...config, loraTargets: ["q", "o" as "q"] }, { rng: new Rng(0) }), Error, "loraTargets");
-  assertThrows(() => createVit({ ...config, loraTargets: [] }, { rng: new Rng(0) }), Error, "loraTargets");
+  assertThrows(
+    () => createVit({ ...config, loraTargets: ["q", "o" as "q"] }, { rng: new Rng(0) }),
+    Error,
+    "loraTargets",
+  );
+  assertThrows(
+    () => createVit({ ...config, loraTargets: [] }, { rng: new Rng(0) }),
+    Error,
+    "loraTargets",
+  );
 });

@@ -1,14 +1,15 @@
-import { assertEquals, assertThrows } from "@std/assert";
+import { assert, assertEquals, assertThrows } from "@std/assert";
 import { SPEC } from "../../experiments/split_cifar.ts";
 import { parseFlags } from "../../lib/run/flags.ts";
 import { applySplitCifarFlags, SPLIT_CIFAR_FLAGS } from "../../lib/run/split_cifar_cli.ts";
+import { resolveLoraBlocks } from "../../lib/run/split_cifar.ts";
 
 const apply = (args: string[]) => applySplitCifarFlags(SPEC, parseFlags(args, SPLIT_CIFAR_FLAGS));
 
 Deno.test("flags map onto the spec; the base spec is not mutated", () => {
   const s = apply([
     "--methods",
-    "seqlora,treelora-paper",
+    "seqlora,hide-treelora-reduced-epochs",
     "--epochs",
     "2,1",
     "--order-seed",
@@ -20,11 +21,16 @@ Deno.test("flags map onto the spec; the base spec is not mutated", () => {
     "--lora-blocks",
     "0,1",
     "--method-options",
-    '{"treelora-paper":{"lambda":0.3}}',
+    '{"hide-treelora-reduced-epochs":{"lambda":0.3}}',
   ]);
   assertEquals(s.methods, [
     { name: "seqlora" },
-    { name: "treelora", label: "treelora-paper", options: { mode: "paper", lambda: 0.3 } },
+    {
+      name: "hide-treelora",
+      label: "hide-treelora-reduced-epochs",
+      epochs: 2,
+      options: { lambda: 0.3 },
+    },
   ]);
   assertEquals(s.train.epochs, [2, 1]);
   assertEquals(s.data.orderSeed, null);
@@ -32,16 +38,33 @@ Deno.test("flags map onto the spec; the base spec is not mutated", () => {
   assertEquals(s.seeds, { data: 7, init: 9, method: 7 });
   assertEquals(s.backbone.loraBlocks, [0, 1]);
   assertEquals(SPEC.methods.length, 4);
-  assertEquals(SPEC.methods[2].options, { mode: "paper" });
+  assertEquals(SPEC.methods[3], {
+    name: "hide-treelora",
+    label: "hide-treelora-reduced-epochs",
+    epochs: 2,
+  });
+  // The paper's ViT LoRA geometry: k and v of blocks 0–4 on a 6-block backbone.
+  assertEquals(
+    [SPEC.backbone.preset, SPEC.backbone.loraBlocks, SPEC.backbone.loraTargets],
+    ["tiny6-p8", "first:5", ["k", "v"]],
+  );
+  assertEquals(apply(["--lora-targets", "q,v"]).backbone.loraTargets, ["q", "v"]);
+  assertEquals(apply(["--lora-blocks", "first:3"]).backbone.loraBlocks, "first:3");
+  assertEquals(resolveLoraBlocks("first:5", 6), [0, 1, 2, 3, 4]);
+  assertEquals(resolveLoraBlocks("first:5", 2), [0, 1]);
+  assertThrows(() => resolveLoraBlocks("first:0", 4), Error, "first:N");
+  assertEquals(apply(["--curve-every", "10"]).train.curveEvery, 10);
+  assertEquals(apply(["--curve-every", "0"]).train.curveEvery, 0);
   assertEquals(apply(["--epochs", "3"]).train.epochs, 3);
   // 'all' keeps the spec's four entries and adds every other registered method once.
   const all = apply(["--methods", "all"]).methods.map((m) => m.label ?? m.name);
   assertEquals(all.slice(0, 4), [
     "seqlora",
-    "treelora",
-    "treelora-paper",
-    "treelora-reduced-epochs",
+    "hide-lora",
+    "hide-treelora",
+    "hide-treelora-reduced-epochs",
   ]);
+  assert(all.includes("treelora"), "the plain shared-adapter TreeLoRA stays available");
   assertEquals(new Set(all).size, all.length);
 });
 
@@ -52,6 +75,8 @@ Deno.test("bad flag values are errors that name the flag", () => {
   assertThrows(() => apply(["--method-options", "{"]), Error, "--method-options is not valid JSON");
   assertThrows(() => apply(["--method-options", '{"nope":{}}']), Error, 'names "nope"');
   assertThrows(() => apply(["--lora-blocks", "a"]), Error, "--lora-blocks");
+  assertThrows(() => apply(["--lora-targets", "q,o"]), Error, "--lora-targets");
+  assertThrows(() => apply(["--lora-targets", "k,k"]), Error, "twice");
   assertThrows(() => apply(["--seeds", "0,0"]), Error, "lists a seed twice");
   assertThrows(() => apply(["--seeds", "0,1", "--seed", "3"]), Error, "cannot be combined");
   assertEquals(apply(["--seeds", "0,1,2"]).seedList, [0, 1, 2]);

@@ -13,7 +13,11 @@ import { CONFIG, microModel, stream } from "../methods/helpers.ts";
 function subsetAccuracy(model: VitClassifier, s: ReturnType<typeof stream>, t: number, n: number) {
   const idx = s.tasks[t].test.subarray(0, n);
   const [start, end] = taskOutputRange(s, s.tasks[t]);
-  const batch = imageBatch(s.test, idx, { labelToOutput: s.labelToOutput, mean: CONFIG.mean, std: CONFIG.std });
+  const batch = imageBatch(s.test, idx, {
+    labelToOutput: s.labelToOutput,
+    mean: CONFIG.mean,
+    std: CONFIG.std,
+  });
   const logits = tf.tidy(() =>
     model.logits(tf.tensor4d(batch.x, [idx.length, 32, 32, 3]), { training: false }).arraySync()
   ) as number[][];

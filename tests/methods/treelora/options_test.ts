@@ -23,6 +23,7 @@ Deno.test("code mode defaults reproduce the released code, quirk for quirk", () 
     rampPerEpoch: true,
     regularizer: "code_inner_product",
     delta: 0,
+    levels: "site",
   };
   assertEquals(o, expected);
   assertEquals(Object.keys(o).sort(), [...TREELORA_OPTION_KEYS].sort());
@@ -47,6 +48,7 @@ Deno.test("paper mode defaults follow the paper", () => {
     rampPerEpoch: false,
     regularizer: "paper_l1",
     delta: 0,
+    levels: "site",
   });
   assertEquals(resolveTreeLoraOptions({ mode: "paper" }, { track: "lm" }).lambda, 0.5);
 });

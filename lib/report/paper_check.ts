@@ -1,0 +1,202 @@
+/**
+ * The parts of a run report that test the paper's ViT claims (spec §8.1) on the
+ * run's own data: the learning curve of Fig. 1, the task-identity accuracy of
+ * the HiDe-style methods, and the plain-words check of the headline claim
+ * ("TreeLoRA at HiDe-LoRA's accuracy in a fraction of its time") with the
+ * reduced-schedule control that says how much of a speed-up is the schedule.
+ *
+ * Pure functions over rows read from the run's CSV files.
+ *
+ * @module
+ */
+
+import type { LearningCurveRow } from "./plots.ts";
+import { formatMeanStd, summariseOverSeeds } from "./tables.ts";
+
+type Row = Record<string, unknown>;
+
+/** Run keys: a method's rows of one seed (and order). */
+function runKey(r: Row): string {
+  return `${r.method}\u0000${r.seed}\u0000${r.order ?? ""}`;
+}
+
+function group(rows: readonly Row[], key: (r: Row) => string): Map<string, Row[]> {
+  const out = new Map<string, Row[]>();
+  for (const r of rows) out.set(key(r), [...(out.get(key(r)) ?? []), r]);
+  return out;
+}
+
+/**
+ * Fig. 1's points from `learning_curve.csv` rows: per method and samples seen, the mean and
+ * std of the accuracy over the runs (seeds × orders) of each run's mean over its tasks from
+ * `fromTask` on (1-based; default 2: the new tasks, after the first).
+ *
+ * @example
+ * ```ts
+ * import { learningCurveRows } from "./paper_check.ts";
+ * learningCurveRows([
+ *   { method: "m", seed: 0, task: 2, samples_seen: 0, accuracy: 10 },
+ *   { method: "m", seed: 0, task: 3, samples_seen: 0, accuracy: 30 },
+ * ]); // [{ method: "m", samplesSeen: 0, accuracy: 20, low: 20, high: 20 }]
+ * ```
+ */
+export function learningCurveRows(
+  rows: readonly Row[],
+  options: { fromTask?: number } = {},
+): LearningCurveRow[] {
+  const from = options.fromTask ?? 2;
+  const perRun: Row[] = [];
+  const kept = rows.filter((r) => Number(r.task) >= from);
+  for (const [, list] of group(kept, (r) => `${runKey(r)}\u0000${r.samples_seen}`)) {
+    const acc = list.reduce((a, r) => a + Number(r.accuracy), 0) / list.length;
+    perRun.push({ method: list[0].method, samples: Number(list[0].samples_seen), acc });
+  }
+  if (perRun.length === 0) return [];
+  return summariseOverSeeds(perRun, { by: ["method", "samples"], values: ["acc"] })
+    .map((s) => {
+      const mean = Number(s.acc_mean);
+      const std = Number.isFinite(Number(s.acc_std)) ? Number(s.acc_std) : 0;
+      return {
+        method: String(s.method),
+        samplesSeen: Number(s.samples),
+        accuracy: mean,
+        low: mean - std,
+        high: mean + std,
+      };
+    })
+    .sort((a, b) => a.method.localeCompare(b.method) || a.samplesSeen - b.samplesSeen);
+}
+
+/**
+ * Task-identity accuracy per method from `task_identity.csv` rows, as mean ± std over runs:
+ * `tii_final` (the mean over all tasks after the last one), `tii_new` (the mean over tasks
+ * t ≥ 2 of the TII accuracy on task t right after training it: the diagonal) and `tii_old`
+ * (after the last task, the mean over the tasks before it).
+ *
+ * @example
+ * ```ts
+ * import { taskIdentityTable } from "./paper_check.ts";
+ * taskIdentityTable([
+ *   { method: "m", seed: 0, trained_through: 2, task: 1, tii_acc: 90 },
+ *   { method: "m", seed: 0, trained_through: 2, task: 2, tii_acc: 50 },
+ * ]); // [{ method: "m", runs: 1, tii_final: "70.00", tii_new: "50.00", tii_old: "90.00" }]
+ * ```
+ */
+export function taskIdentityTable(rows: readonly Row[]): Row[] {
+  const perRun: Row[] = [];
+  for (const [, list] of group(rows, runKey)) {
+    const last = Math.max(...list.map((r) => Number(r.trained_through)));
+    const final = list.filter((r) => Number(r.trained_through) === last);
+    const mean = (xs: Row[]) => xs.reduce((a, r) => a + Number(r.tii_acc), 0) / xs.length;
+    const diagonal = list.filter((r) =>
+      Number(r.trained_through) === Number(r.task) && Number(r.task) >= 2
+    );
+    const old = final.filter((r) => Number(r.task) < last);
+    perRun.push({
+      method: list[0].method,
+      tii_final: mean(final),
+      tii_new: diagonal.length > 0 ? mean(diagonal) : NaN,
+      tii_old: old.length > 0 ? mean(old) : NaN,
+    });
+  }
+  const order = [...new Set(rows.map((r) => String(r.method)))];
+  const stats = summariseOverSeeds(perRun, {
+    by: ["method"],
+    values: ["tii_final", "tii_new", "tii_old"],
+  });
+  return order.map((m) => stats.find((s) => s.method === m)!).map((s) => ({
+    method: s.method,
+    runs: s.n,
+    tii_final: formatMeanStd(Number(s.tii_final_mean), Number(s.tii_final_std)),
+    tii_new: formatMeanStd(Number(s.tii_new_mean), Number(s.tii_new_std)),
+    tii_old: formatMeanStd(Number(s.tii_old_mean), Number(s.tii_old_std)),
+  }));
+}
+
+/** Mean and std of a method's acc_final and train_seconds (from the report's statistics). */
+export interface MethodStats {
+  method: string;
+  runs: number;
+  acc: number;
+  accStd: number;
+  seconds: number;
+  secondsStd: number;
+}
+
+/**
+ * The plain-words check of the paper's ViT claim: for each `candidates` label present, whether
+ * it reaches `reference`'s final accuracy within `tolerance` points at ≤ `timeRatio` × its
+ * training time; and, when its control (`controls`: the reference at the candidate's reduced
+ * schedule) is present, how
+ * much of the candidate's time saved the schedule alone explains:
+ * (1 − t_control/t_ref) / (1 − t_candidate/t_ref). Returns markdown lines (empty when the
+ * reference is absent).
+ *
+ * @example
+ * ```ts
+ * import { paperClaimCheck } from "./paper_check.ts";
+ * const s = (method: string, acc: number, seconds: number) =>
+ *   ({ method, runs: 3, acc, accStd: 0, seconds, secondsStd: 0 });
+ * paperClaimCheck([s("hide-lora", 60, 100), s("hide-treelora", 59.5, 40)], {
+ *   reference: "hide-lora",
+ *   candidates: ["hide-treelora"],
+ * });
+ * ```
+ */
+export function paperClaimCheck(
+  stats: readonly MethodStats[],
+  options: {
+    reference: string;
+    candidates: readonly string[];
+    /** Candidate label → the reference at the candidate's schedule (e.g. reduced epochs). */
+    controls?: Readonly<Record<string, string>>;
+    tolerance?: number;
+    timeRatio?: number;
+  },
+): string[] {
+  const tol = options.tolerance ?? 1;
+  const maxRatio = options.timeRatio ?? 0.5;
+  const ref = stats.find((s) => s.method === options.reference);
+  if (!ref) return [];
+  const fmt = (x: number) => x.toFixed(2);
+  const lines: string[] = [];
+  for (const name of options.candidates) {
+    const c = stats.find((s) => s.method === name);
+    if (!c) continue;
+    const controlName = options.controls?.[name];
+    const control = controlName ? stats.find((s) => s.method === controlName) : undefined;
+    const gap = c.acc - ref.acc;
+    const ratio = c.seconds / ref.seconds;
+    const accOk = gap >= -tol;
+    const timeOk = ratio <= maxRatio;
+    lines.push(
+      `- **${name}** vs **${ref.method}** (${c.runs} and ${ref.runs} runs): acc_final ${
+        fmt(c.acc)
+      } ± ` +
+        `${fmt(c.accStd)} vs ${fmt(ref.acc)} ± ${fmt(ref.accStd)} (${gap >= 0 ? "+" : ""}${
+          fmt(gap)
+        } points), training time ${fmt(c.seconds)} s vs ${fmt(ref.seconds)} s (${
+          ratio.toFixed(2)
+        }×). ` +
+        `Within ${tol} point of its accuracy: **${
+          accOk ? "yes" : "no"
+        }**; at ≤ ${maxRatio}× its time: ` +
+        `**${timeOk ? "yes" : "no"}**; the paper's claim ${
+          accOk && timeOk ? "**reproduces**" : "**does not reproduce**"
+        } here for this variant.`,
+    );
+    if (control && ratio < 1) {
+      const controlRatio = control.seconds / ref.seconds;
+      const share = (1 - controlRatio) / (1 - ratio);
+      lines.push(
+        `  - Control **${control.method}** (${ref.method} at the same reduced schedule): ` +
+          `${fmt(control.acc)} ± ${fmt(control.accStd)} acc_final at ${
+            controlRatio.toFixed(2)
+          }× the time; the schedule alone explains ${
+            (100 * share).toFixed(0)
+          } % of ${name}'s time saved.`,
+      );
+    }
+  }
+  return lines;
+}
