@@ -6,8 +6,9 @@
  *
  * - `seqlora` and the plain shared-adapter `treelora` (the LLM code's pipeline on the ViT);
  * - `hide-lora` at the full schedule (4 epochs per task) and at the reduced one (2 epochs);
- * - `hide-treelora` (TreeLoRA inside HiDe-LoRA, code mode) at both schedules, and its paper
- *   mode at the full one.
+ * - `hide-treelora` (TreeLoRA inside HiDe-LoRA, code mode) at both schedules.
+ *
+ * Paper mode inside HiDe-LoRA: `--methods hide-treelora --method-options '{"hide-treelora":{"mode":"paper"}}'`.
  *
  * `hide-lora-reduced-epochs` is the control: how much of a reduced-epoch TreeLoRA's speed-up
  * the shorter schedule alone gives. Flags override any field (`--data-dir` for real images).
@@ -32,7 +33,6 @@ export const SPEC: SplitCifarSpec = {
     { name: "hide-lora", label: "hide-lora-reduced-epochs", epochs: REDUCED_EPOCHS },
     { name: "hide-treelora" },
     { name: "hide-treelora", label: "hide-treelora-reduced-epochs", epochs: REDUCED_EPOCHS },
-    { name: "hide-treelora", label: "hide-treelora-paper", options: { mode: "paper" } },
   ],
   seedList: [0, 1, 2],
 };
