@@ -4,7 +4,8 @@
  * at the parameters of the previous task.
  *
  * ```
- * afterStep  F += g² / (steps of the task)     (accumulated over all tasks, never reset)
+ * afterStep  F += g² / (steps of the task)     (accumulated over all tasks, never reset;
+ *                                             g = ∂L_task/∂θ, the task loss's gradient)
  * endTask    θ* ← θ, freeze F for the next task's penalty
  * loss       task + (λ/2)·Σ F·(θ − θ*)²        (from the second task on)
  * ```
@@ -18,9 +19,14 @@
  * checkpoint (`checkpointVariables`), so `--resume` continues from the
  * fine-tuned base weights.
  *
- * Deviation: the penalty uses the Fisher as it stood at the end of the
+ * Deviations: the penalty uses the Fisher as it stood at the end of the
  * previous task (the code keeps adding the running sum into the live
- * penalty).
+ * penalty); the Fisher is built from the task loss's gradient alone (the
+ * penalty is built on the trainer's gradient tap, so both come from one
+ * backward pass). The released `model/Regular/EWC.py` records the gradient of
+ * the total loss (its parameter hooks fire on `backward(loss)` after the
+ * penalty was added), so its Fisher includes the penalty's own gradient:
+ * `fisherFrom: "total"` reproduces that.
  *
  * @module
  */
@@ -37,6 +43,11 @@ export interface EwcOptions {
   lambda: number;
   /** Which parameters are fine-tuned and anchored. */
   params: "lora" | "base" | "all";
+  /**
+   * The gradient the diagonal Fisher squares: `"task"` (default; the task loss's, as EWC
+   * defines it) or `"total"` (task loss + penalty, the released TreeLoRA `EWC.py`).
+   */
+  fisherFrom: "task" | "total";
 }
 
 /** Default λ per track (spec §8.3: ViT 50; LM 0.5·400 → λ = 400). */
@@ -66,7 +77,7 @@ export function ewcVariables(model: AdaptedModel, params: EwcOptions["params"]):
  * ```
  */
 export function ewcPenalty(
-  variables: tf.Variable[],
+  variables: readonly tf.Tensor[],
   options: { fisher: tf.Tensor[]; anchor: tf.Tensor[]; lambda: number },
 ): tf.Scalar {
   return tf.tidy(() => {
@@ -78,13 +89,19 @@ export function ewcPenalty(
 }
 
 function resolve(options: Record<string, unknown>, track: Track): EwcOptions {
-  const unknown = Object.keys(options).filter((k) => k !== "lambda" && k !== "params");
+  const unknown = Object.keys(options).filter((k) =>
+    !["lambda", "params", "fisherFrom"].includes(k)
+  );
   if (unknown.length > 0) throw new Error(`unknown EWC option(s): ${unknown.join(", ")}`);
+  const fisherFrom = (options.fisherFrom ?? "task") as EwcOptions["fisherFrom"];
+  if (fisherFrom !== "task" && fisherFrom !== "total") {
+    throw new Error(`EWC: fisherFrom must be "task" or "total", got ${fisherFrom}`);
+  }
   const lambda = (options.lambda ?? EWC_LAMBDA[track]) as number;
   if (!(typeof lambda === "number" && lambda >= 0)) throw new Error(`EWC: bad lambda ${lambda}`);
   const params = (options.params ?? "lora") as EwcOptions["params"];
   if (!["lora", "base", "all"].includes(params)) throw new Error(`EWC: bad params ${params}`);
-  return { lambda, params };
+  return { lambda, params, fisherFrom };
 }
 
 /**
@@ -93,7 +110,7 @@ function resolve(options: Record<string, unknown>, track: Track): EwcOptions {
  * @example
  * ```ts
  * import { createEwc } from "./ewc.ts";
- * createEwc({}, { track: "vit" }).options(); // { lambda: 50, params: "lora" }
+ * createEwc({}, { track: "vit" }).options(); // { lambda: 50, params: "lora", fisherFrom: "task" }
  * ```
  */
 export function createEwc(
@@ -110,7 +127,9 @@ export function createEwc(
 
   function rebuild(): void {
     tf.dispose([...fisherT, ...anchorT]);
-    fisherT = fisher.map((f, i) => tf.tensor(f, shapes[i]));
+    // Copies: the cpu backend keeps a typed array it is given by reference, so a tensor made
+    // from the live `fisher` would keep growing with it (the penalty's Fisher must stay frozen).
+    fisherT = fisher.map((f, i) => tf.tensor(f.slice(), shapes[i]));
     anchorT = anchorData.map((a, i) => tf.tensor(a, shapes[i]));
   }
 
@@ -129,9 +148,12 @@ export function createEwc(
     trainableVariables: (ctx) => ewcVariables(ctx.model, opts.params),
     gradientVariables: (ctx) => ewcVariables(ctx.model, opts.params),
     checkpointVariables: (model) => opts.params === "lora" ? [] : model.baseVariables!(),
-    loss(ctx, taskLoss) {
+    loss(ctx, taskLoss, outputs) {
       if (anchorT.length === 0 || opts.lambda === 0) return taskLossOnly(taskLoss);
-      const penalty = ewcPenalty(ewcVariables(ctx.model, opts.params), {
+      const vars = ewcVariables(ctx.model, opts.params);
+      // Built on the trainer's tap, so afterStep gets the task loss's gradient separately.
+      const tap = outputs?.tap;
+      const penalty = ewcPenalty(tap ? vars.map((v) => tap("ewc", v)) : vars, {
         fisher: fisherT,
         anchor: anchorT,
         lambda: opts.lambda,
@@ -139,7 +161,7 @@ export function createEwc(
       return { total: tf.add(taskLoss, penalty) as tf.Scalar, terms: { ewc: penalty } };
     },
     afterStep(ctx, info) {
-      const g = info.gradients;
+      const g = opts.fisherFrom === "total" ? info.gradients : info.taskGradients;
       if (!g || g.length !== fisher.length) throw new Error("EWC: the trainer passed no gradients");
       const scale = 1 / (ctx.epochs * ctx.stepsPerEpoch);
       g.forEach((gi, i) => {

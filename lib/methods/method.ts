@@ -123,6 +123,13 @@ export interface StepBatch {
 export interface StepOutputs {
   /** The step's training-mode logits over all outputs (same layout as {@link StepBatch.logits}). */
   logits: tf.Tensor;
+  /**
+   * Build a term on `tap(term, v)` instead of the variable `v` (an identity) and the trainer
+   * reports that term's gradient, and the task loss's gradient without it, to `afterStep`
+   * (`StepInfo.termGradients`, `StepInfo.taskGradients`) from the same backward pass.
+   * Absent when a caller does not support taps (then build on `v` directly).
+   */
+  tap?: (term: string, v: tf.Variable) => tf.Tensor;
 }
 
 /** Where an LM test prompt comes from, for {@link ContinualMethod.evalPrompt}. */
@@ -184,8 +191,19 @@ export interface LossParts {
 export interface StepInfo {
   /** The step's task-loss value. */
   taskLoss: number;
-  /** Gradients of the variables named by `gradientVariables`, before clipping. */
+  /**
+   * Gradients of the total loss of the variables named by `gradientVariables`, before
+   * `adjustGradients` and clipping.
+   */
   gradients?: Float32Array[];
+  /**
+   * The same gradients minus every tapped term's (`StepOutputs.tap`): the task loss's own
+   * gradient when each term the method adds reaches the variables only through taps
+   * (TreeLoRA's paper penalty, EWC's penalty). Equal to `gradients` when nothing is tapped.
+   */
+  taskGradients?: Float32Array[];
+  /** Per tapped term, its gradient of the same variables. */
+  termGradients?: Record<string, Float32Array[]>;
 }
 
 /** A method's checkpointable state: JSON plus named float arrays. */

@@ -16,8 +16,55 @@ export interface StepResult {
   terms: Record<string, number>;
   /** Global L2 norm of the gradient before clipping (after `adjustGradients`). */
   gradNorm: number;
-  /** Gradients (before clipping) of the variables listed in `readGradients`, in that order. */
+  /**
+   * Gradients of the total (before clipping and before `adjustGradients`) of the variables
+   * listed in `readGradients`, in that order.
+   */
   gradients: Float32Array[];
+  /**
+   * Per tapped term (see {@link GradientTap}): its gradient with respect to the same variables
+   * (zeros where the term does not reach a variable), read in the same backward pass.
+   */
+  termGradients: Record<string, Float32Array[]>;
+  /**
+   * The gradients of the total minus every tapped term's: the task loss's own gradient when
+   * every term a method adds to the task loss reaches the variables only through taps.
+   */
+  taskGradients: Float32Array[];
+}
+
+/**
+ * Records, in the one backward pass of a step, the gradient that a named loss term sends into
+ * a variable. A method builds a term on `tap.through(term, v)` instead of `v` (an identity
+ * whose backward pass also stores the incoming gradient, summed over calls); the step then
+ * reports that term's gradient and the task loss's gradient (total minus tapped terms) without
+ * a second backward pass.
+ */
+export interface GradientTap {
+  /** An identity of `v` whose gradient is also recorded under `term`. Call inside the tape. */
+  through(term: string, v: tf.Variable): tf.Tensor;
+}
+
+/** The tap's recordings: term → variable name → gradient (kept tensors). */
+type TapRecord = Map<string, Map<string, tf.Tensor>>;
+
+function createTap(record: TapRecord): GradientTap {
+  return {
+    through(term, v) {
+      const f = tf.customGrad((...inputs) => ({
+        value: tf.clone(inputs[0] as tf.Tensor),
+        gradFunc: (dy: tf.Tensor) => {
+          const byVar = record.get(term) ?? new Map<string, tf.Tensor>();
+          record.set(term, byVar);
+          const previous = byVar.get(v.name);
+          byVar.set(v.name, tf.keep(previous ? tf.add(previous, dy) : tf.clone(dy)));
+          previous?.dispose();
+          return dy;
+        },
+      }));
+      return f(v);
+    },
+  };
 }
 
 /**
@@ -40,7 +87,7 @@ export interface StepResult {
  */
 export async function optimizerStep(
   variables: tf.Variable[],
-  lossFn: () => { total: tf.Scalar; terms: Record<string, tf.Scalar> },
+  lossFn: (tap: GradientTap) => { total: tf.Scalar; terms: Record<string, tf.Scalar> },
   options: {
     optimizer: tf.Optimizer;
     clipNorm: number;
@@ -55,9 +102,13 @@ export async function optimizerStep(
   if (variables.length === 0) throw new Error("optimizerStep: no trainable variables");
   let kept: Record<string, tf.Scalar> = {};
   let wanted: tf.Tensor[] = [];
+  const taps: TapRecord = new Map();
+  const tap = createTap(taps);
+  let tapped: { term: string; grads: tf.Tensor[] }[] = [];
+  let taskWanted: tf.Tensor[] = [];
   const out = tf.tidy(() => {
     const { value, grads } = tf.variableGrads(() => {
-      const parts = lossFn();
+      const parts = lossFn(tap);
       kept = Object.fromEntries(Object.entries(parts.terms).map(([k, v]) => [k, tf.keep(v)]));
       return parts.total;
     }, variables);
@@ -70,6 +121,15 @@ export async function optimizerStep(
       }
       return tf.keep(g.clone());
     });
+    tapped = [...taps].map(([term, byVar]) => ({
+      term,
+      grads: (options.readGradients ?? []).map((v) =>
+        tf.keep(byVar.get(v.name)?.clone() ?? tf.zerosLike(v))
+      ),
+    }));
+    taskWanted = tapped.length === 0
+      ? []
+      : wanted.map((w, i) => tf.keep(tapped.reduce((g, t) => tf.sub(g, t.grads[i]), w)));
     const sq = names.map((n) => tf.sum(tf.square(adjusted[n])));
     const norm = tf.sqrt(tf.addN(sq));
     let applied = adjusted;
@@ -89,13 +149,28 @@ export async function optimizerStep(
     termValues ? termValues.data() : Promise.resolve(new Float32Array()),
     ...wanted.map((g) => g.data() as Promise<Float32Array>),
   ]);
+  const read = (list: tf.Tensor[]) =>
+    Promise.all(list.map((g) => g.data() as Promise<Float32Array>));
+  const termGradients: Record<string, Float32Array[]> = {};
+  for (const t of tapped) termGradients[t.term] = await read(t.grads);
+  const taskGradients = tapped.length === 0 ? gradients : await read(taskWanted);
   out.dispose();
   for (const g of wanted) g.dispose();
+  for (const t of tapped) tf.dispose(t.grads);
+  tf.dispose(taskWanted);
+  for (const byVar of taps.values()) for (const g of byVar.values()) g.dispose();
   termValues?.dispose();
   for (const t of Object.values(kept)) t.dispose();
   const terms: Record<string, number> = {};
   termNames.forEach((n, i) => (terms[n] = termVals[i]));
-  return { total: vals[0], gradNorm: vals[1], terms, gradients: gradients as Float32Array[] };
+  return {
+    total: vals[0],
+    gradNorm: vals[1],
+    terms,
+    gradients: gradients as Float32Array[],
+    termGradients,
+    taskGradients: taskGradients as Float32Array[],
+  };
 }
 
 /** Adam as the harness uses it; `beta2` 0.999 (ViT) or 0.95 (the TreeLoRA LLM scripts). */

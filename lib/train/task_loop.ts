@@ -178,9 +178,9 @@ export async function trainTask<B>(
       const result = await timer.timeAsync(
         "forward_backward",
         () =>
-          optimizerStep(variables, () => {
+          optimizerStep(variables, (tap) => {
             const { taskLoss, logits } = track.taskLoss(batch, seed);
-            const parts = method.loss(ctx, taskLoss, { logits });
+            const parts = method.loss(ctx, taskLoss, { logits, tap: tap.through });
             return { total: parts.total, terms: { task: taskLoss, ...parts.terms } };
           }, {
             optimizer: opt,
@@ -203,6 +203,8 @@ export async function trainTask<B>(
           await method.afterStep?.(ctx, {
             taskLoss: result.terms.task,
             gradients: result.gradients,
+            taskGradients: result.taskGradients,
+            termGradients: result.termGradients,
           }),
       );
       ctx.batch = undefined;

@@ -29,13 +29,19 @@ Deno.test("ewc: Fisher from squared gradients, anchor at the end of the task, pe
   await initBackend("cpu");
   const model = microModel(4);
   const ewc = createEwc({ lambda: 2 }, { track: "vit" });
-  assertEquals(createEwc({}, { track: "lm" }).options(), { lambda: 400, params: "lora" });
+  assertEquals(createEwc({}, { track: "lm" }).options(), {
+    lambda: 400,
+    params: "lora",
+    fisherFrom: "task",
+  });
   const vars = ewcVariables(model, "lora");
   const ctx = context(model, { epochs: 1, stepsPerEpoch: 2 });
   await ewc.beginTask(ctx);
   const g = vars.map((v) => new Float32Array(v.size).fill(2));
-  await ewc.afterStep!(ctx, { taskLoss: 1, gradients: g });
-  await ewc.afterStep!(ctx, { taskLoss: 1, gradients: g });
+  // The total's gradient (9) differs from the task loss's (2): the Fisher squares the latter.
+  const total = vars.map((v) => new Float32Array(v.size).fill(9));
+  await ewc.afterStep!(ctx, { taskLoss: 1, gradients: total, taskGradients: g });
+  await ewc.afterStep!(ctx, { taskLoss: 1, gradients: total, taskGradients: g });
   const none = tf.tidy(() => ewc.loss(ctx, tf.scalar(1)).terms);
   assertEquals(Object.keys(none), [], "no penalty before the first anchor");
   await ewc.endTask(ctx);
@@ -138,5 +144,66 @@ Deno.test("ewc (base): resuming after task 1 of 3 from the checkpoint gives the 
     assertEquals(resumed.state, full.state);
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("ewc: in task 2 the Fisher grows by the squared task-loss gradient (total minus λF(θ − θ*); λ 1000), not the total's", async () => {
+  await initBackend("cpu");
+  for (const fisherFrom of ["task", "total"] as const) {
+    const s = stream();
+    const model = microModel(s.classOrder.length);
+    const inner = createEwc({ lambda: 1000, fisherFrom }, { track: "vit" });
+    const vars = ewcVariables(model, "lora");
+    let theta: Float32Array[] = [];
+    let checked = 0;
+    const method = {
+      ...inner,
+      beforeStep: (ctx: Parameters<NonNullable<typeof inner.beforeStep>>[0]) => {
+        if (ctx.taskIndex === 1) theta = vars.map((v) => v.dataSync() as Float32Array);
+      },
+      afterStep: async (
+        ctx: Parameters<NonNullable<typeof inner.afterStep>>[0],
+        info: Parameters<NonNullable<typeof inner.afterStep>>[1],
+      ) => {
+        if (ctx.taskIndex === 1) {
+          const st = inner.state();
+          const before = vars.map((_, i) => st.arrays[`fisher.${i}`].data.slice());
+          // The penalty uses the Fisher frozen at the end of task 1 (frozenAt1) and the anchor.
+          const anchor = vars.map((_, i) => st.arrays[`anchor.${i}`].data);
+          await inner.afterStep!(ctx, info);
+          const after = inner.state().arrays;
+          const scale = 1 / (ctx.epochs * ctx.stepsPerEpoch);
+          for (let i = 0; i < vars.length; i++) {
+            for (let k = 0; k < vars[i].size; k += 37) {
+              const penaltyGrad = 1000 * frozenAt1[i][k] * (theta[i][k] - anchor[i][k]);
+              const task = info.gradients![i][k] - penaltyGrad;
+              assertAlmostEquals(info.taskGradients![i][k], task, 1e-5);
+              const g = fisherFrom === "task" ? task : info.gradients![i][k];
+              assertAlmostEquals(after[`fisher.${i}`].data[k] - before[i][k], g * g * scale, 1e-6);
+              if (Math.abs(penaltyGrad) > 1e-3) checked++;
+            }
+          }
+          return;
+        }
+        await inner.afterStep!(ctx, info);
+      },
+      endTask: async (ctx: Parameters<typeof inner.endTask>[0]) => {
+        await inner.endTask(ctx);
+        if (ctx.taskIndex === 0) {
+          frozenAt1 = vars.map((_, i) => inner.state().arrays[`fisher.${i}`].data.slice());
+        }
+      },
+    };
+    let frozenAt1: Float32Array[] = [];
+    await trainClassIncremental(s, {
+      model,
+      method,
+      config: { ...CONFIG, epochs: 2 },
+      rngs: { data: new Rng(1), method: new Rng(2) },
+      recorder: silentRecorder(),
+    });
+    assert(checked > 0, "the penalty gradient was never away from zero");
+    inner.dispose();
+    model.dispose();
   }
 });

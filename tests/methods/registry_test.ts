@@ -55,7 +55,11 @@ Deno.test("registry builds the classic baselines with their track restrictions",
   assertEquals(createMethod("dualprompt", { track: "lm" }).options().taskLength, 3);
   assertEquals(methodNames({ track: "vit" }).includes("fix"), false);
   assertEquals(methodNames({ track: "lm" }).includes("fix"), true);
-  assertEquals(createMethod("ewc", { track: "vit" }).options(), { lambda: 50, params: "lora" });
+  assertEquals(createMethod("ewc", { track: "vit" }).options(), {
+    lambda: 50,
+    params: "lora",
+    fisherFrom: "task",
+  });
   assertEquals(createMethod("ewc", { track: "lm" }).options().lambda, 400);
   assertEquals(createMethod("lwf", { track: "lm" }).options(), { temperature: 2, alpha: 1 });
   assertEquals(createMethod("joint", { track: "vit" }).replayAll, true);

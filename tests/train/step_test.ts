@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { assertAlmostEquals, assertEquals } from "@std/assert";
 import { createAdam, optimizerStep } from "../../lib/train/step.ts";
+import { initBackend } from "../../lib/backend.ts";
 import { stopGradient } from "../../lib/models/stop_gradient.ts";
 
 Deno.test("optimizerStep: clipped Adam step matches the hand computation", async () => {
@@ -63,4 +64,31 @@ Deno.test("optimizerStep: adjustGradients rewrites gradients before clipping and
   opt.dispose();
   a.dispose();
   b.dispose();
+});
+
+Deno.test("optimizerStep: tapped terms give their own gradients and the task gradient in one backward pass", async () => {
+  await initBackend("cpu");
+  const w = tf.variable(tf.tensor1d([1, -2, 3]));
+  const u = tf.variable(tf.tensor1d([0.5]));
+  const before = tf.memory().numTensors;
+  // task = Σ w²·u  (∂w = 2wu, ∂u = Σw²);  pen = 3·Σ (w − 1)² on a tap (∂w = 6(w − 1)).
+  const r = await optimizerStep([w, u], (tap) => {
+    const task = tf.mul(tf.sum(tf.square(w)), u.reshape([])) as tf.Scalar;
+    const pen = tf.mul(tf.sum(tf.square(tf.sub(tap.through("pen", w), 1))), 3) as tf.Scalar;
+    return { total: tf.add(task, pen) as tf.Scalar, terms: { task, pen } };
+  }, { optimizer: tf.train.sgd(0), clipNorm: 0, readGradients: [w, u] });
+  assertEquals([...r.gradients[0]], [1 + 0, -2 - 18, 3 + 12]);
+  assertEquals([...r.taskGradients[0]], [1, -2, 3]);
+  assertEquals([...r.termGradients.pen[0]], [0, -18, 12]);
+  assertEquals([...r.termGradients.pen[1]], [0], "the tap does not reach u");
+  assertEquals([...r.taskGradients[1]], [14]);
+  assertEquals(tf.memory().numTensors, before);
+  // Nothing tapped: the task gradients are the gradients.
+  const plain = await optimizerStep([w], () => {
+    const t = tf.sum(tf.square(w)) as tf.Scalar;
+    return { total: t, terms: {} };
+  }, { optimizer: tf.train.sgd(0), clipNorm: 0, readGradients: [w] });
+  assertEquals(plain.taskGradients, plain.gradients);
+  assertEquals(plain.termGradients, {});
+  tf.dispose([w, u]);
 });
