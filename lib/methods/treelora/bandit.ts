@@ -380,6 +380,73 @@ export function codeBanditProbabilities(
   return probabilitiesFromScores(scores, table.numArms, table.numSites, options.bias);
 }
 
+/** Every probability of one code-bandit round (see {@link codeBanditSearchProbabilities}). */
+export interface CodeSearchProbabilities {
+  /**
+   * The root level: the distribution of the first draw, softmax_k(Σ_d score[k, d]) over the n
+   * arms; null when the tree bias does not apply (`treeBias` off, or no tree / a leaf root).
+   */
+  root: Float64Array | null;
+  /**
+   * The site level given the first draw: `conditional[first]` is the n×M table (row-major,
+   * each site's column sums to 1) after the bias of the root child holding `first`; with no
+   * root level, one table (index 0).
+   */
+  conditional: Float64Array[];
+  /** The site level marginalised over the first draw: Σ_first root[first]·conditional[first]. */
+  marginal: Float64Array;
+}
+
+/**
+ * Every probability the released code's bandit samples from in one round, the root level
+ * included (spec §4.5 steps 1–8), as one pure function of the statistics, (t, T), the switches
+ * and the tree: the first draw's distribution, the per-site distribution given it, and the
+ * per-site marginal. {@link CodeBandit.select} draws from exactly these, so anyone can check
+ * the search against the official code on their own inputs.
+ *
+ * @example
+ * ```ts
+ * import { codeBanditSearchProbabilities } from "./bandit.ts";
+ * const p = codeBanditSearchProbabilities({ numArms: 2, numSites: 1, S: [-10, -3], N: [2, 1] }, {
+ *   t: 4, T: 100, fixShift: false, banditPrefersSimilar: false, treeBias: false, root: null,
+ * });
+ * p.marginal; // ≈ [0.7311, 0.2689]
+ * ```
+ */
+export function codeBanditSearchProbabilities(
+  table: ArmTable,
+  options: CodeScoreOptions & { treeBias: boolean; root: KDNode | null },
+): CodeSearchProbabilities {
+  const n = table.numArms;
+  const M = table.numSites;
+  const scores = codeBanditScores(table, options);
+  const root = options.root;
+  if (!options.treeBias || root === null || root.isLeaf) {
+    const only = probabilitiesFromScores(scores, n, M, undefined);
+    return { root: null, conditional: [only], marginal: only };
+  }
+  const totals = new Float64Array(n);
+  for (let k = 0; k < n; k++) {
+    for (let d = 0; d < M; d++) totals[k] += scores[k * M + d];
+  }
+  const first = softmax(totals);
+  const conditional = Array.from({ length: n }, (_, k) => {
+    const child = rootChildOf(root, k);
+    if (child === undefined) {
+      throw new Error(`codeBanditSearchProbabilities: task ${k} is not under the root`);
+    }
+    return probabilitiesFromScores(scores, n, M, {
+      tasks: child.tasks,
+      factor: treeBiasFactor(child),
+    });
+  });
+  const marginal = new Float64Array(n * M);
+  conditional.forEach((c, k) => {
+    for (let i = 0; i < marginal.length; i++) marginal[i] += first[k] * c[i];
+  });
+  return { root: first, conditional, marginal };
+}
+
 /** Options of a {@link CodeBandit}. */
 export interface CodeBanditOptions {
   /** Number of sites M. */
@@ -488,20 +555,20 @@ export class CodeBandit extends StatisticsSelector {
     this.stats.ensureArms(n);
     checkTree(input.root, n);
     const M = this.numSites;
-    const scores = codeBanditScores(this.stats, { ...this.options, t: input.t, T: input.T });
+    const p = codeBanditSearchProbabilities(this.stats, {
+      ...this.options,
+      t: input.t,
+      T: input.T,
+      root: input.root,
+    });
     this.lastBias = null;
-    const root = input.root;
-    if (this.options.treeBias && root !== null && !root.isLeaf) {
-      const totals = new Float64Array(n);
-      for (let k = 0; k < n; k++) {
-        for (let d = 0; d < M; d++) totals[k] += scores[k * M + d];
-      }
-      const first = input.rng.categorical(softmax(totals));
-      const child = rootChildOf(root, first);
-      if (child === undefined) throw new Error(`CodeBandit: task ${first} is not under the root`);
+    let probs = p.conditional[0];
+    if (p.root !== null) {
+      const first = input.rng.categorical(p.root);
+      const child = rootChildOf(input.root!, first)!;
       this.lastBias = { first, tasks: child.tasks, factor: treeBiasFactor(child) };
+      probs = p.conditional[first];
     }
-    const probs = probabilitiesFromScores(scores, n, M, this.lastBias ?? undefined);
     const selection = new Int32Array(M);
     const column = new Float64Array(n);
     for (let d = 0; d < M; d++) {
@@ -524,6 +591,17 @@ export interface PaperBanditOptions {
   numSites: number;
   /** δ of Eq. 2 (default 0). */
   delta?: number;
+  /**
+   * γ of Assumption 1: a node at depth d uses δ_d = δ·γᵈ (default 1: the same δ at every
+   * depth). Must be in (0, 1].
+   */
+  gamma?: number;
+  /**
+   * `"absolute"` (default): δ_d as given. `"relative"`: δ_d in units of the spread of the site's
+   * observed arm means (max − min of μ̂ over its pulled arms: the quantity Assumption 1 bounds),
+   * so one δ fits any signature scale.
+   */
+  deltaScale?: "absolute" | "relative";
 }
 
 /**
@@ -572,6 +650,10 @@ export class PaperBandit extends StatisticsSelector {
   readonly policy = "paper_lcb" as const;
   /** δ of Eq. 2. */
   readonly delta: number;
+  /** γ of Assumption 1 (δ_d = δ·γᵈ). */
+  readonly gamma: number;
+  /** Whether δ is in units of the spread of the site's arm means. */
+  readonly deltaScale: "absolute" | "relative";
 
   /** Create a bandit with empty statistics. */
   constructor(options: PaperBanditOptions) {
@@ -580,7 +662,34 @@ export class PaperBandit extends StatisticsSelector {
     if (!Number.isFinite(delta) || delta < 0) {
       throw new Error(`PaperBandit: delta must be a finite number >= 0, got ${delta}`);
     }
+    const gamma = options.gamma ?? 1;
+    if (!(gamma > 0 && gamma <= 1)) {
+      throw new Error(`PaperBandit: gamma must be in (0, 1], got ${gamma}`);
+    }
     this.delta = delta;
+    this.gamma = gamma;
+    this.deltaScale = options.deltaScale ?? "absolute";
+  }
+
+  /**
+   * δ_d of a node at `depth` for site `site`: δ·γᵈ, times the spread (max − min) of the site's
+   * pulled arms' mean distances when `deltaScale` is relative.
+   */
+  deltaAt(depth: number, site: number): number {
+    let d = this.delta * this.gamma ** depth;
+    if (this.deltaScale === "relative" && d > 0) {
+      let lo = Infinity;
+      let hi = -Infinity;
+      for (let k = 0; k < this.stats.numArms; k++) {
+        const n = this.stats.N[k * this.numSites + site];
+        if (n === 0) continue;
+        const mean = -this.stats.S[k * this.numSites + site] / n;
+        lo = Math.min(lo, mean);
+        hi = Math.max(hi, mean);
+      }
+      d *= hi >= lo ? hi - lo : 0;
+    }
+    return d;
   }
 
   #logT(): number {
@@ -612,7 +721,7 @@ export class PaperBandit extends StatisticsSelector {
       count += this.stats.N[k * this.numSites + site];
       distanceSum -= this.stats.S[k * this.numSites + site];
     }
-    return Math.max(minChild, this.#bound(count, distanceSum) - this.delta);
+    return Math.max(minChild, this.#bound(count, distanceSum) - this.deltaAt(node.depth, site));
   }
 
   /** The arm chosen at site `site` by descending `root` (or a flat argmin if null). */
@@ -694,7 +803,13 @@ export class RandomSelector extends StatisticsSelector {
 export function createArmSelector(
   options: Pick<
     TreeLoraOptions,
-    "selection" | "fixShift" | "treeBias" | "banditPrefersSimilar" | "delta"
+    | "selection"
+    | "fixShift"
+    | "treeBias"
+    | "banditPrefersSimilar"
+    | "delta"
+    | "gamma"
+    | "deltaScale"
   >,
   context: { numSites: number },
 ): ArmSelector | null {
@@ -708,7 +823,12 @@ export function createArmSelector(
         banditPrefersSimilar: options.banditPrefersSimilar,
       });
     case "paper_lcb":
-      return new PaperBandit({ numSites, delta: options.delta });
+      return new PaperBandit({
+        numSites,
+        delta: options.delta,
+        gamma: options.gamma,
+        deltaScale: options.deltaScale,
+      });
     case "random":
       return new RandomSelector({ numSites });
     case "none":

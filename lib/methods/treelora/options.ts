@@ -155,10 +155,28 @@ export interface TreeLoraOptions {
   regularizer: RegularizerKind;
   /**
    * `paper_lcb` only: δ in Eq. 2, LCB(node) = max(min over children, own
-   * bound − δ). Default 0 in both modes (the paper says δ needs no tuning).
-   * Must be finite and ≥ 0.
+   * bound − δ_d), with δ_d = δ·γᵈ at depth d (Assumption 1). Code: 0 (unused).
+   * Paper: 1 with `deltaScale: "relative"` (δ_d in units of the spread of the
+   * site's observed arm means, the quantity Assumption 1 bounds; our reading:
+   * the paper gives only the form δγᵈ and says δ needs no tuning, and with
+   * δ = 0 the descent can settle on a worse arm, see bandit.ts). Must be
+   * finite and ≥ 0.
    */
   delta: number;
+  /** `paper_lcb` only: γ ∈ (0, 1] of δ_d = δ·γᵈ. Code: 1. Paper: 0.5. */
+  gamma: number;
+  /**
+   * `paper_lcb` only: `"absolute"` (δ as given; code) or `"relative"` (δ_d times the spread of
+   * the site's observed arm means; paper).
+   */
+  deltaScale: "absolute" | "relative";
+  /**
+   * How the paper penalty enters the update. `"loss"`: added to the loss, so Adam rescales its
+   * gradient with the task loss's (code; the harness's earlier behaviour). `"separate"`: Eq. 3
+   * as printed, w ← w − α·S[∇ℓ] − λ·∇ℓ_reg: the optimiser sees the task loss only and −λ·∇ℓ_reg
+   * (at the step's w) is applied to the LoRA A matrices after it (paper). `paper_l1` only.
+   */
+  penaltyUpdate: "loss" | "separate";
   /**
    * What one tree level is: a LoRA site (`"site"`, both modes' default, the released code's one
    * level per module) or a transformer block's sites together (`"block"`).
@@ -182,6 +200,9 @@ const CODE_DEFAULTS: Readonly<Switches> = {
   rampPerEpoch: true,
   regularizer: "code_inner_product",
   delta: 0,
+  gamma: 1,
+  deltaScale: "absolute",
+  penaltyUpdate: "loss",
   levels: "site",
 };
 
@@ -198,7 +219,10 @@ const PAPER_DEFAULTS: Readonly<Switches> = {
   resetPerEpoch: false,
   rampPerEpoch: false,
   regularizer: "paper_l1",
-  delta: 0,
+  delta: 1,
+  gamma: 0.5,
+  deltaScale: "relative",
+  penaltyUpdate: "separate",
   levels: "site",
 };
 
@@ -212,6 +236,8 @@ const ENUMS: Readonly<Record<string, readonly string[]>> = {
   selection: ["code_softmax", "paper_lcb", "random", "none"],
   regularizer: ["code_inner_product", "paper_l1", "none"],
   levels: ["site", "block"],
+  deltaScale: ["absolute", "relative"],
+  penaltyUpdate: ["loss", "separate"],
 };
 
 const BOOLEANS: readonly string[] = [
@@ -224,7 +250,7 @@ const BOOLEANS: readonly string[] = [
   "rampPerEpoch",
 ];
 
-const NUMBERS: readonly string[] = ["lambda", "delta"];
+const NUMBERS: readonly string[] = ["lambda", "delta", "gamma"];
 
 /**
  * Names of every TreeLoRA option, in documentation order.
@@ -251,6 +277,9 @@ export const TREELORA_OPTION_KEYS: readonly (keyof TreeLoraOptions)[] = [
   "rampPerEpoch",
   "regularizer",
   "delta",
+  "gamma",
+  "deltaScale",
+  "penaltyUpdate",
   "levels",
 ];
 
@@ -329,6 +358,20 @@ export function resolveTreeLoraOptions(
     throw new Error(
       `TreeLoRA: regularizer "${resolved.regularizer}" needs a selected task, but selection is ` +
         `"none"; use regularizer "none" too (Table 5 (i)) or pick a selection policy`,
+    );
+  }
+  if (!(resolved.gamma > 0 && resolved.gamma <= 1)) {
+    throw new Error(`TreeLoRA option gamma: expected a number in (0, 1], got ${resolved.gamma}`);
+  }
+  // "separate" is paper mode's default for its own penalty; with another regulariser (the
+  // Table 5 ablations, a code regulariser in paper mode) the default falls back to "loss".
+  if (partial.penaltyUpdate === undefined && resolved.regularizer !== "paper_l1") {
+    resolved.penaltyUpdate = "loss";
+  }
+  if (resolved.penaltyUpdate === "separate" && resolved.regularizer !== "paper_l1") {
+    throw new Error(
+      `TreeLoRA: penaltyUpdate "separate" applies the paper's −λ·∇ℓ_reg outside the optimiser and ` +
+        `needs regularizer "paper_l1" (the code regulariser is scaled by the task loss itself)`,
     );
   }
   if (resolved.regularizer === "paper_l1" && resolved.accumulatorScale === "modules") {

@@ -68,6 +68,9 @@ export function createTreeLora(
   let acc: SignatureAccumulator | null = null;
   let selector: ArmSelector | null = null;
   let targets: Float32Array[] | null = null;
+  // penaltyUpdate "separate": −∇(λ·ℓ_reg) at the step's w_t, applied after the optimiser step.
+  let pendingUpdate: tf.Tensor[] | null = null;
+  const separate = opts.regularizer === "paper_l1" && opts.penaltyUpdate === "separate";
   let numSites = 0;
   let dim = 0;
   let levels: TreeLevel[] = [];
@@ -80,6 +83,20 @@ export function createTreeLora(
     const sites = ctx.model.loraSites();
     if (sites.length === 0) throw new Error("treelora: the model has no LoRA sites");
     return sites;
+  }
+
+  /**
+   * The paper's penalty λ·Σ_d ‖x_d − P_d‖₁ on the per-site A tensors `aVars` (levels built here):
+   * x_d = the level's A (− A_init) for value signatures, or its linearised gradient estimate
+   * (value: the running mean of this task's gradients; derivative in A: the identity).
+   */
+  function paperPenalty(aVars: readonly tf.Tensor[], chosen: Float32Array[]): tf.Scalar {
+    const aLevels = levelTensors(aVars, levels, { initial });
+    const estimate = useGradients ? acc!.runningMean() : null;
+    const live = estimate === null
+      ? aLevels
+      : aLevels.map((a, d) => linearizedSignature(a, estimate.subarray(d * dim, (d + 1) * dim)));
+    return paperL1Penalty(live, { targets: chosen, lambda: opts.lambda });
   }
 
   function windowSteps(ctx: MethodContext): number {
@@ -166,12 +183,34 @@ export function createTreeLora(
         });
         targets = selectedRows(stored, selection, { dim });
       });
+      if (separate && targets !== null) {
+        const chosen = targets;
+        const aVars = sitesOf(ctx).map((s) => s.a);
+        tf.dispose(pendingUpdate ?? []);
+        pendingUpdate = ctx.timer.time("regularizer", () =>
+          tf.tidy(() => {
+            const { grads } = tf.variableGrads(() => paperPenalty(aVars, chosen), aVars);
+            return aVars.map((v) => tf.keep(grads[v.name]));
+          }));
+      }
     },
 
-    loss(ctx, taskLoss): LossParts {
+    loss(ctx, taskLoss, outputs): LossParts {
       if (targets === null || !penaltyActive) return taskLossOnly(taskLoss);
       const chosen = targets;
       return ctx.timer.time("regularizer", () => {
+        if (opts.regularizer === "paper_l1") {
+          if (separate) {
+            // Logged, not differentiated: the update is applied outside the optimiser.
+            const p = tf.tidy(() => paperPenalty(sitesOf(ctx).map((s) => s.a), chosen));
+            return { total: taskLoss, terms: { regularizer: p } };
+          }
+          // On the trainer's tap, so afterStep gets the task loss's gradient without the penalty's.
+          const tap = outputs?.tap;
+          const aVars = sitesOf(ctx).map((s) => (tap ? tap("regularizer", s.a) : s.a));
+          const p = paperPenalty(aVars, chosen);
+          return { total: tf.add(taskLoss, p) as tf.Scalar, terms: { regularizer: p } };
+        }
         const aSites = levelTensors(sitesOf(ctx).map((s) => s.a), levels, { initial });
         if (opts.regularizer === "code_inner_product") {
           const tau = regularizerTau(ctx.step, ctx.stepsPerEpoch, opts);
@@ -183,18 +222,26 @@ export function createTreeLora(
           });
           return { total: tf.sub(taskLoss, r) as tf.Scalar, terms: { regularizer: r } };
         }
-        const estimate = useGradients ? acc!.runningMean() : null;
-        const live = estimate === null
-          ? aSites
-          : aSites.map((a, d) => linearizedSignature(a, estimate.subarray(d * dim, (d + 1) * dim)));
-        const p = paperL1Penalty(live, { targets: chosen, lambda: opts.lambda });
-        return { total: tf.add(taskLoss, p) as tf.Scalar, terms: { regularizer: p } };
+        throw new Error(`treelora: unknown regularizer ${opts.regularizer}`);
       });
     },
 
     afterStep(ctx, info) {
+      if (pendingUpdate !== null) {
+        const update = pendingUpdate;
+        pendingUpdate = null;
+        ctx.timer.time("regularizer", () => {
+          sitesOf(ctx).forEach((s, i) => {
+            tf.tidy(() => s.a.assign(tf.sub(s.a, update[i])));
+          });
+          tf.dispose(update);
+        });
+      }
       if (!useGradients) return;
-      const grads = info.gradients;
+      // The paper's ĝ is the task loss's gradient: the paper penalty is tapped (or applied
+      // outside the optimiser), so taskGradients excludes it. The code regularizer is scaled by
+      // the task loss itself, so no clean split exists: its runs keep the total's gradient.
+      const grads = opts.regularizer === "paper_l1" ? info.taskGradients : info.gradients;
       if (!grads) throw new Error("treelora: gradient signatures need the trainer's A gradients");
       ctx.timer.time("signature", () => {
         const perLevel = levelValues(grads, levels);
@@ -273,6 +320,8 @@ export function createTreeLora(
 
     dispose() {
       targets = null;
+      tf.dispose(pendingUpdate ?? []);
+      pendingUpdate = null;
     },
   };
   return method;

@@ -11,6 +11,7 @@ import {
   CodeBandit,
   codeBanditProbabilities,
   codeBanditScores,
+  codeBanditSearchProbabilities,
   createArmSelector,
   PaperBandit,
   pullArms,
@@ -385,4 +386,94 @@ Deno.test("createArmSelector follows the resolved options", () => {
     { numSites: 2 },
   );
   assertEquals(none, null);
+});
+
+Deno.test("paper bandit, the paper-mode default δ (1, γ 0.5, relative): pulls concentrate on the best leaf as t grows", () => {
+  const root = fourTaskTree(); // [0, 1] | [2, 3]
+  // The case above: site 0's best arm 3 sits beside the worst arm 2; site 1's best is arm 1.
+  const stored = [
+    [0, 0, 9, 9],
+    [5, 5, 1, 1],
+    [9, 9, 5, 5],
+    [1, 1, 9, 9],
+  ].map((v) => new Float64Array(v));
+  const current = new Float64Array([1, 1, 1, 1]);
+  const options = resolveTreeLoraOptions({ mode: "paper" }, { track: "vit" });
+  const bandit = createArmSelector(options, { numSites: 2 });
+  if (!(bandit instanceof PaperBandit)) throw new Error("expected a PaperBandit");
+  assertEquals([bandit.delta, bandit.gamma, bandit.deltaScale], [1, 0.5, "relative"]);
+  const rng = new Rng(0);
+  const windows = [0, 0, 0, 0];
+  const windowsSite1 = [0, 0, 0, 0];
+  for (let i = 0; i < 800; i++) {
+    const { selection } = pullArms(bandit, { t: i, T: 1, stored, root, rng, current });
+    if (selection[0] === 3) windows[Math.floor(i / 200)]++;
+    if (selection[1] === 1) windowsSite1[Math.floor(i / 200)]++;
+  }
+  // Share of the best arm per window of 200 rounds: non-decreasing, and nearly all at the end.
+  for (let w = 1; w < 4; w++) assert(windows[w] >= windows[w - 1], `site 0 windows ${windows}`);
+  assert(windows[3] >= 190, `site 0 windows ${windows}`);
+  assert(windowsSite1[3] >= 190, `site 1 windows ${windowsSite1}`);
+  // δ = 0 on the same case never leaves the left subtree at site 0 (the test above).
+  const strict = new PaperBandit({ numSites: 2, delta: 0 });
+  let best = 0;
+  for (let i = 0; i < 800; i++) {
+    if (pullArms(strict, { t: i, T: 1, stored, root, rng, current }).selection[0] === 3) best++;
+  }
+  assert(best <= 1, `δ = 0 pulled the best arm ${best} times`);
+  // δ_d = δ·γᵈ × the spread of the site's arm means: site 0's means are exactly 2, 8, 16, 0.
+  assertAlmostEquals(bandit.deltaAt(0, 0), 16, 1e-12);
+  assertAlmostEquals(bandit.deltaAt(1, 0), 8, 1e-12);
+});
+
+Deno.test("codeBanditSearchProbabilities: root level = softmax of Σ_d scores by hand; select's draws follow the marginal", () => {
+  const root = fourTaskTree(); // root children hold [0, 1] and [2, 3]
+  const table = {
+    numArms: 4,
+    numSites: 2,
+    S: [-4, -1, -2, -6, -8, -3, -1, -1],
+    N: [2, 1, 1, 2, 2, 1, 1, 1],
+  };
+  const options = {
+    t: 3,
+    T: 10,
+    fixShift: false,
+    banditPrefersSimilar: false,
+    treeBias: true,
+    root,
+  };
+  const p = codeBanditSearchProbabilities(table, options);
+  const scores = codeBanditScores(table, options);
+  const totals = [0, 1, 2, 3].map((k) => scores[2 * k] + scores[2 * k + 1]);
+  const z = totals.reduce((a, v) => a + Math.exp(v - Math.max(...totals)), 0);
+  assertArrayAlmost(p.root!, totals.map((v) => Math.exp(v - Math.max(...totals)) / z), 1e-12);
+  // Arms 0 and 1 share a root child, so their conditional tables are the same.
+  assertArrayAlmost(p.conditional[0], p.conditional[1], 0);
+  for (let d = 0; d < 2; d++) {
+    assertAlmostEquals([0, 1, 2, 3].reduce((a, k) => a + p.marginal[k * 2 + d], 0), 1, 1e-12);
+  }
+  // Without the bias the site level is codeBanditProbabilities.
+  const flat = codeBanditSearchProbabilities(table, { ...options, treeBias: false });
+  assertEquals(flat.root, null);
+  assertArrayAlmost(flat.marginal, codeBanditProbabilities(table, options), 0);
+  // Monte Carlo: a CodeBandit with these statistics draws arm k at site d with p.marginal.
+  const bandit = new CodeBandit({
+    numSites: 2,
+    fixShift: false,
+    treeBias: true,
+    banditPrefersSimilar: false,
+  });
+  bandit.stats.ensureArms(4);
+  bandit.stats.S.set(table.S);
+  bandit.stats.N.set(table.N);
+  const rng = new Rng(3);
+  const counts = new Float64Array(8);
+  const draws = 20000;
+  const stored = dummyStored(4, 4);
+  for (let i = 0; i < draws; i++) {
+    const sel = bandit.select({ t: 3, T: 10, stored, root, rng });
+    counts[sel[0] * 2]++;
+    counts[sel[1] * 2 + 1]++;
+  }
+  for (let i = 0; i < 8; i++) assertAlmostEquals(counts[i] / draws, p.marginal[i], 0.015);
 });

@@ -23,6 +23,9 @@ Deno.test("code mode defaults reproduce the released code, quirk for quirk", () 
     rampPerEpoch: true,
     regularizer: "code_inner_product",
     delta: 0,
+    gamma: 1,
+    deltaScale: "absolute",
+    penaltyUpdate: "loss",
     levels: "site",
   };
   assertEquals(o, expected);
@@ -47,9 +50,23 @@ Deno.test("paper mode defaults follow the paper", () => {
     resetPerEpoch: false,
     rampPerEpoch: false,
     regularizer: "paper_l1",
-    delta: 0,
+    delta: 1,
+    gamma: 0.5,
+    deltaScale: "relative",
+    penaltyUpdate: "separate",
     levels: "site",
   });
+  // The Table 5 ablations in paper mode fall back to the loss update (no paper penalty).
+  const plain = resolveTreeLoraOptions({ mode: "paper", regularizer: "none", selection: "none" }, {
+    track: "vit",
+  });
+  assertEquals(plain.penaltyUpdate, "loss");
+  assertThrows(
+    () => resolveTreeLoraOptions({ penaltyUpdate: "separate" }, { track: "vit" }),
+    Error,
+    "paper_l1",
+  );
+  assertThrows(() => resolveTreeLoraOptions({ gamma: 1.5 }, { track: "vit" }), Error, "gamma");
   assertEquals(resolveTreeLoraOptions({ mode: "paper" }, { track: "lm" }).lambda, 0.5);
 });
 
