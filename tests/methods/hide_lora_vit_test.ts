@@ -412,3 +412,50 @@ Deno.test("ldaHead: hand weights and biases (diagonal and full pooled covariance
   const score = (k: number) => full.weights[k][0] * 2 + full.weights[k][1] * 0.5 + full.biases[k];
   assert(score(0) > score(1));
 });
+
+Deno.test("classifier alignment raises the old classes' accuracy of a head trained only on the new task", async () => {
+  await initBackend("cpu");
+  const g = (mean: number[]): ClassGaussian => ({
+    mean: Float32Array.from(mean),
+    cov: Float32Array.from([0.25, 0, 0, 0.25]),
+    count: 50,
+  });
+  // Task 1: classes 0 (−3, 0) and 1 (0, −3); task 2: classes 2 (3, 0) and 3 (0, 3).
+  const gaussians = [g([-3, 0]), g([0, -3]), g([3, 0]), g([0, 3])];
+  // The head after training task 2 alone: new classes' columns learned, old ones at their
+  // (small) values, old-class features fall to whichever new class is less negative.
+  const w = tf.variable(tf.tensor2d([[0, 0, 2, 0], [0, 0, 0, 2]]));
+  const b = tf.variable(tf.tensor1d([0, 0, 0, 0]));
+  const head = {
+    variables: [w, b],
+    logits: (f: tf.Tensor2D) => tf.add(tf.matMul(f, w), b) as tf.Tensor2D,
+  };
+  const test = createGaussianSampler(gaussians.slice(0, 2), { dim: 2 });
+  const accuracyOld = () =>
+    tf.tidy(() => {
+      const x = test.sample(200, 99); // 200 of class 0, then 200 of class 1
+      const pred = tf.argMax(head.logits(x), 1).dataSync();
+      let ok = 0;
+      for (let i = 0; i < 400; i++) if (pred[i] === (i < 200 ? 0 : 1)) ok++;
+      return ok / 400;
+    });
+  const before = accuracyOld();
+  await alignHead(head, {
+    gaussians,
+    columns: [0, 1, 2, 3],
+    schedule: {
+      epochs: 10,
+      samplesPerClass: 64,
+      batchSize: 64,
+      lr: 0.05,
+      momentum: 0.9,
+      weightDecay: 0,
+    },
+    rng: new Rng(4),
+  });
+  const after = accuracyOld();
+  assert(before < 0.6, `before alignment ${before}`);
+  assert(after > 0.95, `after alignment ${after}`);
+  test.dispose();
+  tf.dispose([w, b]);
+});

@@ -197,3 +197,92 @@ export function rootChildOf(root: KDNode, task: number): KDNode | undefined {
   if (root.right.tasks.includes(task)) return root.right;
   return undefined;
 }
+
+/**
+ * Insert task `task` (its vector `stored[task]`) into an existing tree by depth-first descent,
+ * the paper's "insert it into the leaf of the nearest branch" (§3.3), instead of rebuilding:
+ * at each internal node the new row's score against the node's stored mean (the node's split
+ * rule) sends it left or right of the node's stored median; the leaf reached is rebuilt over
+ * its tasks plus the new one, from its own depth. Internal nodes on the way keep their means
+ * and medians (only their task lists grow). With `useDifferences`, the new row is
+ * `stored[task] − stored[task − 1]`. Returns a new tree; `root` is not modified.
+ *
+ * @example
+ * ```ts
+ * import { buildTree, insertTask } from "./kd_tree.ts";
+ * const opts = { numSites: 1, dim: 1, split: "l1_lower_median" as const, useDifferences: false };
+ * const stored = [new Float64Array([0]), new Float64Array([10]), new Float64Array([1])];
+ * const root = buildTree(stored.slice(0, 2), opts); // [0] | [1]
+ * insertTask(root, stored, { ...opts, task: 2 }).left!.tasks; // [0, 2]
+ * ```
+ */
+export function insertTask(
+  root: KDNode,
+  stored: readonly FloatArray[],
+  options: BuildTreeOptions & { task: number },
+): KDNode {
+  const { numSites, dim, split, task } = options;
+  const v = stored[task];
+  if (!v || v.length !== numSites * dim) {
+    throw new Error(`insertTask: task ${task} has no vector of ${numSites * dim} values`);
+  }
+  const rowOf = (k: number) => {
+    const row = Float64Array.from(stored[k]);
+    if (options.useDifferences && k > 0) {
+      for (let i = 0; i < row.length; i++) row[i] -= stored[k - 1][i];
+    }
+    return row;
+  };
+  const rows: Float64Array[] = [];
+  const collect = (n: KDNode) => n.tasks.forEach((k) => (rows[k] = rowOf(k)));
+  const descend = (node: KDNode): KDNode => {
+    if (node.isLeaf || node.mean === undefined || node.median === undefined) {
+      collect(node);
+      rows[task] = rowOf(task);
+      return buildNode(rows, [...node.tasks, task].sort((a, b) => a - b), node.depth, options);
+    }
+    const offset = node.depth * dim;
+    const x = rowOf(task);
+    let s = 0;
+    for (let i = 0; i < dim; i++) {
+      s += split === "dot_lower_median"
+        ? x[offset + i] * node.mean[i]
+        : Math.abs(x[offset + i] - node.mean[i]);
+    }
+    const left = split === "dot_lower_median" ? s >= node.median : s <= node.median;
+    return {
+      ...node,
+      tasks: [...node.tasks, task].sort((a, b) => a - b),
+      left: left ? descend(node.left!) : node.left,
+      right: left ? node.right : descend(node.right!),
+    };
+  };
+  return descend(root);
+}
+
+/**
+ * The two stored vectors closest in L1 distance (the pair to merge when storage exceeds a
+ * budget, §3.3 / App. A.3), lowest indices first on ties.
+ *
+ * @example
+ * ```ts
+ * import { closestPair } from "./kd_tree.ts";
+ * closestPair([new Float64Array([0]), new Float64Array([5]), new Float64Array([1])]); // [0, 2]
+ * ```
+ */
+export function closestPair(stored: readonly FloatArray[]): [number, number] {
+  if (stored.length < 2) throw new Error("closestPair: fewer than two stored vectors");
+  let best: [number, number] = [0, 1];
+  let bestDistance = Infinity;
+  for (let i = 0; i < stored.length; i++) {
+    for (let j = i + 1; j < stored.length; j++) {
+      let d = 0;
+      for (let k = 0; k < stored[i].length; k++) d += Math.abs(stored[i][k] - stored[j][k]);
+      if (d < bestDistance) {
+        bestDistance = d;
+        best = [i, j];
+      }
+    }
+  }
+  return best;
+}

@@ -178,6 +178,20 @@ export interface TreeLoraOptions {
    */
   penaltyUpdate: "loss" | "separate";
   /**
+   * How the tree takes a finished task. `"rebuild"`: rebuild over all stored signatures (code).
+   * `"insert"`: descend the existing tree by its nodes' split rule and rebuild only the leaf it
+   * reaches (the paper's "insert it into the leaf of the nearest branch by depth-first search";
+   * internal nodes keep their means and medians) (paper).
+   */
+  treeUpdate: "rebuild" | "insert";
+  /**
+   * Most stored signatures (tree entries, bandit arms) to keep; when a finished task makes one
+   * more, the two closest (L1) are merged into their task-weighted mean and the tree is rebuilt
+   * (the paper's budgeted merge). 0 = no budget (default in both modes: the paper ties the
+   * budget to the machine's resources and gives no number). Integer ≥ 0; 1 is refused.
+   */
+  storageBudget: number;
+  /**
    * What one tree level is: a LoRA site (`"site"`, both modes' default, the released code's one
    * level per module) or a transformer block's sites together (`"block"`).
    */
@@ -203,6 +217,8 @@ const CODE_DEFAULTS: Readonly<Switches> = {
   gamma: 1,
   deltaScale: "absolute",
   penaltyUpdate: "loss",
+  treeUpdate: "rebuild",
+  storageBudget: 0,
   levels: "site",
 };
 
@@ -223,6 +239,8 @@ const PAPER_DEFAULTS: Readonly<Switches> = {
   gamma: 0.5,
   deltaScale: "relative",
   penaltyUpdate: "separate",
+  treeUpdate: "insert",
+  storageBudget: 0,
   levels: "site",
 };
 
@@ -238,6 +256,7 @@ const ENUMS: Readonly<Record<string, readonly string[]>> = {
   levels: ["site", "block"],
   deltaScale: ["absolute", "relative"],
   penaltyUpdate: ["loss", "separate"],
+  treeUpdate: ["rebuild", "insert"],
 };
 
 const BOOLEANS: readonly string[] = [
@@ -250,7 +269,7 @@ const BOOLEANS: readonly string[] = [
   "rampPerEpoch",
 ];
 
-const NUMBERS: readonly string[] = ["lambda", "delta", "gamma"];
+const NUMBERS: readonly string[] = ["lambda", "delta", "gamma", "storageBudget"];
 
 /**
  * Names of every TreeLoRA option, in documentation order.
@@ -280,6 +299,8 @@ export const TREELORA_OPTION_KEYS: readonly (keyof TreeLoraOptions)[] = [
   "gamma",
   "deltaScale",
   "penaltyUpdate",
+  "treeUpdate",
+  "storageBudget",
   "levels",
 ];
 
@@ -358,6 +379,11 @@ export function resolveTreeLoraOptions(
     throw new Error(
       `TreeLoRA: regularizer "${resolved.regularizer}" needs a selected task, but selection is ` +
         `"none"; use regularizer "none" too (Table 5 (i)) or pick a selection policy`,
+    );
+  }
+  if (!Number.isInteger(resolved.storageBudget) || resolved.storageBudget === 1) {
+    throw new Error(
+      `TreeLoRA option storageBudget: expected 0 (no budget) or an integer ≥ 2, got ${resolved.storageBudget}`,
     );
   }
   if (!(resolved.gamma > 0 && resolved.gamma <= 1)) {

@@ -31,7 +31,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { ContinualMethod, LossParts, MethodContext, MethodState } from "../method.ts";
 import { taskLossOnly } from "../method.ts";
 import { type ArmSelector, createArmSelector, pullArms } from "./bandit.ts";
-import { buildTree, type KDNode, treeToJson } from "./kd_tree.ts";
+import { buildTree, closestPair, insertTask, type KDNode, treeToJson } from "./kd_tree.ts";
 import { resolveTreeLoraOptions, type TreeLoraOptions, type TreeLoraTrack } from "./options.ts";
 import {
   codeRegularizer,
@@ -63,8 +63,28 @@ export function createTreeLora(
   // As in the released code (reg = 0 ⇒ SeqLoRA): without an active penalty the search has no
   // effect on training, so it is skipped (no bandit draws, no search time).
   const penaltyActive = opts.regularizer !== "none" && opts.lambda > 0;
+  // The tree's leaves: one stored signature per entry, and the tasks each entry stands for
+  // (one task, or several after a budgeted merge). Arms of the bandit are entries.
   const stored: Float64Array[] = [];
+  let groups: number[][] = [];
+  // Entries present at the last full rebuild; later ones were inserted in order (replayable).
+  let rebuiltWith = 0;
   let root: KDNode | null = null;
+  const treeOptions = () => ({
+    numSites,
+    dim,
+    split: opts.split,
+    useDifferences: opts.useDifferences,
+  });
+  /** The tree over `stored`: rebuilt over the first `rebuiltWith` entries, the rest inserted. */
+  function replayTree(): KDNode | null {
+    if (stored.length === 0) return null;
+    let r = buildTree(stored.slice(0, Math.max(1, rebuiltWith)), treeOptions());
+    for (let k = Math.max(1, rebuiltWith); k < stored.length; k++) {
+      r = insertTask(r, stored, { ...treeOptions(), task: k });
+    }
+    return r;
+  }
   let acc: SignatureAccumulator | null = null;
   let selector: ArmSelector | null = null;
   let targets: Float32Array[] | null = null;
@@ -129,7 +149,7 @@ export function createTreeLora(
       });
       acc.reset(windowSteps(ctx));
       selector = createArmSelector(opts, { numSites });
-      counts = Array.from({ length: ctx.taskIndex }, () => new Array(numSites).fill(0));
+      counts = Array.from({ length: stored.length }, () => new Array(numSites).fill(0));
       digest = 0x811c9dc5;
     },
 
@@ -252,13 +272,25 @@ export function createTreeLora(
 
     endTask(ctx) {
       ctx.timer.time("tree_build", () => {
-        stored[ctx.taskIndex] = acc!.snapshot();
-        root = buildTree(stored, {
-          numSites,
-          dim,
-          split: opts.split,
-          useDifferences: opts.useDifferences,
-        });
+        stored.push(acc!.snapshot());
+        groups.push([ctx.taskIndex]);
+        const overBudget = opts.storageBudget > 0 && stored.length > opts.storageBudget;
+        if (overBudget) {
+          // Merge the two closest entries into their task-weighted mean (paper §3.3, App. A.3).
+          const [i, j] = closestPair(stored);
+          const wi = groups[i].length;
+          const wj = groups[j].length;
+          stored[i] = stored[i].map((x, n) => (wi * x + wj * stored[j][n]) / (wi + wj));
+          groups[i] = [...groups[i], ...groups[j]].sort((a, b) => a - b);
+          stored.splice(j, 1);
+          groups.splice(j, 1);
+        }
+        if (opts.treeUpdate === "insert" && root !== null && !overBudget) {
+          root = insertTask(root, stored, { ...treeOptions(), task: stored.length - 1 });
+        } else {
+          root = buildTree(stored, treeOptions());
+          rebuiltWith = stored.length;
+        }
       });
       targets = null;
     },
@@ -271,8 +303,12 @@ export function createTreeLora(
         selectionDigestNote:
           "FNV-1a over the sequence of selected tasks (step by step, site by site)",
         selectionCountsNote:
-          "selectionCounts[k][d]: steps of this task at which site d chose previous task k",
+          "selectionCounts[k][d]: steps of this task at which level d chose stored entry k " +
+          "(the tasks of entry k: storedGroups[k]; one task each unless a storage budget merged some)",
         signatureNorms: stored.map((v) => v.reduce((a, x) => a + Math.abs(x), 0)),
+        storedGroups: groups.map((g) => [...g]),
+        storedGroupsNote:
+          "the tasks each stored signature (tree leaf entry, bandit arm) stands for",
       };
     },
 
@@ -286,6 +322,8 @@ export function createTreeLora(
           dim,
           tasks: stored.length,
           signaturesFloat64Base64: stored.map(float64ToBase64),
+          groups,
+          rebuiltWith,
         },
         arrays: {},
       };
@@ -308,14 +346,14 @@ export function createTreeLora(
         }
         stored.push(v);
       });
-      root = stored.length > 0
-        ? buildTree(stored, {
-          numSites,
-          dim,
-          split: opts.split,
-          useDifferences: opts.useDifferences,
-        })
-        : null;
+      // Older states (before merging): one task per entry, always rebuilt.
+      groups = Array.isArray(state.json.groups)
+        ? (state.json.groups as number[][]).map((g) => [...g])
+        : stored.map((_, k) => [k]);
+      rebuiltWith = typeof state.json.rebuiltWith === "number"
+        ? state.json.rebuiltWith
+        : stored.length;
+      root = replayTree();
     },
 
     dispose() {

@@ -48,13 +48,25 @@ function simulate(partial: Record<string, unknown>, track: TreeLoraTrack) {
   const T = 5;
   const before = tf.memory().numTensors;
   const penalties: number[] = [];
+  // Independent bookkeeping in plain JS: the A rows summed over each accumulation window, and
+  // the paper penalty λ·Σ|A − P| recomputed from the selected rows.
+  const expectedStored: Float64Array[] = [];
+  const expectedPenalties: number[] = [];
+  let windowSum = new Float64Array(M * D);
+  let windowSteps = 0;
   for (let task = 0; task < 3; task++) {
+    if (!options.resetPerEpoch) {
+      windowSum = new Float64Array(M * D);
+      windowSteps = 0;
+    }
     selector?.reset();
     if (!options.resetPerEpoch) acc.reset(epochs * T);
     for (let epoch = 0; epoch < epochs; epoch++) {
       if (options.resetPerEpoch) {
         acc.reset(T);
         selector?.reset();
+        windowSum = new Float64Array(M * D);
+        windowSteps = 0;
       }
       for (let t = 0; t < T; t++) {
         // beforeStep: the step's signature row (A values here), then the arm pull.
@@ -62,7 +74,11 @@ function simulate(partial: Record<string, unknown>, track: TreeLoraTrack) {
           sites.map((s) => ({ name: s.name, values: s.a.dataSync<"float32">() })),
         );
         acc.add(flat.data);
+        const rows = Float64Array.from(sites.flatMap((s) => [...s.a.dataSync<"float32">()]));
+        for (let i = 0; i < rows.length; i++) windowSum[i] += rows[i];
+        windowSteps++;
         let targets: Float32Array[] | null = null;
+        let raw = 0;
         if (task > 0 && selector !== null) {
           const { selection } = pullArms(selector, {
             t,
@@ -73,6 +89,16 @@ function simulate(partial: Record<string, unknown>, track: TreeLoraTrack) {
             current: acc.value(),
           });
           targets = selectedRows(stored, selection, { dim: D });
+          let l1 = 0;
+          raw = 0;
+          for (let d = 0; d < M; d++) {
+            for (let j = 0; j < D; j++) {
+              const p = Math.fround(stored[selection[d]][d * D + j]);
+              l1 += Math.abs(rows[d * D + j] - p);
+              raw += rows[d * D + j] * p;
+            }
+          }
+          if (options.regularizer === "paper_l1") expectedPenalties.push(options.lambda * l1);
         }
         // loss(): inside the tape, with a stand-in task loss.
         tf.tidy(() => {
@@ -88,6 +114,9 @@ function simulate(partial: Record<string, unknown>, track: TreeLoraTrack) {
                 fixSign: options.fixSign,
               });
               penalties.push(r.dataSync()[0]);
+              // Spec §4.6 by hand: R = raw·L·τ/(raw + 1e-5), τ = λ·t/T (ramp), L the task loss.
+              const tauHand = options.lambda * t / T;
+              expectedPenalties.push(raw * taskLoss.dataSync()[0] * tauHand / (raw + 1e-5));
               return tf.sub(taskLoss, r) as tf.Scalar;
             }
             const p = paperL1Penalty(sites.map((s) => s.a), { targets, lambda: options.lambda });
@@ -105,28 +134,44 @@ function simulate(partial: Record<string, unknown>, track: TreeLoraTrack) {
       }
     }
     stored.push(acc.snapshot());
+    const scale = options.accumulatorScale === "modules" ? M : 1;
+    expectedStored.push(windowSum.map((v) => (scale * v) / windowSteps));
     root = buildTree(stored, { numSites: M, dim: D, ...options });
   }
   assertEquals(tf.memory().numTensors, before);
   sites.forEach((s) => s.a.dispose());
-  return { root: root!, penalties, stored };
+  return { root: root!, penalties, stored, expectedStored, expectedPenalties, M };
 }
 
-Deno.test("code mode: three tasks end with a tree over all tasks, no leaks", () => {
-  const { root, penalties, stored } = simulate({}, "lm");
-  assertEquals(root.tasks, [0, 1, 2]);
-  assertEquals(stored.length, 3);
+function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number) {
+  assertEquals(actual.length, expected.length);
+  for (let i = 0; i < actual.length; i++) {
+    assert(
+      Math.abs(actual[i] - expected[i]) <= tol * Math.max(1, Math.abs(expected[i])),
+      `entry ${i}: ${actual[i]} vs ${expected[i]}`,
+    );
+  }
+}
+
+Deno.test("code mode: stored = M × the last epoch's mean A rows; R = raw·L·τ/(raw + 1e-5) by hand", () => {
+  const { root, penalties, stored, expectedStored, expectedPenalties, M } = simulate({}, "lm");
+  assertEquals(M, 3);
+  stored.forEach((v, k) => assertClose(v, expectedStored[k], 1e-6));
   assertEquals(penalties.length, 2 * 2 * 5);
-  assert(penalties.every(Number.isFinite));
+  assertClose(penalties, expectedPenalties, 1e-4);
   assertEquals(JSON.parse(JSON.stringify(treeToJson(root))).tasks, [0, 1, 2]);
 });
 
-Deno.test("paper mode with A-value signatures and the Table 5 ablations run end to end", () => {
+Deno.test("paper mode, A-value signatures: stored = the task's mean A rows; penalty = λ·Σ|A − P| by hand", () => {
   const paper = simulate({ mode: "paper", signatureSource: "lora_a_values" }, "vit");
-  assertEquals(paper.root.tasks, [0, 1, 2]);
-  assert(paper.penalties.every((p) => p > 0));
+  paper.stored.forEach((v, k) => assertClose(v, paper.expectedStored[k], 1e-6));
+  assertEquals(paper.penalties.length, 2 * 2 * 5);
+  assertClose(paper.penalties, paper.expectedPenalties, 1e-5);
+  // Table 5 (i): no penalty, but the signatures are still the plain code ones.
   const plain = simulate({ regularizer: "none", selection: "none" }, "lm");
   assertEquals(plain.penalties.length, 0);
+  plain.stored.forEach((v, k) => assertClose(v, plain.expectedStored[k], 1e-6));
+  // Table 5 (ii): the code penalty with random selection, by the same hand formula.
   const random = simulate({ selection: "random" }, "lm");
-  assertEquals(random.penalties.length, 20);
+  assertClose(random.penalties, random.expectedPenalties, 1e-4);
 });

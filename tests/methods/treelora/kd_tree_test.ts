@@ -1,6 +1,8 @@
 import { assertAlmostEquals, assertEquals, assertThrows } from "@std/assert";
 import {
   buildTree,
+  closestPair,
+  insertTask,
   type KDNode,
   rootChildOf,
   treeToJson,
@@ -167,4 +169,30 @@ Deno.test("buildTree rejects empty input and wrong lengths", () => {
   } as const;
   assertThrows(() => buildTree([], options));
   assertThrows(() => buildTree([new Float64Array(4), new Float64Array(3)], options));
+});
+
+Deno.test("insertTask: depth-first descent by the stored medians, only the reached leaf is rebuilt", () => {
+  const opts = { numSites: 2, dim: 1, split: "l1_lower_median" as const, useDifferences: false };
+  // Site 0 values 0, 10, 1, 9 (then 0.5 inserted); site 1 values 0, 0, 5, 5.
+  const stored = [[0, 0], [10, 0], [1, 5], [9, 5], [0.5, 3]].map((v) => new Float64Array(v));
+  const root = buildTree(stored.slice(0, 4), opts);
+  // Root (depth 0): mean 5, L1 scores [5, 5, 4, 4], lower median 4 → left [2, 3], right [0, 1].
+  assertEquals([root.mean![0], root.median], [5, 4]);
+  assertEquals([root.left!.tasks, root.right!.tasks], [[2, 3], [0, 1]]);
+  const inserted = insertTask(root, stored, { ...opts, task: 4 });
+  // Task 4 at site 0: |0.5 − 5| = 4.5 > 4 → right. The right node (depth 1, tasks 0, 1) is a
+  // split node: site 1 mean 0, scores 0, 0, median 0; task 4: |3 − 0| = 3 > 0 → its right leaf.
+  assertEquals(inserted.tasks, [0, 1, 2, 3, 4]);
+  assertEquals([inserted.mean![0], inserted.median], [5, 4], "the root keeps its mean and median");
+  assertEquals(inserted.left, root.left, "the other branch is untouched");
+  assertEquals(inserted.right!.tasks, [0, 1, 4]);
+  assertEquals(inserted.right!.mean![0], 0, "the right node keeps its mean");
+  // The reached leaf held task 1 (depth 2 = M: a leaf of several tasks now).
+  const leaf = inserted.right!.right!;
+  assertEquals([leaf.isLeaf, leaf.tasks], [true, [1, 4]]);
+  // A rebuild would instead recompute the root's mean over five tasks (4.1): insertion differs.
+  assertEquals(buildTree(stored, opts).mean![0], 4.1);
+  assertEquals(root.tasks, [0, 1, 2, 3], "the input tree is not modified");
+  // L1 distances to task 4: 3.5 (task 0), 12.5, 2.5 (task 2), 10.5; among the rest ≥ 6.
+  assertEquals(closestPair(stored), [2, 4]);
 });

@@ -26,6 +26,8 @@ Deno.test("code mode defaults reproduce the released code, quirk for quirk", () 
     gamma: 1,
     deltaScale: "absolute",
     penaltyUpdate: "loss",
+    treeUpdate: "rebuild",
+    storageBudget: 0,
     levels: "site",
   };
   assertEquals(o, expected);
@@ -54,6 +56,8 @@ Deno.test("paper mode defaults follow the paper", () => {
     gamma: 0.5,
     deltaScale: "relative",
     penaltyUpdate: "separate",
+    treeUpdate: "insert",
+    storageBudget: 0,
     levels: "site",
   });
   // The Table 5 ablations in paper mode fall back to the loss update (no paper penalty).
