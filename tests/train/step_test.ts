@@ -70,13 +70,14 @@ Deno.test("optimizerStep: tapped terms give their own gradients and the task gra
   await initBackend("cpu");
   const w = tf.variable(tf.tensor1d([1, -2, 3]));
   const u = tf.variable(tf.tensor1d([0.5]));
+  const sgd = tf.train.sgd(0);
   const before = tf.memory().numTensors;
   // task = Σ w²·u  (∂w = 2wu, ∂u = Σw²);  pen = 3·Σ (w − 1)² on a tap (∂w = 6(w − 1)).
   const r = await optimizerStep([w, u], (tap) => {
     const task = tf.mul(tf.sum(tf.square(w)), u.reshape([])) as tf.Scalar;
     const pen = tf.mul(tf.sum(tf.square(tf.sub(tap.through("pen", w), 1))), 3) as tf.Scalar;
     return { total: tf.add(task, pen) as tf.Scalar, terms: { task, pen } };
-  }, { optimizer: tf.train.sgd(0), clipNorm: 0, readGradients: [w, u] });
+  }, { optimizer: sgd, clipNorm: 0, readGradients: [w, u] });
   assertEquals([...r.gradients[0]], [1 + 0, -2 - 18, 3 + 12]);
   assertEquals([...r.taskGradients[0]], [1, -2, 3]);
   assertEquals([...r.termGradients.pen[0]], [0, -18, 12]);
@@ -87,8 +88,9 @@ Deno.test("optimizerStep: tapped terms give their own gradients and the task gra
   const plain = await optimizerStep([w], () => {
     const t = tf.sum(tf.square(w)) as tf.Scalar;
     return { total: t, terms: {} };
-  }, { optimizer: tf.train.sgd(0), clipNorm: 0, readGradients: [w] });
+  }, { optimizer: sgd, clipNorm: 0, readGradients: [w] });
   assertEquals(plain.taskGradients, plain.gradients);
   assertEquals(plain.termGradients, {});
+  sgd.dispose();
   tf.dispose([w, u]);
 });
