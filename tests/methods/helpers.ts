@@ -7,7 +7,14 @@ import type { MethodContext } from "../../lib/methods/method.ts";
 import { VIT_PRESETS } from "../../lib/models/vit.ts";
 import { createVitClassifier, type VitClassifier } from "../../lib/models/vit_classifier.ts";
 import { Rng } from "../../lib/random.ts";
-import type { RunRecorder, TrainConfig } from "../../lib/train/class_incremental.ts";
+import {
+  type RunRecorder,
+  trainClassIncremental,
+  type TrainConfig,
+} from "../../lib/train/class_incremental.ts";
+import type { EvalRow } from "../../lib/train/evaluate.ts";
+import type { LossRecord } from "../../lib/train/task_loop.ts";
+import type { ContinualMethod } from "../../lib/methods/method.ts";
 import type { Decoder } from "../../lib/models/decoder.ts";
 import { lmAdaptedModel } from "../../lib/train/lm_incremental.ts";
 import { Timer } from "../../lib/train/timer.ts";
@@ -110,4 +117,42 @@ export function lmContext(model: Decoder, over: Partial<MethodContext> = {}): Me
     timer: new Timer(),
     ...over,
   };
+}
+
+/** A recorder that keeps every finished task's evaluation row and summary, and every loss record. */
+export function collectingRecorder() {
+  const rows: EvalRow[] = [];
+  const summaries: Record<string, unknown>[] = [];
+  const losses: LossRecord[] = [];
+  const recorder: RunRecorder = {
+    taskDone: (_t, r) => {
+      rows.push(r.row);
+      summaries.push(r.summary ?? {});
+      return Promise.resolve();
+    },
+    losses: (l) => {
+      losses.push(...l);
+      return Promise.resolve();
+    },
+  };
+  return { recorder, rows, summaries, losses };
+}
+
+/** Train `method` through the stream with {@link CONFIG}, `epochs` per task, data seed 1, method seed 2. */
+export async function trainMicro(
+  s: ReturnType<typeof stream>,
+  options: {
+    model: VitClassifier;
+    method: ContinualMethod;
+    recorder: RunRecorder;
+    epochs?: number;
+  },
+): Promise<void> {
+  await trainClassIncremental(s, {
+    model: options.model,
+    method: options.method,
+    config: { ...CONFIG, epochs: options.epochs ?? 2 },
+    rngs: { data: new Rng(1), method: new Rng(2) },
+    recorder: options.recorder,
+  });
 }

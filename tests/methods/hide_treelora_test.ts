@@ -5,32 +5,14 @@ import { createHideTreeLora, splitHideTreeLoraOptions } from "../../lib/methods/
 import { contrastiveTerm, createHideLoraVit } from "../../lib/methods/hide_lora_vit.ts";
 import type { ContinualMethod } from "../../lib/methods/method.ts";
 import { createMethod, methodNames } from "../../lib/methods/registry.ts";
-import { Rng } from "../../lib/random.ts";
-import { type RunRecorder, trainClassIncremental } from "../../lib/train/class_incremental.ts";
-import type { EvalRow } from "../../lib/train/evaluate.ts";
-import { CONFIG, microModel, stream } from "./helpers.ts";
+import { collectingRecorder, microModel, stream, trainMicro } from "./helpers.ts";
 
 /** Train `method` on a 3-task micro stream (cpu) and return the rows and per-task summaries. */
-async function run(method: ContinualMethod, options: { dropout?: number } = {}) {
+async function run(method: ContinualMethod) {
   const s = stream(3);
-  const model = microModel(s.classOrder.length, options.dropout ?? 0.1);
-  const rows: EvalRow[] = [];
-  const summaries: Record<string, unknown>[] = [];
-  const recorder: RunRecorder = {
-    taskDone: (_t, r) => {
-      rows.push(r.row);
-      summaries.push(r.summary ?? {});
-      return Promise.resolve();
-    },
-    losses: () => Promise.resolve(),
-  };
-  await trainClassIncremental(s, {
-    model,
-    method,
-    config: { ...CONFIG, epochs: 2 },
-    rngs: { data: new Rng(1), method: new Rng(2) },
-    recorder,
-  });
+  const model = microModel(s.classOrder.length, 0.1);
+  const { recorder, rows, summaries } = collectingRecorder();
+  await trainMicro(s, { model, method, recorder });
   return { rows, summaries, model };
 }
 
@@ -127,19 +109,9 @@ Deno.test("hide-treelora, A − A_init signatures: each task's stored signature 
       await inner.endTask(ctx);
     },
   };
-  await trainClassIncremental(s, {
-    model,
-    method,
-    config: { ...CONFIG, epochs: 2 },
-    rngs: { data: new Rng(1), method: new Rng(2) },
-    recorder: {
-      taskDone: (_t, r) => {
-        summaries.push(r.summary!);
-        return Promise.resolve();
-      },
-      losses: () => Promise.resolve(),
-    },
-  });
+  const collected = collectingRecorder();
+  await trainMicro(s, { model, method, recorder: collected.recorder });
+  summaries.push(...collected.summaries);
   const state = inner.state().json.tree as { signaturesFloat64Base64: string[]; numSites: number };
   assertEquals(state.numSites, 2);
   const decode = (b64: string) => {
@@ -172,22 +144,10 @@ Deno.test("hide-treelora, code mode with λ = 0.1: the bandit picks an earlier t
   const model = microModel(s.classOrder.length, 0.1);
   const losses: { task: number; term: string; value: number }[] = [];
   const summaries: Record<string, unknown>[] = [];
-  await trainClassIncremental(s, {
-    model,
-    method,
-    config: { ...CONFIG, epochs: 2 },
-    rngs: { data: new Rng(1), method: new Rng(2) },
-    recorder: {
-      taskDone: (_t, r) => {
-        summaries.push(r.summary!);
-        return Promise.resolve();
-      },
-      losses: (l) => {
-        losses.push(...l);
-        return Promise.resolve();
-      },
-    },
-  });
+  const collected = collectingRecorder();
+  await trainMicro(s, { model, method, recorder: collected.recorder });
+  summaries.push(...collected.summaries);
+  losses.push(...collected.losses);
   // 2 epochs × 2 steps (16 images, batch 8) per task; 2 levels (blocks 0 and 1).
   const counts = (summaries[2] as { selectionCounts: number[][] }).selectionCounts;
   assertEquals(counts.map((c) => c.length), [2, 2]);

@@ -10,7 +10,14 @@ import type { ContinualMethod, StepInfo } from "../../../lib/methods/method.ts";
 import { createTreeLora } from "../../../lib/methods/treelora/treelora.ts";
 import { Rng } from "../../../lib/random.ts";
 import { trainClassIncremental } from "../../../lib/train/class_incremental.ts";
-import { CONFIG, microModel, silentRecorder, stream } from "../helpers.ts";
+import {
+  collectingRecorder,
+  CONFIG,
+  microModel,
+  silentRecorder,
+  stream,
+  trainMicro,
+} from "../helpers.ts";
 
 function decode(b64: string): Float64Array {
   const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
@@ -101,20 +108,8 @@ Deno.test("treelora storageBudget 2: after task 3 the two closest signatures are
     const s = stream(3);
     const model = microModel(s.classOrder.length, 0);
     const method = createTreeLora({ mode: "paper", storageBudget }, { track: "vit" });
-    const summaries: Record<string, unknown>[] = [];
-    await trainClassIncremental(s, {
-      model,
-      method,
-      config: { ...CONFIG, epochs: 2 },
-      rngs: { data: new Rng(1), method: new Rng(2) },
-      recorder: {
-        taskDone: (_t, r) => {
-          summaries.push(r.summary!);
-          return Promise.resolve();
-        },
-        losses: () => Promise.resolve(),
-      },
-    });
+    const { recorder, summaries } = collectingRecorder();
+    await trainMicro(s, { model, method, recorder });
     const json = method.state().json as { signaturesFloat64Base64: string[]; groups: number[][] };
     method.dispose();
     model.dispose();
