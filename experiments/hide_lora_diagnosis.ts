@@ -11,11 +11,10 @@
  * - `tii-head-10-epochs` — the TII head and the alignment at 10 epochs (the harness's earlier
  *   defaults);
  * - `tii-lda` — the closed-form Gaussian discriminant instead of the trained head;
- * - `tii-nearest-mean` — the closest class mean;
- * - `tii-pretrained-features` — TII on the frozen backbone's features instead of the first
- *   task's adapter;
- * - `no-alignment` — no classifier alignment (its effect on the accuracy);
- * - `fresh-adapters` — each task's adapter starts fresh instead of as a copy of the previous one.
+ * - `no-alignment` — no classifier alignment (its effect on the accuracy).
+ *
+ * Further variants are one option away (`--method-options`): `tiiRule: "nearest-mean"`,
+ * `tiiFeatures: "pretrained"`, `adapterInit: "fresh"`.
  *
  * @module
  */
@@ -35,10 +34,7 @@ export const SPEC: SplitCifarSpec = {
       options: { tiiEpochs: 10, alignEpochs: 10 },
     },
     { name: "hide-lora", label: "tii-lda", options: { tiiRule: "lda" } },
-    { name: "hide-lora", label: "tii-nearest-mean", options: { tiiRule: "nearest-mean" } },
-    { name: "hide-lora", label: "tii-pretrained-features", options: { tiiFeatures: "pretrained" } },
     { name: "hide-lora", label: "no-alignment", options: { alignEpochs: 0 } },
-    { name: "hide-lora", label: "fresh-adapters", options: { adapterInit: "fresh" } },
   ],
   train: { ...SPLIT_CIFAR.train, curveEvery: 0 },
 };
