@@ -44,14 +44,22 @@ export interface HtmlReportOptions {
 /** The figures of one run, in the order the run reports list them; others follow by name. */
 const FIGURE_ORDER = [
   "accuracy_curve",
-  "training_time_per_method",
   "accuracy_vs_throughput",
+  "training_time",
   "learning_curve",
   "forgetting_curve",
-  "training_time",
+  "training_time_per_method",
   "accuracy_matrix_",
   "loss_terms",
 ];
+
+/** The figures a run section opens with: which method is best, at what cost. */
+const KEY_FIGURES = new Set([
+  "accuracy_curve",
+  "accuracy_vs_throughput",
+  "training_time",
+  "learning_curve",
+]);
 
 type Json = Record<string, unknown>;
 
@@ -170,6 +178,7 @@ ${
     : "";
 
   const figs: string[] = [];
+  const keyFigs: string[] = [];
   for (const name of await plotNames(join(dir, "plots"))) {
     const svgFile = join(dir, "plots", `${name}.svg`);
     const svg = prefixSvgIds(
@@ -185,12 +194,14 @@ ${
     if (caption !== null) {
       links.push(`<a href="${attr(href(`plots/${name}.vl.json`))}">Vega-Lite spec</a>`);
     }
-    figs.push(`<figure data-run="${runAttr}" data-plot="${attr(name)}">
+    (KEY_FIGURES.has(name) ? keyFigs : figs).push(
+      `<figure data-run="${runAttr}" data-plot="${attr(name)}">
 <div class="plot">${svg}</div>
 <figcaption>${esc(caption ?? name)} <span class="links">(${name}: ${
-      links.join(" · ")
-    })</span></figcaption>
-</figure>`);
+        links.join(" · ")
+      })</span></figcaption>
+</figure>`,
+    );
   }
 
   const files = ["REPORT.md", "config.json", "summary.csv", "metrics.csv", "matrix.csv"];
@@ -205,16 +216,20 @@ ${
     }</small></h2>
 ${notes.map((n) => `<p class="note">${esc(n)}</p>`).join("\n")}
 <p class="files">Files: ${fileLinks.join(" · ")}</p>
+<h3>Which method is best, at what cost</h3>
+<div class="figures">
+${keyFigs.join("\n")}
+</div>
 <h3>Summary</h3>
 ${table}
-<h3>How it was made</h3>
-${factsHtml(config, formulas)}
-<h3>Figures</h3>
+<h3>More figures</h3>
 <div class="figures">
 ${figs.join("\n")}
 </div>
+<h3>How it was made</h3>
+${factsHtml(config, formulas)}
 </section>`,
-    figures: figs.length,
+    figures: figs.length + keyFigs.length,
     table: summary !== null,
   };
 }

@@ -14,6 +14,7 @@
  */
 
 import type { TopLevelSpec } from "vega-lite";
+import { methodEncodings, type MethodStyles, methodStyles } from "./method_style.ts";
 
 /** The Vega-Lite schema the specs declare. */
 export const VEGA_LITE_SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json";
@@ -30,6 +31,32 @@ export interface PlotOptions {
   yTitle?: string;
   /** X-axis title; each builder has a default. */
   xTitle?: string;
+  /**
+   * The methods' fixed looks (colour by family, dash and shape by variant; method_style.ts);
+   * absent = derived from the rows' method labels.
+   */
+  styles?: MethodStyles;
+}
+
+/** The styles of `options`, or those of the methods in `rows` (first appearance order). */
+function stylesFor(rows: readonly { method: string }[], options: PlotOptions): MethodStyles {
+  if (options.styles) {
+    // Keep only the methods present, in the styles' order (a legend without absent entries).
+    const present = new Set(rows.map((r) => r.method));
+    const keep = options.styles.domain.map((m, i) => [m, i] as const).filter(([m]) =>
+      present.has(m)
+    );
+    const extra = [...present].filter((m) => !options.styles!.domain.includes(m));
+    const more = methodStyles(extra.map((label) => ({ label })));
+    return {
+      domain: [...keep.map(([m]) => m), ...more.domain],
+      colors: [...keep.map(([, i]) => options.styles!.colors[i]), ...more.colors],
+      dashes: [...keep.map(([, i]) => options.styles!.dashes[i]), ...more.dashes],
+      shapes: [...keep.map(([, i]) => options.styles!.shapes[i]), ...more.shapes],
+      opacity: [...keep.map(([, i]) => options.styles!.opacity[i]), ...more.opacity],
+    };
+  }
+  return methodStyles([...new Set(rows.map((r) => r.method))].map((label) => ({ label })));
 }
 
 /** A point of an accuracy curve: A_t (%) of `method` after training through `task`. */
@@ -37,6 +64,9 @@ export interface AccuracyCurveRow {
   method: string;
   task: number;
   acc: number;
+  /** Mean − std and mean + std over runs (the band); absent for one run. */
+  low?: number;
+  high?: number;
 }
 
 /** A point of a forgetting curve: F_k (percentage points) of `method` after `task`. */
@@ -44,6 +74,9 @@ export interface ForgettingCurveRow {
   method: string;
   task: number;
   forgetting: number;
+  /** Mean − std and mean + std over runs (the band); absent for one run. */
+  low?: number;
+  high?: number;
 }
 
 /** Seconds spent in one named component while training one task. */
@@ -59,6 +92,9 @@ export interface AccuracyThroughputRow {
   method: string;
   acc: number;
   imagesPerSecond: number;
+  /** Std of the accuracy and of the throughput over runs (error bars); absent for one run. */
+  accStd?: number;
+  imagesPerSecondStd?: number;
 }
 
 /** One logged loss-term value. */
@@ -127,7 +163,7 @@ export function forgettingCurveSpec(
 }
 
 /** A value per method after each task: one line with points per method. */
-function perTaskLineSpec<T extends { method: string; task: number }>(
+function perTaskLineSpec<T extends { method: string; task: number; low?: number; high?: number }>(
   rows: readonly T[],
   spec: {
     field: keyof T & string;
@@ -137,45 +173,69 @@ function perTaskLineSpec<T extends { method: string; task: number }>(
     options: PlotOptions;
   },
 ): TopLevelSpec {
+  const values = finiteRows(rows, spec.field);
+  const enc = methodEncodings(stylesFor(values, spec.options));
+  const x = {
+    field: "task",
+    type: "ordinal" as const,
+    title: "Tasks trained (count)",
+    axis: { labelAngle: 0 },
+  };
+  const y = {
+    field: spec.field,
+    type: "quantitative" as const,
+    title: spec.yTitle,
+    ...(spec.zero ? {} : { scale: { zero: false } }),
+  };
+  const banded = values.some((r) => r.low !== undefined && r.low !== r.high);
   return {
     $schema: VEGA_LITE_SCHEMA,
     title: spec.title,
     width: spec.options.width ?? 400,
     height: spec.options.height ?? 260,
     config: FONT_CONFIG,
-    data: { values: finiteRows(rows, spec.field) },
-    mark: { type: "line", point: true },
-    encoding: {
-      x: {
-        field: "task",
-        type: "ordinal",
-        title: "Tasks trained (count)",
-        axis: { labelAngle: 0 },
+    data: { values },
+    layer: [
+      ...(banded
+        ? [{
+          mark: { type: "area" as const, opacity: 0.12 },
+          encoding: {
+            x,
+            y: { field: "low", type: "quantitative" as const, title: spec.yTitle },
+            y2: { field: "high" },
+            color: enc.color,
+          },
+        }]
+        : []),
+      {
+        mark: { type: "line", point: { size: 36, filled: true }, strokeWidth: 2 },
+        encoding: {
+          x,
+          y,
+          color: enc.color,
+          strokeDash: enc.strokeDash,
+          shape: enc.shape,
+          tooltip: [
+            { field: "method", type: "nominal" },
+            { field: "task", type: "ordinal" },
+            { field: spec.field, type: "quantitative", format: ".2f" },
+          ],
+        },
       },
-      y: {
-        field: spec.field,
-        type: "quantitative",
-        title: spec.yTitle,
-        ...(spec.zero ? {} : { scale: { zero: false } }),
-      },
-      color: { field: "method", type: "nominal", title: "Method", legend: { labelLimit: 400 } },
-      tooltip: [
-        { field: "method", type: "nominal" },
-        { field: "task", type: "ordinal" },
-        { field: spec.field, type: "quantitative", format: ".2f" },
-      ],
-    },
-  };
+    ],
+  } as TopLevelSpec;
 }
 
 /**
- * Training time per task, stacked by component, one facet column per method.
+ * Training time per method, stacked by component (the paper's Fig. 4b): one horizontal bar per
+ * method (sum over its tasks; rows of several runs should be averaged over them first), one
+ * colour per component.
  *
  * @example
  * ```ts
  * import { trainingTimeSpec } from "./plots.ts";
  * const spec = trainingTimeSpec([
- *   { method: "treelora", task: 1, component: "backward", seconds: 12.5 },
+ *   { method: "treelora", task: 1, component: "forward_backward", seconds: 12.5 },
  *   { method: "treelora", task: 1, component: "search", seconds: 0.4 },
  * ]);
  * ```
@@ -184,30 +244,35 @@ export function trainingTimeSpec(
   rows: readonly TrainingTimeRow[],
   options: PlotOptions = {},
 ): TopLevelSpec {
+  const values = finiteRows(rows, "seconds");
+  const methods = stylesFor(values, options).domain;
   return {
     $schema: VEGA_LITE_SCHEMA,
-    title: options.title ?? "Training time per task by component",
+    title: options.title ?? "Training time per method by component",
     config: FONT_CONFIG,
-    data: { values: finiteRows(rows, "seconds") },
+    data: { values },
     mark: { type: "bar" },
-    width: options.width ?? 260,
-    height: options.height ?? 220,
+    width: options.width ?? 420,
+    height: options.height ?? Math.max(80, 24 * methods.length),
     encoding: {
-      column: { field: "method", type: "nominal", title: "Method" },
-      x: { field: "task", type: "ordinal", title: "Task", axis: { labelAngle: 0 } },
-      y: {
+      y: { field: "method", type: "nominal", title: "Method", sort: methods },
+      x: {
         aggregate: "sum",
         field: "seconds",
         type: "quantitative",
-        title: "Wall-clock time (s)",
+        title: options.xTitle ?? "Training time, all tasks (s)",
         stack: "zero",
       },
-      color: { field: "component", type: "nominal", title: "Component" },
+      color: {
+        field: "component",
+        type: "nominal",
+        title: "Component",
+        scale: { scheme: "tableau20" },
+      },
       tooltip: [
         { field: "method", type: "nominal" },
-        { field: "task", type: "ordinal" },
         { field: "component", type: "nominal" },
-        { aggregate: "sum", field: "seconds", type: "quantitative", format: ".3f", title: "s" },
+        { aggregate: "sum", field: "seconds", type: "quantitative", format: ".2f", title: "s" },
       ],
     },
   };
@@ -296,34 +361,67 @@ export function accuracyVsThroughputSpec(
   rows: readonly AccuracyThroughputRow[],
   options: PlotOptions = {},
 ): TopLevelSpec {
-  const values = finiteRows(finiteRows(rows, "acc"), "imagesPerSecond");
-  const encoding = {
-    x: {
-      field: "imagesPerSecond",
-      type: "quantitative" as const,
-      title: options.xTitle ?? "Training throughput (images/s)",
-      scale: { zero: false, padding: 40 },
-    },
-    y: {
-      field: "acc",
-      type: "quantitative" as const,
-      title: options.yTitle ?? "Final average accuracy (%)",
-      scale: { zero: false, padding: 20 },
-    },
-    color: { field: "method", type: "nominal" as const, title: "Method" },
+  const values = finiteRows(finiteRows(rows, "acc"), "imagesPerSecond").map((r) => {
+    const sa = Number.isFinite(r.accStd) ? r.accStd! : 0;
+    const si = Number.isFinite(r.imagesPerSecondStd) ? r.imagesPerSecondStd! : 0;
+    return {
+      ...r,
+      accLow: r.acc - sa,
+      accHigh: r.acc + sa,
+      ipsLow: Math.max(0, r.imagesPerSecond - si),
+      ipsHigh: r.imagesPerSecond + si,
+    };
+  });
+  const enc = methodEncodings(stylesFor(values, options));
+  const xTitle = options.xTitle ?? "Training throughput (images/s)";
+  const yTitle = options.yTitle ?? "Final average accuracy (%)";
+  // Throughput cannot be negative: the axis starts at 0.
+  const x = {
+    field: "imagesPerSecond",
+    type: "quantitative" as const,
+    title: xTitle,
+    scale: { zero: true, domainMin: 0 },
   };
+  const y = {
+    field: "acc",
+    type: "quantitative" as const,
+    title: yTitle,
+    scale: { zero: false, padding: 10 },
+  };
+  const errorColor = enc.color;
   return {
     $schema: VEGA_LITE_SCHEMA,
     title: options.title ?? "Accuracy vs training throughput",
-    width: options.width ?? 400,
-    height: options.height ?? 260,
+    width: options.width ?? 420,
+    height: options.height ?? 280,
     config: FONT_CONFIG,
     data: { values },
-    encoding,
     layer: [
       {
-        mark: { type: "point", filled: true, size: 80 },
+        mark: { type: "rule" },
         encoding: {
+          x,
+          y: { field: "accLow", type: "quantitative", title: yTitle },
+          y2: { field: "accHigh" },
+          color: errorColor,
+        },
+      },
+      {
+        mark: { type: "rule" },
+        encoding: {
+          y,
+          x: { field: "ipsLow", type: "quantitative", title: xTitle },
+          x2: { field: "ipsHigh" },
+          color: errorColor,
+        },
+      },
+      {
+        mark: { type: "point", filled: true, size: 90, opacity: 1 },
+        encoding: {
+          x,
+          y,
+          color: enc.color,
+          shape: enc.shape,
           tooltip: [
             { field: "method", type: "nominal" },
             { field: "acc", type: "quantitative", format: ".2f" },
@@ -331,18 +429,14 @@ export function accuracyVsThroughputSpec(
           ],
         },
       },
-      {
-        mark: { type: "text", align: "left", dx: 7, dy: -7 },
-        encoding: { text: { field: "method", type: "nominal" } },
-      },
     ],
-  };
+  } as TopLevelSpec;
 }
 
 /**
- * Loss terms over training steps: one facet row per term (independent y
- * scales, since a regulariser and the task loss differ in scale), one colour
- * per method, and a separate line segment per task.
+ * Loss terms over training steps: one panel per method (at most 4 per row), one colour per
+ * term, a line per task (the step counts within each task, epochs concatenated). Every panel has
+ * its own x and y scales, and y is symmetric-log, so a term near 0 beside one near 40 is seen.
  *
  * @example
  * ```ts
@@ -357,21 +451,38 @@ export function lossCurveSpec(
   rows: readonly LossCurveRow[],
   options: PlotOptions = {},
 ): TopLevelSpec {
+  const values = finiteRows(finiteRows(rows, "value"), "step");
+  const methods = stylesFor(values, options).domain;
   return {
     $schema: VEGA_LITE_SCHEMA,
     title: options.title ?? "Loss terms during training",
     config: FONT_CONFIG,
-    data: { values: finiteRows(finiteRows(rows, "value"), "step") },
-    facet: { row: { field: "term", type: "nominal", title: "Loss term" } },
-    resolve: { scale: { y: "independent" } },
+    data: { values },
+    facet: { field: "method", type: "nominal", title: "Method", sort: methods },
+    columns: 4,
+    resolve: { scale: { x: "independent", y: "independent" } },
     spec: {
-      width: options.width ?? 480,
+      width: options.width ?? 220,
       height: options.height ?? 140,
-      mark: { type: "line", strokeWidth: 1.2, point: { size: 12 } },
+      mark: { type: "line", strokeWidth: 1.2 },
       encoding: {
-        x: { field: "step", type: "quantitative", title: "Training step (count, whole run)" },
-        y: { field: "value", type: "quantitative", title: "Value (loss units)" },
-        color: { field: "method", type: "nominal", title: "Method", legend: { labelLimit: 400 } },
+        x: {
+          field: "step",
+          type: "quantitative",
+          title: options.xTitle ?? "Step within the task (epochs concatenated)",
+        },
+        y: {
+          field: "value",
+          type: "quantitative",
+          title: options.yTitle ?? "Value (symlog scale)",
+          scale: { type: "symlog" },
+        },
+        color: {
+          field: "term",
+          type: "nominal",
+          title: "Loss term",
+          scale: { scheme: "tableau10" },
+        },
         detail: { field: "task", type: "ordinal" },
         tooltip: [
           { field: "method", type: "nominal" },
@@ -382,7 +493,7 @@ export function lossCurveSpec(
         ],
       },
     },
-  };
+  } as TopLevelSpec;
 }
 
 /** One point of a learning curve: mean (and spread) accuracy after `samplesSeen` images. */
@@ -419,7 +530,8 @@ export function learningCurveSpec(
     type: "quantitative" as const,
     title: options.xTitle ?? "Training images seen in the new task",
   };
-  const color = { field: "method", type: "nominal" as const, title: "Method" };
+  const enc = methodEncodings(stylesFor(rows, options));
+  const color = enc.color;
   return {
     $schema: VEGA_LITE_SCHEMA,
     title: options.title ?? "Accuracy on the new task while training it",
@@ -429,7 +541,7 @@ export function learningCurveSpec(
     data: { values: finiteRows(rows, "accuracy") },
     layer: [
       {
-        mark: { type: "area", opacity: 0.15 },
+        mark: { type: "area", opacity: 0.12 },
         encoding: {
           x,
           y: { field: "low", type: "quantitative" },
@@ -438,7 +550,7 @@ export function learningCurveSpec(
         },
       },
       {
-        mark: { type: "line", point: { size: 20 } },
+        mark: { type: "line", point: { size: 30, filled: true }, strokeWidth: 2 },
         encoding: {
           x,
           y: {
@@ -448,6 +560,8 @@ export function learningCurveSpec(
             scale: { domain: [0, 100] },
           },
           color,
+          strokeDash: enc.strokeDash,
+          shape: enc.shape,
           tooltip: [
             { field: "method", type: "nominal" },
             { field: "samplesSeen", type: "quantitative" },

@@ -40,6 +40,7 @@ import {
   paperClaimCheck,
   taskIdentityTable,
 } from "./paper_check.ts";
+import { methodStyles } from "./method_style.ts";
 import { writePlot } from "./render.ts";
 import { formatMeanStd, readCsvRows, summariseOverSeeds, writeTable } from "./tables.ts";
 
@@ -232,7 +233,20 @@ export async function writeRunReport(
     });
   files.push(...(await writeTable(join(runDir, "summary"), summary, { formats: ["csv", "md"] })));
 
-  // Plots.
+  // Plots: every method keeps its family colour and variant dash/shape (method_style.ts);
+  // curves and points are means over the runs (seeds × orders) with ±std bands and bars.
+  const styles = methodStyles(
+    (config.methods ?? []).map((m: Row) => ({ label: String(m.label), name: String(m.name) })),
+  );
+  const meanStd = (rows: Row[], by: string[], field: string) =>
+    summariseOverSeeds(rows.filter((r) => Number.isFinite(Number(r[field]))), {
+      by,
+      values: [field],
+    }).map((s) => {
+      const mean = Number(s[`${field}_mean`]);
+      const std = Number.isFinite(Number(s[`${field}_std`])) ? Number(s[`${field}_std`]) : 0;
+      return { ...s, [field]: mean, low: mean - std, high: mean + std };
+    });
   const plotsDir = join(runDir, "plots");
   const png = options.png ?? "auto";
   const fonts = new Set<string>();
@@ -242,30 +256,46 @@ export async function writeRunReport(
     if (r.font) fonts.add(r.font);
     return r;
   };
-  // Single-run plots (curves, time, heatmaps, losses) show the first seed and order of the run.
+  // Heatmaps and loss curves show the first seed and order of the run.
   const first = matrix[0];
+  const runs = new Set(matrix.map((r) => `${r.seed}\u0000${r.order ?? ""}`)).size;
   await plot(
     "accuracy_curve",
     accuracyCurveSpec(
-      curveRows.filter((r) => isFirstRun(r, first)) as never,
+      meanStd(curveRows, ["method", "task"], "acc") as never,
       lm
-        ? { title: "Overall performance after each task", yTitle: "OP_t (mean score, 0–100)" }
-        : {},
+        ? {
+          title: "Overall performance after each task",
+          yTitle: "OP_t (mean score, 0–100)",
+          styles,
+        }
+        : { styles },
     ),
   );
   await plot(
     "forgetting_curve",
-    forgettingCurveSpec(
-      forgettingRows.filter((r) => isFirstRun(r, first) && Number.isFinite(r.forgetting)) as never,
-    ),
+    forgettingCurveSpec(meanStd(forgettingRows, ["method", "task"], "forgetting") as never, {
+      styles,
+    }),
   );
-  const timeRows: Row[] = [];
-  for (const r of components) {
-    if (isFirstRun(r, first)) {
-      timeRows.push({ method: r.method, task: r.task, component: r.component, seconds: r.seconds });
-    }
-  }
-  await plot("training_time", trainingTimeSpec(timeRows as never));
+  // Fig. 4b: each component's seconds summed over tasks, averaged over the runs.
+  const timeRows = summariseOverSeeds(
+    [...groupBy(components, [...RUN_KEYS, "component"]).values()].map((rows) => ({
+      method: rows[0].method,
+      component: rows[0].component,
+      seconds: rows.reduce((a, r) => a + Number(r.seconds), 0),
+    })),
+    { by: ["method", "component"], values: ["seconds"] },
+  ).map((s) => ({ method: s.method, task: 0, component: s.component, seconds: s.seconds_mean }));
+  await plot(
+    "training_time",
+    trainingTimeSpec(timeRows as never, {
+      styles,
+      ...(runs > 1
+        ? { title: `Training time per method by component (mean of ${runs} runs)` }
+        : {}),
+    }),
+  );
   const methodStats: MethodStats[] = methodOrder
     .map((method) => stats.find((s) => s.method === method))
     .filter((s): s is Row => s !== undefined)
@@ -281,22 +311,26 @@ export async function writeRunReport(
     }));
   await plot(
     "training_time_per_method",
-    methodTimeSpec(methodStats.map((m) => ({
-      method: m.method,
-      seconds: m.seconds,
-      std: m.secondsStd,
-    }))),
+    methodTimeSpec(
+      methodStats.map((m) => ({ method: m.method, seconds: m.seconds, std: m.secondsStd })),
+      { styles },
+    ),
   );
   const curve = learningCurveRows(learningRows);
-  if (curve.length > 0) await plot("learning_curve", learningCurveSpec(curve));
+  if (curve.length > 0) await plot("learning_curve", learningCurveSpec(curve, { styles }));
   for (const h of heatmaps) {
     await plot(`accuracy_matrix_${slug(h.method)}`, accuracyHeatmapSpec(h.R, { method: h.method }));
   }
-  const throughput = wide.filter((w) => isFirstRun(w, first)).map((w) => ({
-    method: w.method,
-    acc: Number(w.acc_final),
-    imagesPerSecond: Number(w[`${unit}_per_second`]),
-  }));
+  const throughput = methodOrder
+    .map((method) => stats.find((s) => s.method === method))
+    .filter((s): s is Row => s !== undefined)
+    .map((s) => ({
+      method: String(s.method),
+      acc: Number(s[`${summaryMetrics[0]}_mean`]),
+      accStd: Number(s[`${summaryMetrics[0]}_std`]),
+      imagesPerSecond: Number(s[`${unit}_per_second_mean`]),
+      imagesPerSecondStd: Number(s[`${unit}_per_second_std`]),
+    }));
   await plot(
     "accuracy_vs_throughput",
     accuracyVsThroughputSpec(
@@ -306,14 +340,17 @@ export async function writeRunReport(
           title: "OP vs training throughput",
           xTitle: "Training throughput (examples/s)",
           yTitle: "OP (score)",
+          styles,
         }
-        : {},
+        : { styles },
     ),
   );
   if (losses.length > 0) {
     await plot(
       "loss_terms",
-      lossCurveSpec(cumulativeSteps(losses.filter((r) => isFirstRun(r, first))) as never),
+      lossCurveSpec(cumulativeSteps(losses.filter((r) => isFirstRun(r, first))) as never, {
+        styles,
+      }),
     );
   }
   if (png !== false && fonts.size === 0) {
@@ -331,6 +368,7 @@ export async function writeRunReport(
     paper,
     tii: taskIdentityTable(tiiRows),
     learningCurve: curve.length > 0,
+    hasLosses: losses.length > 0,
     metricRows,
     warnings,
     fonts: [...fonts],
@@ -425,6 +463,7 @@ function reportMarkdown(args: {
   paper: string[];
   tii: Row[];
   learningCurve: boolean;
+  hasLosses: boolean;
 }): string {
   const { config } = args;
   const cols = args.summary.length > 0 ? Object.keys(args.summary[0]) : [];
@@ -490,21 +529,11 @@ function reportMarkdown(args: {
 
 ${args.warnings.map((w) => `> **Note:** ${w}`).join("\n")}
 
-## Results
-
-${table}
-
-${scoreNote} \`train_seconds\` is the total training wall-clock over all tasks;
-\`time_ratio_vs_${args.reference}\` divides it by the same quantity of ${args.reference} in this run.
-Every value per seed, with its formula, is in [metrics.csv](metrics.csv); the raw accuracy matrices are in
-[matrix.csv](matrix.csv), per-task timings in [timings.csv](timings.csv) and
-[components.csv](components.csv).
-
-${paperSection(args.paper)}${tiiSection(args.tii)}## Plots
+## Which method is best, at what cost
 
 ![average accuracy after each task (Fig. 4a)](plots/accuracy_curve.svg)
-![training time per method (Fig. 4b)](plots/training_time_per_method.svg)
-![accuracy vs throughput (Fig. 4c)](plots/accuracy_vs_throughput.svg)
+![final accuracy vs training throughput (Fig. 4c)](plots/accuracy_vs_throughput.svg)
+![training time per method by component (Fig. 4b)](plots/training_time.svg)
 ${
     args.learningCurve
       ? "![accuracy on the new task while training it (Fig. 1)](plots/learning_curve.svg)\n\n" +
@@ -516,14 +545,30 @@ ${
         "(band: ± std over runs); raw points in [learning_curve.csv](learning_curve.csv).\n"
       : ""
   }
+Curves and points are means over the runs (seeds × orders) with ± std bands and error bars; each
+method keeps one look in every figure (colour by method family, dash and shape by variant).
+
+## Results
+
+${table}
+
+${scoreNote} \`train_seconds\` is the total training wall-clock over all tasks;
+\`time_ratio_vs_${args.reference}\` divides it by the same quantity of ${args.reference} in this run.
+Every value per seed, with its formula, is in [metrics.csv](metrics.csv); the raw accuracy matrices are in
+[matrix.csv](matrix.csv), per-task timings in [timings.csv](timings.csv) and
+[components.csv](components.csv).
+
+${paperSection(args.paper)}${tiiSection(args.tii)}## More figures
+
 ![forgetting after each task](plots/forgetting_curve.svg)
-![training time per task](plots/training_time.svg)
+![training time per method, mean ± std](plots/training_time_per_method.svg)
 ${
     args.heatmaps.map((h) =>
       `![accuracy matrix ${h.method}](plots/accuracy_matrix_${slug(h.method)}.svg)`
     ).join("\n")
   }
-
+${args.hasLosses ? "![loss terms during training](plots/loss_terms.svg)\n" : ""}
+Heatmaps and loss terms show the first run (seed and order) of each method.
 ${
     args.fonts.length > 0
       ? `PNG copies rendered with the font ${args.fonts.join(", ")}.`

@@ -98,7 +98,7 @@ Deno.test("forgetting per task as curve rows renders with a custom title", async
   ]);
 });
 
-Deno.test("trainingTimeSpec: stacked bars faceted by method", async () => {
+Deno.test("trainingTimeSpec: one stacked bar per method by component", async () => {
   const rows = [];
   for (const method of ["seqlora", "treelora"]) {
     for (let task = 1; task <= 3; task++) {
@@ -108,10 +108,10 @@ Deno.test("trainingTimeSpec: stacked bars faceted by method", async () => {
     }
   }
   await check(trainingTimeSpec(rows), [
-    "Training time per task by component",
+    "Training time per method by component",
     "seqlora",
     "treelora",
-    "Wall-clock time (s)",
+    "Training time, all tasks (s)",
     "search",
   ]);
 });
@@ -132,7 +132,7 @@ Deno.test("accuracyVsThroughputSpec: labelled points", async () => {
   await check(spec, ["Accuracy vs training throughput", "treelora", "images/s"]);
 });
 
-Deno.test("lossCurveSpec: one row per term, lines per method and task", async () => {
+Deno.test("lossCurveSpec: one panel per method, lines per term and task", async () => {
   const rows = [];
   let step = 0;
   for (let task = 1; task <= 2; task++) {
@@ -149,6 +149,6 @@ Deno.test("lossCurveSpec: one row per term, lines per method and task", async ()
     "Loss terms during training",
     "regularizer",
     "treelora",
-    "Training step",
+    "Step within the task",
   ]);
 });
