@@ -528,6 +528,13 @@ function reportMarkdown(args: {
   return `# ${config.experiment} — ${config.scenario}
 
 ${args.warnings.map((w) => `> **Note:** ${w}`).join("\n")}
+${
+    Array.isArray(config.notes)
+      ? config.notes.map((n: unknown) => `> **Note (config.json \`notes\`):** ${String(n)}`).join(
+        "\n",
+      )
+      : ""
+  }
 
 ## Which method is best, at what cost
 
