@@ -6,7 +6,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import { join } from "@std/path";
+import { join, resolve } from "@std/path";
 
 /** Versions and platform of a run. */
 export interface Provenance {
@@ -50,23 +50,38 @@ export async function dependencyVersions(root: string): Promise<Record<string, s
  */
 export async function gitCommit(root: string): Promise<string | null> {
   try {
-    const gitDir = join(root, ".git");
+    // A linked worktree (`git worktree add`) or a submodule has a `.git` file naming the
+    // git directory; its branch refs live in the common directory (`commondir`).
+    let gitDir = join(root, ".git");
+    if ((await Deno.stat(gitDir)).isFile) {
+      const line = (await Deno.readTextFile(gitDir)).trim();
+      if (!line.startsWith("gitdir: ")) return null;
+      gitDir = resolve(root, line.slice("gitdir: ".length));
+    }
+    let commonDir = gitDir;
+    try {
+      commonDir = resolve(gitDir, (await Deno.readTextFile(join(gitDir, "commondir"))).trim());
+    } catch {
+      // not a linked worktree
+    }
     const head = (await Deno.readTextFile(join(gitDir, "HEAD"))).trim();
     if (!head.startsWith("ref: ")) return head;
     const ref = head.slice(5);
-    try {
-      return (await Deno.readTextFile(join(gitDir, ref))).trim();
-    } catch {
-      const packed = await Deno.readTextFile(join(gitDir, "packed-refs"));
-      const line = packed.split("\n").find((l) => l.endsWith(` ${ref}`));
-      return line ? line.split(" ")[0] : null;
+    for (const dir of [gitDir, commonDir]) {
+      try {
+        return (await Deno.readTextFile(join(dir, ref))).trim();
+      } catch {
+        // try the next place
+      }
     }
+    const packed = await Deno.readTextFile(join(commonDir, "packed-refs"));
+    const line = packed.split("\n").find((l) => l.endsWith(` ${ref}`));
+    return line ? line.split(" ")[0] : null;
   } catch {
     return null;
   }
 }
 
-/** Collect the provenance of a run started now. */
 export async function collectProvenance(root: string): Promise<Provenance> {
   return {
     gitCommit: await gitCommit(root),

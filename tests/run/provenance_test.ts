@@ -21,6 +21,27 @@ Deno.test("gitCommit reads loose refs, packed refs and detached heads", async ()
   await Deno.remove(root, { recursive: true });
 });
 
+Deno.test("gitCommit in a linked worktree: .git is a file naming the git dir; branch refs in the common dir", async () => {
+  const root = await Deno.makeTempDir();
+  const common = join(root, "repo.git");
+  const wt = join(common, "worktrees", "snap");
+  await Deno.mkdir(join(common, "refs", "heads"), { recursive: true });
+  await Deno.mkdir(wt, { recursive: true });
+  await Deno.writeTextFile(join(common, "refs", "heads", "main"), "d".repeat(40) + "\n");
+  await Deno.writeTextFile(join(wt, "commondir"), "../..\n");
+  const checkout = join(root, "snap");
+  await Deno.mkdir(checkout);
+  await Deno.writeTextFile(join(checkout, ".git"), `gitdir: ${wt}\n`);
+  // Detached (the commit in the worktree's own HEAD), then on a branch (the ref in the common dir).
+  await Deno.writeTextFile(join(wt, "HEAD"), "e".repeat(40) + "\n");
+  assertEquals(await gitCommit(checkout), "e".repeat(40));
+  await Deno.writeTextFile(join(wt, "HEAD"), "ref: refs/heads/main\n");
+  assertEquals(await gitCommit(checkout), "d".repeat(40));
+  await Deno.writeTextFile(join(checkout, ".git"), "not a gitdir line\n");
+  assertEquals(await gitCommit(checkout), null);
+  await Deno.remove(root, { recursive: true });
+});
+
 Deno.test("provenance records versions; dependency versions come from the import map", async () => {
   const p = await collectProvenance(".");
   assertEquals(p.tfjs, "4.22.0");
