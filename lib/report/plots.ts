@@ -107,7 +107,8 @@ export interface LossCurveRow {
   value: number;
 }
 
-const FONT_CONFIG = { font: "sans-serif" };
+// Legend symbols at full opacity: a method's legend entry merges its pale ±std band with its line.
+const FONT_CONFIG = { font: "sans-serif", legend: { symbolOpacity: 1 } };
 
 function finiteRows<T extends object>(rows: readonly T[], key: keyof T): T[] {
   return rows.filter((r) => typeof r[key] === "number" && Number.isFinite(r[key] as number))
