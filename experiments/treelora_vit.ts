@@ -34,6 +34,7 @@ export const SPEC: SplitCifarSpec = {
     { name: "hide-treelora" },
     { name: "hide-treelora", label: "hide-treelora-reduced-epochs", epochs: REDUCED_EPOCHS },
   ],
+  train: { ...SPLIT_CIFAR.train, curveEvery: 5 },
   seedList: [0, 1, 2],
 };
 

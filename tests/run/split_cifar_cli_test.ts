@@ -37,7 +37,7 @@ Deno.test("flags map onto the spec; the base spec is not mutated", () => {
   assertEquals(s.seed, 7);
   assertEquals(s.seeds, { data: 7, init: 9, method: 7 });
   assertEquals(s.backbone.loraBlocks, [0, 1]);
-  assertEquals(SPEC.methods.length, 5);
+  assertEquals(SPEC.methods.length, 4);
   assertEquals(SPEC.methods[3], {
     name: "hide-treelora",
     label: "hide-treelora-reduced-epochs",
@@ -58,12 +58,11 @@ Deno.test("flags map onto the spec; the base spec is not mutated", () => {
   assertEquals(apply(["--epochs", "3"]).train.epochs, 3);
   // 'all' keeps the spec's four entries and adds every other registered method once.
   const all = apply(["--methods", "all"]).methods.map((m) => m.label ?? m.name);
-  assertEquals(all.slice(0, 5), [
+  assertEquals(all.slice(0, 4), [
     "seqlora",
     "hide-lora",
     "hide-treelora",
     "hide-treelora-reduced-epochs",
-    "hide-lora-reduced-epochs",
   ]);
   assert(all.includes("treelora"), "the plain shared-adapter TreeLoRA stays available");
   assertEquals(new Set(all).size, all.length);
