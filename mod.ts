@@ -14,7 +14,7 @@
  * @module
  */
 
-export { type BackendInfo, type BackendName, initBackend } from "./lib/backend.ts";
+export { type BackendInfo, type BackendName, initBackend } from "./lib/run/backend.ts";
 export {
   Rng,
   type RngState,
@@ -60,9 +60,17 @@ export {
 export { trainClassIncremental, type TrainConfig } from "./lib/train/class_incremental.ts";
 export { evaluateSeenTasks } from "./lib/train/evaluate.ts";
 export { type PretrainConfig, pretrainedBackbone } from "./lib/train/pretrain.ts";
-export { runSplitCifar, type SplitCifarSpec } from "./lib/run/split_cifar.ts";
 export { writeRunReport } from "./lib/report/run_report.ts";
-export { runTrace, type TraceSpec } from "./lib/run/trace.ts";
+export { type ExperimentResult, runExperiment } from "./lib/run/runner.ts";
+export { applyFlags, experimentFlags, runCli } from "./lib/run/cli.ts";
+export type { ExperimentSpec, MethodSpec } from "./lib/run/spec.ts";
+export type { ExperimentTrack, PreparedTrack, TrackCell } from "./lib/run/track.ts";
+export {
+  runSplitCifar,
+  type SplitCifarSpec,
+  VIT_TRACK,
+} from "./lib/tracks/vit_class_incremental.ts";
+export { LM_TRACK, runTrace, type TraceSpec } from "./lib/tracks/lm_trace.ts";
 export {
   createDecoder,
   type Decoder,

@@ -16,7 +16,7 @@
  */
 
 import { downloadCifar100, extractCifar100 } from "../lib/data/cifar100_download.ts";
-import { flagHelp, type FlagSpec, parseFlags } from "../lib/run/flags.ts";
+import { flagHelp, type FlagSpec, parseFlags } from "../lib/flags.ts";
 
 /** The flags of `data:cifar100`. */
 export const DATA_CIFAR100_FLAGS: Record<string, FlagSpec> = {

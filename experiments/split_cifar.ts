@@ -16,8 +16,8 @@
  * @module
  */
 
-import { runSplitCifarCli } from "../lib/run/split_cifar_cli.ts";
-import type { SplitCifarSpec } from "../lib/run/split_cifar.ts";
+import { runCli } from "../lib/run/cli.ts";
+import { type SplitCifarSpec, VIT_TRACK } from "../lib/tracks/vit_class_incremental.ts";
 
 /** The default Split CIFAR-100 experiment. */
 export const SPEC: SplitCifarSpec = {
@@ -72,5 +72,5 @@ export const SPEC: SplitCifarSpec = {
 };
 
 if (import.meta.main) {
-  Deno.exit(await runSplitCifarCli(SPEC, Deno.args));
+  Deno.exit(await runCli(Deno.args, { spec: SPEC, track: VIT_TRACK }));
 }

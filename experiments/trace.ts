@@ -18,8 +18,8 @@
  * @module
  */
 
-import type { TraceSpec } from "../lib/run/trace.ts";
-import { runTraceCli } from "../lib/run/trace_cli.ts";
+import { runCli } from "../lib/run/cli.ts";
+import { LM_TRACK, type TraceSpec } from "../lib/tracks/lm_trace.ts";
 
 /** The default TRACE experiment. */
 export const SPEC: TraceSpec = {
@@ -78,5 +78,5 @@ export const SPEC: TraceSpec = {
 };
 
 if (import.meta.main) {
-  Deno.exit(await runTraceCli(SPEC, Deno.args));
+  Deno.exit(await runCli(Deno.args, { spec: SPEC, track: LM_TRACK }));
 }

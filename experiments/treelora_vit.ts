@@ -16,8 +16,8 @@
  * @module
  */
 
-import { runSplitCifarCli } from "../lib/run/split_cifar_cli.ts";
-import type { SplitCifarSpec } from "../lib/run/split_cifar.ts";
+import { runCli } from "../lib/run/cli.ts";
+import { type SplitCifarSpec, VIT_TRACK } from "../lib/tracks/vit_class_incremental.ts";
 import { SPEC as SPLIT_CIFAR } from "./split_cifar.ts";
 
 /** The reduced schedule of the paper's "fewer epochs" (half the default 4). */
@@ -39,5 +39,5 @@ export const SPEC: SplitCifarSpec = {
 };
 
 if (import.meta.main) {
-  Deno.exit(await runSplitCifarCli(SPEC, Deno.args));
+  Deno.exit(await runCli(Deno.args, { spec: SPEC, track: VIT_TRACK }));
 }

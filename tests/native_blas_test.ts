@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
-import { initBackend, nativeMatMulStatus, setNativeMatMul } from "../lib/backend.ts";
+import { initBackend, nativeMatMulStatus, setNativeMatMul } from "../lib/run/backend.ts";
 import {
   configureNativeMatMul,
   planMatMul,

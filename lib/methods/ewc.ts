@@ -33,8 +33,7 @@
 
 import * as tf from "@tensorflow/tfjs";
 import type { AdaptedModel } from "../models/backbone.ts";
-import type { Track } from "./registry.ts";
-import type { ContinualMethod, MethodState } from "./method.ts";
+import type { ContinualMethod, MethodState, Track } from "./method.ts";
 import { taskLossOnly } from "./method.ts";
 
 /** EWC's options. */

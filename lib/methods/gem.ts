@@ -43,8 +43,13 @@
 
 import * as tf from "@tensorflow/tfjs";
 import type { AdaptedModel } from "../models/backbone.ts";
-import type { Track } from "./registry.ts";
-import type { ContinualMethod, ExampleAccess, MethodContext, MethodState } from "./method.ts";
+import type {
+  ContinualMethod,
+  ExampleAccess,
+  MethodContext,
+  MethodState,
+  Track,
+} from "./method.ts";
 import { taskLossOnly } from "./method.ts";
 import { gemDual, gramMatrix } from "./qp.ts";
 

@@ -37,7 +37,10 @@ import type { AdaptedModel } from "../models/backbone.ts";
 import type { Decoder } from "../models/decoder.ts";
 import type { ImageClassifier } from "../models/image_classifier.ts";
 import type { Rng, RngState } from "../random.ts";
-import type { Timer } from "../train/timer.ts";
+import type { Timer } from "./timer.ts";
+
+/** Which experiment track a method is built for (sets track-specific defaults). */
+export type Track = "vit" | "lm";
 
 /** Where a method is being called from: the model, the task, the position in the schedule. */
 export interface MethodContext {

@@ -4,26 +4,25 @@
  * @module
  */
 
-import { createDualPrompt } from "./dual_prompt.ts";
-import { createDualPromptLm } from "./dual_prompt_lm.ts";
+import { createDualPromptLm } from "./dual_prompt/lm.ts";
+import { createDualPrompt } from "./dual_prompt/vit.ts";
 import { createEwc } from "./ewc.ts";
 import { createFix } from "./fix.ts";
 import { createGem } from "./gem.ts";
-import { createHideLora } from "./hide_lora.ts";
-import { createHideTreeLora } from "./hide_treelora.ts";
-import { createJoint } from "./joint.ts";
-import { createL2p } from "./l2p.ts";
-import { createL2pLm } from "./l2p_lm.ts";
-import { createLwf } from "./lwf.ts";
+import { createHideLora } from "./hide_lora/hide_lora.ts";
 import { createInfLora } from "./inflora.ts";
-import type { ContinualMethod } from "./method.ts";
-import { createOLora } from "./o_lora.ts";
+import { createJoint } from "./joint.ts";
+import { createL2pLm } from "./l2p/lm.ts";
+import { createL2p } from "./l2p/vit.ts";
+import { createLwf } from "./lwf.ts";
+import type { ContinualMethod, Track } from "./method.ts";
 import { createOgd } from "./ogd.ts";
+import { createOLora } from "./o_lora.ts";
 import { createSeqLora } from "./seq_lora.ts";
+import { createHideTreeLora } from "./treelora/hide_treelora.ts";
 import { createTreeLora } from "./treelora/treelora.ts";
 
-/** Which experiment track a method is built for (sets track-specific defaults). */
-export type Track = "vit" | "lm";
+export type { Track } from "./method.ts";
 
 /** A method factory: options from the experiment spec/CLI, the track. */
 export type MethodFactory = (

@@ -76,7 +76,7 @@
 
 import * as tf from "@tensorflow/tfjs";
 import { Rng } from "../random.ts";
-import type { LoraConfig, LoraSite } from "./backbone.ts";
+import type { AdaptedModel, LoraConfig, LoraSite } from "./backbone.ts";
 import { makeVariable, truncatedNormal, uniqueScope } from "./init.ts";
 import {
   geluTanh,
@@ -1086,5 +1086,26 @@ export function createDecoder(
       for (const v of base.values()) v.dispose();
       for (const s of sites) tf.dispose([s.a, s.b]);
     },
+  };
+}
+
+/**
+ * The part of a decoder a continual-learning method sees: its LoRA sites in
+ * depth order, and no head variables (the LM head is frozen base).
+ *
+ * @example
+ * ```ts
+ * import { Rng } from "../random.ts";
+ * import { createDecoder, DECODER_PRESETS, lmAdaptedModel } from "./decoder.ts";
+ * const lm = createDecoder(DECODER_PRESETS["byte-micro"], { rng: new Rng(0) });
+ * lmAdaptedModel(lm).loraSites().length; // 4
+ * lm.dispose();
+ * ```
+ */
+export function lmAdaptedModel(decoder: Decoder): AdaptedModel {
+  return {
+    loraSites: () => decoder.loraSites(),
+    headVariables: () => [],
+    baseVariables: () => [...decoder.baseWeights().values()],
   };
 }

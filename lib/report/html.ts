@@ -20,6 +20,7 @@
 import * as aq from "arquero";
 import { join, relative, SEPARATOR } from "@std/path";
 import { exists, readJson, writeFileAtomic } from "../io.ts";
+import type { Staleness } from "./staleness.ts";
 
 /** What {@link writeHtmlReport} wrote. */
 export interface HtmlReport {
@@ -39,6 +40,8 @@ export interface HtmlReportOptions {
   fileName?: string;
   /** Page title (default `treelora results`). */
   title?: string;
+  /** The staleness of each run folder (keyed by the paths in `runs`); stale runs are marked. */
+  staleness?: Record<string, Staleness>;
 }
 
 /** The figures of one run, in the order the run reports list them; others follow by name. */
@@ -106,13 +109,23 @@ export async function renderHtmlReport(
   let tables = 0;
   for (const [i, dir] of runs.entries()) {
     const id = relative(root, dir).split(SEPARATOR).join("/") || ".";
-    const run = await renderRun(dir, { id, anchor: `run-${i + 1}`, index: i });
+    const run = await renderRun(dir, {
+      id,
+      anchor: `run-${i + 1}`,
+      index: i,
+      staleness: options.staleness?.[dir],
+    });
     ids.push(id);
     figures += run.figures;
     tables += run.table ? 1 : 0;
     sections.push(run.html);
   }
-  const toc = ids.map((id, i) => `<li><a href="#run-${i + 1}">${esc(id)}</a></li>`).join("\n");
+  const toc = ids.map((id, i) => {
+    const stale = options.staleness?.[runs[i]]?.status === "stale"
+      ? " <strong>(stale)</strong>"
+      : "";
+    return `<li><a href="#run-${i + 1}">${esc(id)}</a>${stale}</li>`;
+  }).join("\n");
   const html = `<!doctype html>
 <html lang="en">
 <head>
@@ -143,7 +156,7 @@ ${sections.join("\n")}
 
 async function renderRun(
   dir: string,
-  where: { id: string; anchor: string; index: number },
+  where: { id: string; anchor: string; index: number; staleness?: Staleness },
 ): Promise<{ html: string; figures: number; table: boolean }> {
   const href = (file: string) => hrefOf(where.id, file);
   const config = await readJson<Json>(join(dir, "config.json"));
@@ -157,6 +170,7 @@ async function renderRun(
     : [];
   const runAttr = attr(where.id);
   const notes: string[] = [];
+  if (where.staleness?.status === "stale") notes.push(`Stale run: ${where.staleness.reason}.`);
   if (status && status.complete === false) {
     notes.push("The run is incomplete: the tables cover the finished tasks only.");
   }

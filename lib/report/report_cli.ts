@@ -6,11 +6,12 @@
  */
 
 import { join, relative } from "@std/path";
-import { exists, writeFileAtomic } from "../io.ts";
-import { flagHelp, type FlagSpec, parseFlags } from "../run/flags.ts";
+import { exists, readJson, writeFileAtomic } from "../io.ts";
+import { flagHelp, type FlagSpec, parseFlags } from "../flags.ts";
 import { writeHtmlReport } from "./html.ts";
 import { writeRunReport } from "./run_report.ts";
 import { mergeShards, shardDirs } from "./shards.ts";
+import { runStaleness, type Staleness } from "./staleness.ts";
 
 /** Flags of `deno task report`. */
 export const REPORT_FLAGS: Record<string, FlagSpec> = {
@@ -89,14 +90,22 @@ export async function runReportCli(args: string[]): Promise<number> {
   ];
   let failed = 0;
   const reported: string[] = [];
+  const staleness: Record<string, Staleness> = {};
   for (const dir of dirs) {
     try {
-      const r = await writeRunReport(dir, { png });
+      const config = await readJson<{ provenance?: { gitCommit?: string | null } }>(
+        join(dir, "config.json"),
+      );
+      const stale = await runStaleness(config.provenance?.gitCommit, { repoRoot: "." });
+      staleness[dir] = stale;
+      const r = await writeRunReport(dir, { png, staleness: stale });
       reported.push(dir);
       console.log(
         `${dir}: ${r.files.length} files${r.warnings.length ? ` (${r.warnings.join("; ")})` : ""}`,
       );
       index.push(`## [${relative(root, dir)}](${relative(root, join(dir, "REPORT.md"))})`, "");
+      if (stale.status === "stale") index.push(`> **Stale run:** ${stale.reason}.`, "");
+      else if (stale.status === "unknown") index.push(`> Staleness unknown: ${stale.reason}.`, "");
       if (r.summary.length > 0) {
         const cols = Object.keys(r.summary[0]);
         index.push(`| ${cols.join(" | ")} |`, `| ${cols.map(() => "---").join(" | ")} |`);
@@ -113,7 +122,7 @@ export async function runReportCli(args: string[]): Promise<number> {
   if (dirs.every((d) => d.startsWith(root))) {
     await writeFileAtomic(join(root, "REPORT.md"), index.join("\n") + "\n");
     try {
-      const html = await writeHtmlReport(root, reported);
+      const html = await writeHtmlReport(root, reported, { staleness });
       console.log(`${html.path}: ${html.runs.length} runs, ${html.figures} figures`);
     } catch (err) {
       failed++;

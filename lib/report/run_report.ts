@@ -41,6 +41,7 @@ import {
   taskIdentityTable,
 } from "./paper_check.ts";
 import { methodStyles } from "./method_style.ts";
+import type { Staleness } from "./staleness.ts";
 import { writePlot } from "./render.ts";
 import { formatMeanStd, readCsvRows, summariseOverSeeds, writeTable } from "./tables.ts";
 
@@ -122,9 +123,12 @@ function groupBy(rows: Row[], keys: string[]): Map<string, Row[]> {
  */
 export async function writeRunReport(
   runDir: string,
-  options: { png?: boolean | "auto"; referenceMethod?: string } = {},
+  options: { png?: boolean | "auto"; referenceMethod?: string; staleness?: Staleness } = {},
 ): Promise<RunReport> {
   const warnings: string[] = [];
+  if (options.staleness?.status === "stale") {
+    warnings.push(`**stale run**: ${options.staleness.reason}`);
+  }
   const files: string[] = [];
   // deno-lint-ignore no-explicit-any
   const config = await readJson<any>(join(runDir, "config.json"));

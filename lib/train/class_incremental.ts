@@ -19,7 +19,7 @@ import { type EvalRow, evaluateSeenTasks, taskOutputRange } from "./evaluate.ts"
 import type { Progress } from "./progress.ts";
 import { epochsFor } from "./schedule.ts";
 import { captureCheckpoint, restoreTrainer, type TrainerCheckpoint } from "./checkpoint.ts";
-import { Timer } from "./timer.ts";
+import { Timer } from "../methods/timer.ts";
 import { type ExampleReadHook, imageExamples, type ImageForward } from "./example_access.ts";
 import { type LossRecord, stepsPerEpochFor, type TaskLoopConfig, trainTask } from "./task_loop.ts";
 

@@ -35,8 +35,7 @@
 
 import * as tf from "@tensorflow/tfjs";
 import type { ContinualMethod, EvalPromptContext, MethodContext } from "../methods/method.ts";
-import type { AdaptedModel } from "../models/backbone.ts";
-import type { Decoder } from "../models/decoder.ts";
+import { type Decoder, lmAdaptedModel } from "../models/decoder.ts";
 import { Rng } from "../random.ts";
 import type { Tokenizer } from "../text/tokenizer.ts";
 import type { LossRecord } from "./task_loop.ts";
@@ -46,7 +45,7 @@ import { IGNORE_INDEX, lmLoss, shiftLabels } from "./lm_loss.ts";
 import type { Progress } from "./progress.ts";
 import { epochsFor } from "./schedule.ts";
 import { captureCheckpoint, restoreTrainer, type TrainerCheckpoint } from "./checkpoint.ts";
-import { Timer } from "./timer.ts";
+import { Timer } from "../methods/timer.ts";
 import {
   type ExampleReadHook,
   lmExamples,
@@ -164,28 +163,6 @@ export interface LmRunRecorder {
   losses(records: LossRecord[]): Promise<void>;
   /** A checkpoint after a finished task (written before the next task starts). */
   checkpoint?(checkpoint: TrainerCheckpoint): Promise<void>;
-}
-
-/**
- * The part of a decoder a continual-learning method sees: its LoRA sites in
- * depth order, and no head variables (the LM head is frozen base).
- *
- * @example
- * ```ts
- * import { Rng } from "../random.ts";
- * import { createDecoder, DECODER_PRESETS } from "../models/decoder.ts";
- * import { lmAdaptedModel } from "./lm_incremental.ts";
- * const lm = createDecoder(DECODER_PRESETS["byte-micro"], { rng: new Rng(0) });
- * lmAdaptedModel(lm).loraSites().length; // 4
- * lm.dispose();
- * ```
- */
-export function lmAdaptedModel(decoder: Decoder): AdaptedModel {
-  return {
-    loraSites: () => decoder.loraSites(),
-    headVariables: () => [],
-    baseVariables: () => [...decoder.baseWeights().values()],
-  };
 }
 
 /**

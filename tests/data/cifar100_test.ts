@@ -9,6 +9,7 @@ import {
   writeLabelNames,
 } from "../../lib/data/cifar100.ts";
 import type { ImageSet } from "../../lib/data/task.ts";
+import { withTempDir } from "../helpers.ts";
 
 const TINY_DIR = "/work/shared/data/tinyimagenet100_32";
 const CIFAR_DIR = "/work/shared/data/cifar100";
@@ -36,15 +37,6 @@ function handBuiltSet(): ImageSet {
   };
 }
 
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "treelora-data-test-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 Deno.test("encodeCifar100 lays out records: coarse, fine, R plane, G plane, B plane", () => {
   const set = handBuiltSet();
   const bytes = encodeCifar100(set);
@@ -63,7 +55,7 @@ Deno.test("encodeCifar100 lays out records: coarse, fine, R plane, G plane, B pl
 });
 
 Deno.test("writeCifar100 → readCifar100 round-trips bytes, labels and names exactly", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir("treelora-data-test-", async (dir) => {
     const set = handBuiltSet();
     await writeCifar100(join(dir, "train.bin"), set);
     await writeCifar100(join(dir, "test.bin"), {
@@ -96,7 +88,7 @@ Deno.test("writeCifar100 → readCifar100 round-trips bytes, labels and names ex
 });
 
 Deno.test("readCifar100 leaves names undefined when the name files are absent", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir("treelora-data-test-", async (dir) => {
     await writeCifar100(join(dir, "test.bin"), handBuiltSet());
     const set = await readCifar100(dir, { split: "test" });
     assertEquals(set.fineNames, undefined);
@@ -112,7 +104,7 @@ Deno.test("parseCifar100 copies pixels (no aliasing of the input bytes)", () => 
 });
 
 Deno.test("readCifar100: missing file names the file and the expected layout", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir("treelora-data-test-", async (dir) => {
     const err = await assertRejects(() => readCifar100(dir, { split: "train" }), Error);
     const msg = (err as Error).message;
     assertStringIncludes(msg, join(dir, "train.bin"));
@@ -124,7 +116,7 @@ Deno.test("readCifar100: missing file names the file and the expected layout", a
 });
 
 Deno.test("readCifar100: truncated file reports its size and the remainder", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir("treelora-data-test-", async (dir) => {
     const bytes = encodeCifar100(handBuiltSet()).subarray(0, 2 * CIFAR100_RECORD_BYTES + 100);
     const path = join(dir, "train.bin");
     await Deno.writeFile(path, bytes);
@@ -138,7 +130,7 @@ Deno.test("readCifar100: truncated file reports its size and the remainder", asy
 });
 
 Deno.test("readCifar100: fine label 150 at record 2 is reported with record, byte, value and range", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir("treelora-data-test-", async (dir) => {
     const bytes = encodeCifar100(handBuiltSet());
     bytes[2 * CIFAR100_RECORD_BYTES + 1] = 150;
     const path = join(dir, "test.bin");
@@ -177,7 +169,7 @@ Deno.test("parseCifar100: an empty file is an error", () => {
 });
 
 Deno.test("readCifar100: a names file with the wrong line count is an error naming it", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir("treelora-data-test-", async (dir) => {
     await writeCifar100(join(dir, "train.bin"), handBuiltSet());
     await Deno.writeTextFile(join(dir, "fine_label_names.txt"), "a\nb\nc\n");
     await assertRejects(

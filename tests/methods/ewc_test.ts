@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertAlmostEquals, assertEquals } from "@std/assert";
-import { initBackend } from "../../lib/backend.ts";
+import { initBackend } from "../../lib/run/backend.ts";
 import { createEwc, ewcPenalty, ewcVariables } from "../../lib/methods/ewc.ts";
 import { Rng } from "../../lib/random.ts";
 import {

@@ -1,17 +1,17 @@
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertAlmostEquals, assertEquals, assertThrows } from "@std/assert";
-import { initBackend } from "../../lib/backend.ts";
+import { initBackend } from "../../lib/run/backend.ts";
 import { createGem, GEM_DEFAULTS, gemVariables } from "../../lib/methods/gem.ts";
 import type { ContinualMethod, ExampleAccess, MethodContext } from "../../lib/methods/method.ts";
 import { gemProject } from "../../lib/methods/qp.ts";
 import type { AdaptedModel } from "../../lib/models/backbone.ts";
-import { createDecoder, DECODER_PRESETS } from "../../lib/models/decoder.ts";
+import { createDecoder, DECODER_PRESETS, lmAdaptedModel } from "../../lib/models/decoder.ts";
 import { Rng } from "../../lib/random.ts";
 import { ByteTokenizer } from "../../lib/text/byte_tokenizer.ts";
 import type { TrainerCheckpoint } from "../../lib/train/checkpoint.ts";
 import { trainClassIncremental } from "../../lib/train/class_incremental.ts";
 import { imageExamples, lmExamples } from "../../lib/train/example_access.ts";
-import { lmAdaptedModel, type LmTask, trainLmIncremental } from "../../lib/train/lm_incremental.ts";
+import { type LmTask, trainLmIncremental } from "../../lib/train/lm_incremental.ts";
 import { CONFIG, context, microModel, silentRecorder, stream } from "./helpers.ts";
 
 const dot = (a: ArrayLike<number>, b: ArrayLike<number>, from = 0, to = a.length) => {

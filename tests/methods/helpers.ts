@@ -15,9 +15,8 @@ import {
 import type { EvalRow } from "../../lib/train/evaluate.ts";
 import type { LossRecord } from "../../lib/train/task_loop.ts";
 import type { ContinualMethod } from "../../lib/methods/method.ts";
-import type { Decoder } from "../../lib/models/decoder.ts";
-import { lmAdaptedModel } from "../../lib/train/lm_incremental.ts";
-import { Timer } from "../../lib/train/timer.ts";
+import { type Decoder, lmAdaptedModel } from "../../lib/models/decoder.ts";
+import { Timer } from "../../lib/methods/timer.ts";
 
 export const CONFIG: TrainConfig = {
   epochs: 1,

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertAlmostEquals, assertEquals } from "@std/assert";
-import { initBackend } from "../../lib/backend.ts";
+import { initBackend } from "../../lib/run/backend.ts";
 import { createInfLora, designA, maxOverlap, updateMemory } from "../../lib/methods/inflora.ts";
 import type { ContinualMethod } from "../../lib/methods/method.ts";
 import { Rng } from "../../lib/random.ts";

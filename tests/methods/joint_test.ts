@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "@std/assert";
-import { initBackend } from "../../lib/backend.ts";
+import { initBackend } from "../../lib/run/backend.ts";
 import { createJoint } from "../../lib/methods/joint.ts";
 import type { ContinualMethod } from "../../lib/methods/method.ts";
 import { createSeqLora } from "../../lib/methods/seq_lora.ts";

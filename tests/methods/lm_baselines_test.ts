@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals } from "@std/assert";
-import { initBackend } from "../../lib/backend.ts";
+import { initBackend } from "../../lib/run/backend.ts";
 import { createEwc } from "../../lib/methods/ewc.ts";
 import { createFix, demonstrations, FIX_DEFAULTS } from "../../lib/methods/fix.ts";
 import { createJoint } from "../../lib/methods/joint.ts";

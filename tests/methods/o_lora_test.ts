@@ -1,10 +1,8 @@
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertAlmostEquals, assertEquals } from "@std/assert";
-import { initBackend } from "../../lib/backend.ts";
-import { gramCrossEntropy } from "../../lib/methods/hide_lora.ts";
+import { initBackend } from "../../lib/run/backend.ts";
 import type { ContinualMethod } from "../../lib/methods/method.ts";
 import { createOLora, orthogonalityPenalty } from "../../lib/methods/o_lora.ts";
-import { createMethod } from "../../lib/methods/registry.ts";
 import { Rng } from "../../lib/random.ts";
 import { trainClassIncremental } from "../../lib/train/class_incremental.ts";
 import { CONFIG, context, microModel, silentRecorder, stream } from "./helpers.ts";
@@ -20,20 +18,6 @@ Deno.test("o-lora penalty: zero for orthogonal A's, Σ|A_old·A_newᵀ| otherwis
   );
   assertAlmostEquals((await p.data())[0], 3, 1e-6);
   tf.dispose([zero, p]);
-});
-
-Deno.test("hide-lora Gram cross-entropy: hand value; the ViT track builds the ViT method", async () => {
-  await initBackend("cpu");
-  // M = I₂, τ = 1: each row's logits [1, 0] → −log softmax = log(1 + e⁻¹).
-  const l = gramCrossEntropy(tf.eye(2) as tf.Tensor2D, { temperature: 1 });
-  assertAlmostEquals((await l.data())[0], Math.log(1 + Math.exp(-1)), 1e-6);
-  // M = [[1, 0], [1, 1]], τ = 0.8: rows of M·Mᵀ/τ = [[1.25, 1.25], [1.25, 2.5]].
-  const m = gramCrossEntropy(tf.tensor2d([[1, 0], [1, 1]]), { temperature: 0.8 });
-  const expected = (Math.log(2) + Math.log(1 + Math.exp(-1.25))) / 2;
-  assertAlmostEquals((await m.data())[0], expected, 1e-6);
-  tf.dispose([l, m]);
-  assertEquals(createMethod("hide-lora", { track: "vit" }).options().tiiFeatures, "first-task");
-  assertEquals(createMethod("hide-lora", { track: "lm" }).options().lambda1, 0.5);
 });
 
 Deno.test("o-lora: old adapters stay bit-identical across later tasks; penalty logged; no leaks", async () => {

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { assertAlmostEquals, assertEquals, assertThrows } from "@std/assert";
-import { initBackend } from "../../lib/backend.ts";
+import { initBackend } from "../../lib/run/backend.ts";
 import { addPoolAdapter, clearPool, TaskAdapters } from "../../lib/models/adapter_pool.ts";
 import {
   createLoraSite,

@@ -1,7 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertAlmostEquals, assertEquals, assertThrows } from "@std/assert";
-import { initBackend } from "../../lib/backend.ts";
-import type { LoraSite } from "../../lib/models/backbone.ts";
+import { initBackend } from "../../lib/run/backend.ts";
 import {
   applyRope,
   attentionBias,
@@ -22,27 +21,12 @@ import { rmsNorm } from "../../lib/models/layers.ts";
 import type { TensorData } from "../../lib/models/safetensors.ts";
 import { Rng } from "../../lib/random.ts";
 import { lmLoss } from "../../lib/train/lm_loss.ts";
+import { maxAbsDiff, setLoraB } from "../helpers.ts";
 
 const MICRO: DecoderConfig = {
   ...DECODER_PRESETS["byte-micro"],
   lora: { rank: 2, alpha: 4, dropout: 0.1 },
 };
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assertEquals(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
-
-/** Give every LoRA B a deterministic non-zero value so the LoRA path contributes. */
-function setLoraB(sites: LoraSite[], seed: number): void {
-  const rng = new Rng(seed);
-  for (const s of sites) {
-    const v = Float32Array.from({ length: s.b.size }, () => 0.1 * rng.normal());
-    tf.tidy(() => s.b.assign(tf.tensor(v, s.b.shape)));
-  }
-}
 
 function randomIds(n: number, seed: number): number[] {
   const rng = new Rng(seed);

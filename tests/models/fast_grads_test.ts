@@ -7,7 +7,8 @@ import {
   restoreStockMatMulGradient,
 } from "../../lib/models/fast_grads.ts";
 import { Rng } from "../../lib/random.ts";
-import { initBackend } from "../../lib/backend.ts";
+import { initBackend } from "../../lib/run/backend.ts";
+import { maxAbsDiff } from "../helpers.ts";
 
 function randomTensor(shape: number[], rng: Rng): tf.Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
@@ -29,13 +30,6 @@ async function grads(
   ga.dispose();
   gb.dispose();
   return out;
-}
-
-function maxAbsDiff(x: Float32Array, y: Float32Array): number {
-  assertEquals(x.length, y.length);
-  let m = 0;
-  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i] - y[i]));
-  return m;
 }
 
 /** Shapes [batch…, m, k] · [batch…, k, n] for each rank, stored as the flags require. */

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals, assertThrows } from "@std/assert";
-import { initBackend } from "../../lib/backend.ts";
+import { initBackend } from "../../lib/run/backend.ts";
 import { geluErf, geluTanh } from "../../lib/models/layers.ts";
 import { createVit, VIT_PRESETS, type VitConfig } from "../../lib/models/vit.ts";
 import { Rng } from "../../lib/random.ts";

@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertAlmostEquals, assertEquals, assertRejects, assertThrows } from "@std/assert";
 import { join } from "@std/path";
-import { initBackend } from "../../lib/backend.ts";
+import { initBackend } from "../../lib/run/backend.ts";
 import type { Decoder } from "../../lib/models/decoder.ts";
 import {
   decoderConfigFromHf,
@@ -16,16 +16,10 @@ import { Rng } from "../../lib/random.ts";
 import { tinyLlamaConfig, writeTinyHfLlama, writeWeights } from "./hf_fixtures.ts";
 import { referenceLlamaLogits } from "./reference_decoder.ts";
 import type { ReferenceLora } from "./reference_vit.ts";
+import { maxAbsDiff, withTempDir } from "../helpers.ts";
 
 const tokenizers = await hfTokenizersAvailable();
 const LORA = { rank: 2, alpha: 4, dropout: 0 };
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assertEquals(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
 
 function logitsOf(model: Decoder, ids: number[]): Float32Array {
   return tf.tidy(() =>
@@ -33,22 +27,13 @@ function logitsOf(model: Decoder, ids: number[]): Float32Array {
   ) as Float32Array;
 }
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  await initBackend("cpu");
-  const dir = await Deno.makeTempDir({ prefix: "treelora-hfdec-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 Deno.test({
   name:
     "hf decoder: a tiny HF LLaMA (GQA, untied) tokenises and runs as the plain-TypeScript reference, 1e-4",
   ignore: !tokenizers,
   async fn() {
-    await withDir(async (dir) => {
+    await initBackend("cpu");
+    await withTempDir("treelora-hfdec-", async (dir) => {
       const { tensors, config } = await writeTinyHfLlama(dir, { seed: 1 });
       const lines: string[] = [];
       const before = tf.memory().numTensors;
@@ -83,7 +68,8 @@ Deno.test({
   name: "hf decoder: tied embeddings, 2 shards, a stray lm_head and rotary buffers are skipped",
   ignore: !tokenizers,
   async fn() {
-    await withDir(async (dir) => {
+    await initBackend("cpu");
+    await withTempDir("treelora-hfdec-", async (dir) => {
       const config = tinyLlamaConfig({ tie_word_embeddings: true, num_key_value_heads: 4 });
       const { tensors } = await writeTinyHfLlama(dir, {
         seed: 2,
@@ -109,7 +95,8 @@ Deno.test({
   name: "hf decoder: a PEFT adapter on q and v matches the reference with W + s·B·A",
   ignore: !tokenizers,
   async fn() {
-    await withDir(async (dir) => {
+    await initBackend("cpu");
+    await withTempDir("treelora-hfdec-", async (dir) => {
       const { tensors, config } = await writeTinyHfLlama(dir, { seed: 3 });
       const lora = { rank: 4, alpha: 16, dropout: 0.1 };
       const a = await loadHfDecoder(dir, { lora, rng: new Rng(1) });
@@ -147,7 +134,8 @@ Deno.test({
   name: "hf decoder: the memory is stated and an oversized model refused before weights are read",
   ignore: !tokenizers,
   async fn() {
-    await withDir(async (dir) => {
+    await initBackend("cpu");
+    await withTempDir("treelora-hfdec-", async (dir) => {
       // Llama-3.2-1B's config.json, no weights at all: refused on its size alone.
       await Deno.writeTextFile(
         join(dir, "config.json"),
@@ -197,7 +185,8 @@ Deno.test({
     "hf decoder: missing, unknown and misshapen tensors and a too-large tokenizer name the file",
   ignore: !tokenizers,
   async fn() {
-    await withDir(async (dir) => {
+    await initBackend("cpu");
+    await withTempDir("treelora-hfdec-", async (dir) => {
       const { tensors, config } = await writeTinyHfLlama(dir, { seed: 4, weights: false });
       const cases: [string, (t: Map<string, TensorData>) => void, string][] = [
         ["missing", (t) => t.delete("lm_head.weight"), "missing 1 tensor(s): lm_head.weight"],

@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertAlmostEquals, assertEquals, assertRejects } from "@std/assert";
 import { join } from "@std/path";
-import { initBackend } from "../../lib/backend.ts";
+import { initBackend } from "../../lib/run/backend.ts";
 import {
   createHfVitClassifier,
   HF_VIT_PRESETS,
@@ -24,19 +24,13 @@ import {
   referenceResizeBilinear,
   referenceVitFeatures,
 } from "./reference_vit.ts";
+import { maxAbsDiff, withTempDir } from "../helpers.ts";
 
 const LORA = { rank: 2, alpha: 4, dropout: 0 };
 
 function images(n: number, size: number, seed: number): Float32Array {
   const rng = new Rng(seed);
   return Float32Array.from({ length: n * size * size * 3 }, () => rng.normal());
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assertEquals(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
 }
 
 async function features(
@@ -54,18 +48,9 @@ async function features(
   return data;
 }
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  await initBackend("cpu");
-  const dir = await Deno.makeTempDir({ prefix: "treelora-hfvit-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 Deno.test("hf vit: a tiny HF checkpoint's forward pass equals the plain-TypeScript reference to 1e-4", async () => {
-  await withDir(async (dir) => {
+  await initBackend("cpu");
+  await withTempDir("treelora-hfvit-", async (dir) => {
     const { tensors, config } = await writeTinyHfVit(dir, { seed: 1 });
     const before = tf.memory().numTensors;
     const { vit, checkpoint } = await loadHfVit(dir, { lora: LORA, rng: new Rng(0) });
@@ -97,7 +82,8 @@ Deno.test("hf vit: a tiny HF checkpoint's forward pass equals the plain-TypeScri
 });
 
 Deno.test("hf vit: ViTModel names (no prefix), 3 shards, preprocessor_config.json, qkv_bias false", async () => {
-  await withDir(async (dir) => {
+  await initBackend("cpu");
+  await withTempDir("treelora-hfvit-", async (dir) => {
     const config = tinyVitConfig({ qkv_bias: false, layer_norm_eps: 1e-6 });
     const { tensors } = await writeTinyHfVit(dir, {
       seed: 2,
@@ -126,7 +112,8 @@ Deno.test("hf vit: ViTModel names (no prefix), 3 shards, preprocessor_config.jso
 });
 
 Deno.test("hf vit: preprocessing defaults to 0.5/0.5; rescale factors fold into mean and std", async () => {
-  await withDir(async (dir) => {
+  await initBackend("cpu");
+  await withTempDir("treelora-hfvit-", async (dir) => {
     await Deno.writeTextFile(join(dir, "config.json"), JSON.stringify(tinyVitConfig()));
     const ckptDir = join(dir, "pre");
     await Deno.mkdir(ckptDir);
@@ -145,7 +132,8 @@ Deno.test("hf vit: preprocessing defaults to 0.5/0.5; rescale factors fold into 
 });
 
 Deno.test("hf vit: the resize is half-pixel bilinear; the classifier resizes, then runs the checkpoint", async () => {
-  await withDir(async (dir) => {
+  await initBackend("cpu");
+  await withTempDir("treelora-hfvit-", async (dir) => {
     const x8 = images(2, 8, 9);
     const got = tf.tidy(() => resizeImages(tf.tensor4d(x8, [2, 8, 8, 3]), { size: 16 }).dataSync());
     const ref = referenceResizeBilinear(x8, { batch: 2, from: 8, to: 16, channels: 3 });
@@ -186,7 +174,8 @@ Deno.test("hf vit: the resize is half-pixel bilinear; the classifier resizes, th
 });
 
 Deno.test("hf vit: a PEFT adapter loaded onto the checkpoint matches the reference with W + s·B·A", async () => {
-  await withDir(async (dir) => {
+  await initBackend("cpu");
+  await withTempDir("treelora-hfvit-", async (dir) => {
     const { tensors, config } = await writeTinyHfVit(dir, { seed: 5 });
     const lora = { rank: 3, alpha: 6, dropout: 0 };
     const a = await loadHfVit(dir, { lora, loraBlocks: [1], rng: new Rng(1) });
@@ -230,7 +219,8 @@ Deno.test("hf vit: a PEFT adapter loaded onto the checkpoint matches the referen
 });
 
 Deno.test("hf vit: errors name the file, the tensor and what was expected", async () => {
-  await withDir(async (dir) => {
+  await initBackend("cpu");
+  await withTempDir("treelora-hfvit-", async (dir) => {
     const config = tinyVitConfig();
     const { tensors } = await writeTinyHfVit(dir, { seed: 6 });
     const variants: [string, (t: Map<string, TensorData>) => void, string][] = [
@@ -300,7 +290,8 @@ Deno.test("hf vit: errors name the file, the tensor and what was expected", asyn
 });
 
 Deno.test("hf vit: the memory is stated and an oversized model refused before any weight is read", async () => {
-  await withDir(async (dir) => {
+  await initBackend("cpu");
+  await withTempDir("treelora-hfvit-", async (dir) => {
     // No config.json and no weights: the vit-b16 preset's size alone decides.
     const lines: string[] = [];
     await assertRejects(

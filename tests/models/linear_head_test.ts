@@ -6,7 +6,7 @@ import {
   assertNotEquals,
   assertThrows,
 } from "@std/assert";
-import { initBackend } from "../../lib/backend.ts";
+import { initBackend } from "../../lib/run/backend.ts";
 import { createLinearHead } from "../../lib/models/linear_head.ts";
 import { Rng } from "../../lib/random.ts";
 

@@ -6,16 +6,12 @@ import {
   assertNotEquals,
   assertThrows,
 } from "@std/assert";
-import { initBackend } from "../../lib/backend.ts";
+import { initBackend } from "../../lib/run/backend.ts";
 import { createLoraSite, dropoutMask, loraDelta, loraScale } from "../../lib/models/lora.ts";
 import { Rng } from "../../lib/random.ts";
+import { assertArrayAlmostEquals } from "../helpers.ts";
 
 const LORA = { rank: 2, alpha: 4, dropout: 0 };
-
-function assertClose(actual: ArrayLike<number>, expected: number[], tol = 1e-5): void {
-  assertEquals(actual.length, expected.length);
-  for (let i = 0; i < expected.length; i++) assertAlmostEquals(actual[i], expected[i], tol);
-}
 
 Deno.test("loraScale is alpha / rank", () => {
   assertEquals(loraScale({ rank: 8, alpha: 32, dropout: 0.1 }), 4);
@@ -52,7 +48,7 @@ Deno.test("loraDelta: hand-computed 2×3 example", async () => {
   // x·Aᵀ = [[-2, 1.5], [-2, 4.5]]; ·Bᵀ = [[1, -1.5], [7, -4.5]]; × s = 4/2 = 2.
   const y = loraDelta(x, site, { scale: loraScale(LORA), dropout: 0, training: true });
   assertEquals(y.shape, [2, 2]);
-  assertClose(await y.data(), [2, -3, 14, -9]);
+  assertArrayAlmostEquals(await y.data(), [2, -3, 14, -9], 1e-5);
   tf.dispose([x, y, site.a, site.b]);
 });
 

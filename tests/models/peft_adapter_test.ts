@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals, assertRejects } from "@std/assert";
 import { join } from "@std/path";
-import { initBackend } from "../../lib/backend.ts";
+import { initBackend } from "../../lib/run/backend.ts";
 import type { LoraSite } from "../../lib/models/backbone.ts";
 import { createDecoder, DECODER_PRESETS, type DecoderConfig } from "../../lib/models/decoder.ts";
 import {
@@ -15,6 +15,7 @@ import { encodeSafetensors, loadWeights } from "../../lib/models/safetensors.ts"
 import { createVitClassifier } from "../../lib/models/vit_classifier.ts";
 import { createVit, VIT_PRESETS, type VitConfig } from "../../lib/models/vit.ts";
 import { Rng } from "../../lib/random.ts";
+import { withTempDir } from "../helpers.ts";
 
 const VIT: VitConfig = { ...VIT_PRESETS.micro, lora: { rank: 2, alpha: 8, dropout: 0.1 } };
 const LM: DecoderConfig = {
@@ -37,18 +38,9 @@ function values(sites: LoraSite[]): number[][] {
   return sites.flatMap((s) => [Array.from(s.a.dataSync()), Array.from(s.b.dataSync())]);
 }
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  await initBackend("cpu");
-  const dir = await Deno.makeTempDir({ prefix: "treelora-peft-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 Deno.test("peft adapter: ViT round trip in PEFT's file layout; forward pass unchanged", async () => {
-  await withDir(async (dir) => {
+  await initBackend("cpu");
+  await withTempDir("treelora-peft-", async (dir) => {
     const config = { ...VIT, loraBlocks: [0] };
     const a = createVit(config, { rng: new Rng(1) });
     randomize(a.loraSites(), 3);
@@ -115,7 +107,8 @@ Deno.test("peft adapter: ViT round trip in PEFT's file layout; forward pass unch
 });
 
 Deno.test("peft adapter: decoder round trip (GQA v_proj [out = kvHeads·headDim, r]) and a classifier head", async () => {
-  await withDir(async (dir) => {
+  await initBackend("cpu");
+  await withTempDir("treelora-peft-", async (dir) => {
     const a = createDecoder(LM, { rng: new Rng(1) });
     randomize(a.loraSites(), 4);
     await saveAdapter(dir, a, { baseModel: "meta-llama/Llama-3.2-1B" });
@@ -162,7 +155,8 @@ Deno.test("peft adapter: decoder round trip (GQA v_proj [out = kvHeads·headDim,
 });
 
 Deno.test("peft adapter: mismatches are refused before anything is assigned, naming file, tensor and expectation", async () => {
-  await withDir(async (dir) => {
+  await initBackend("cpu");
+  await withTempDir("treelora-peft-", async (dir) => {
     const a = createDecoder(LM, { rng: new Rng(1) });
     randomize(a.loraSites(), 4);
     await saveAdapter(dir, a, { baseModel: null });

@@ -11,6 +11,7 @@ import {
   saveShardedWeights,
 } from "../../lib/models/safetensors_index.ts";
 import { encodeSafetensors, saveWeights, type TensorData } from "../../lib/models/safetensors.ts";
+import { withTempDir } from "../helpers.ts";
 
 function tensors(): Map<string, TensorData> {
   return new Map([
@@ -24,17 +25,8 @@ function tensors(): Map<string, TensorData> {
   ]);
 }
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "treelora-shards-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 Deno.test("sharded safetensors: write → index layout → read back in order", async () => {
-  await withDir(async (dir) => {
+  await withTempDir("treelora-shards-", async (dir) => {
     const files = await saveShardedWeights(dir, tensors(), { maxShardBytes: 24 });
     assertEquals(files.map((f) => f.slice(dir.length + 1)), [
       "model.safetensors.index.json",
@@ -65,7 +57,7 @@ Deno.test("sharded safetensors: write → index layout → read back in order", 
 });
 
 Deno.test("sharded safetensors: a missing shard, a tensor absent from its shard and bad indexes are named", async () => {
-  await withDir(async (dir) => {
+  await withTempDir("treelora-shards-", async (dir) => {
     const files = await saveShardedWeights(dir, tensors(), { maxShardBytes: 24 });
     const index = files[0];
     await Deno.remove(files[2]);

@@ -217,10 +217,10 @@ if (SKIP !== null) console.warn(`html_report_test: the headless Chromium step is
 async function buildResults(root: string): Promise<string> {
   const { SPEC: CIFAR_SPEC } = await import("../../experiments/split_cifar.ts");
   const { SPEC: TRACE_SPEC } = await import("../../experiments/trace.ts");
-  const { runSplitCifar } = await import("../../lib/run/split_cifar.ts");
-  const { runTrace } = await import("../../lib/run/trace.ts");
-  const { applyTraceFlags, TRACE_FLAGS } = await import("../../lib/run/trace_cli.ts");
-  const { parseFlags } = await import("../../lib/run/flags.ts");
+  const { runSplitCifar } = await import("../../lib/tracks/vit_class_incremental.ts");
+  const { LM_TRACK, runTrace } = await import("../../lib/tracks/lm_trace.ts");
+  const { applyFlags, experimentFlags } = await import("../../lib/run/cli.ts");
+  const { parseFlags } = await import("../../lib/flags.ts");
   const { runReportCli } = await import("../../lib/report/report_cli.ts");
   const results = join(root, "results");
   const cache = join(root, "cache");
@@ -245,9 +245,8 @@ async function buildResults(root: string): Promise<string> {
   cifar.quiet = true;
   await runSplitCifar(cifar);
 
-  const trace = applyTraceFlags(
-    TRACE_SPEC,
-    parseFlags([
+  const trace = applyFlags(TRACE_SPEC, {
+    flags: parseFlags([
       "--preset=byte-micro",
       "--pretrain-steps=2",
       "--max-steps-per-epoch=2",
@@ -260,8 +259,9 @@ async function buildResults(root: string): Promise<string> {
       `--cache-dir=${cache}`,
       "--out=tiny",
       "--quiet",
-    ], TRACE_FLAGS),
-  );
+    ], experimentFlags(LM_TRACK)),
+    track: LM_TRACK,
+  });
   trace.data.synthetic = { seed: 1, train: 4, eval: 2, test: 2 };
   trace.model.pretrain.corpusLines = 50;
   await runTrace(trace);

@@ -8,12 +8,23 @@ import { SPEC as CIFAR } from "../../experiments/split_cifar.ts";
 import { SPEC as TRACE } from "../../experiments/trace.ts";
 import { readJson } from "../../lib/io.ts";
 import { readCsvRows } from "../../lib/report/tables.ts";
-import { parseFlags } from "../../lib/run/flags.ts";
-import { runSplitCifar } from "../../lib/run/split_cifar.ts";
-import { applySplitCifarFlags, SPLIT_CIFAR_FLAGS } from "../../lib/run/split_cifar_cli.ts";
-import { runTrace } from "../../lib/run/trace.ts";
-import { applyTraceFlags, TRACE_FLAGS } from "../../lib/run/trace_cli.ts";
+import { type FlagValues, parseFlags } from "../../lib/flags.ts";
+import {
+  runSplitCifar,
+  type SplitCifarSpec,
+  VIT_TRACK,
+} from "../../lib/tracks/vit_class_incremental.ts";
+import { applyFlags, experimentFlags } from "../../lib/run/cli.ts";
+import { LM_TRACK, runTrace, type TraceSpec } from "../../lib/tracks/lm_trace.ts";
 import { writeTinyHfLlama, writeTinyHfVit } from "../models/hf_fixtures.ts";
+
+const SPLIT_CIFAR_FLAGS = experimentFlags(VIT_TRACK);
+const applySplitCifarFlags = (base: SplitCifarSpec, flags: FlagValues) =>
+  applyFlags(base, { flags, track: VIT_TRACK });
+
+const TRACE_FLAGS = experimentFlags(LM_TRACK);
+const applyTraceFlags = (base: TraceSpec, flags: FlagValues) =>
+  applyFlags(base, { flags, track: LM_TRACK });
 
 Deno.test("exp:split-cifar --weights DIR trains on a Hugging Face-layout ViT checkpoint; --backbone checks its shape", async () => {
   const root = await Deno.makeTempDir();

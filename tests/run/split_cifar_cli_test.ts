@@ -1,8 +1,16 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import { SPEC } from "../../experiments/split_cifar.ts";
-import { parseFlags } from "../../lib/run/flags.ts";
-import { applySplitCifarFlags, SPLIT_CIFAR_FLAGS } from "../../lib/run/split_cifar_cli.ts";
-import { resolveLoraBlocks } from "../../lib/run/split_cifar.ts";
+import { type FlagValues, parseFlags } from "../../lib/flags.ts";
+import { applyFlags, experimentFlags } from "../../lib/run/cli.ts";
+import {
+  resolveLoraBlocks,
+  type SplitCifarSpec,
+  VIT_TRACK,
+} from "../../lib/tracks/vit_class_incremental.ts";
+
+const SPLIT_CIFAR_FLAGS = experimentFlags(VIT_TRACK);
+const applySplitCifarFlags = (base: SplitCifarSpec, flags: FlagValues) =>
+  applyFlags(base, { flags, track: VIT_TRACK });
 
 const apply = (args: string[]) => applySplitCifarFlags(SPEC, parseFlags(args, SPLIT_CIFAR_FLAGS));
 

@@ -11,7 +11,7 @@ import { CL_METRICS } from "../../lib/metrics/cl_metrics.ts";
 import { writeRunReport } from "../../lib/report/run_report.ts";
 import { mergeShards } from "../../lib/report/shards.ts";
 import { readCsvRows } from "../../lib/report/tables.ts";
-import { runSplitCifar, type SplitCifarSpec } from "../../lib/run/split_cifar.ts";
+import { runSplitCifar, type SplitCifarSpec } from "../../lib/tracks/vit_class_incremental.ts";
 
 function tinySpec(root: string, runId: string, backend: "cpu" | "wasm"): SplitCifarSpec {
   const spec: SplitCifarSpec = structuredClone(SPEC);

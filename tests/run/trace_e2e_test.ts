@@ -4,9 +4,13 @@ import { join } from "@std/path";
 import { SPEC } from "../../experiments/trace.ts";
 import { readJson } from "../../lib/io.ts";
 import { readCsvRows } from "../../lib/report/tables.ts";
-import { parseFlags } from "../../lib/run/flags.ts";
-import { runTrace, type TraceSpec } from "../../lib/run/trace.ts";
-import { applyTraceFlags, TRACE_FLAGS } from "../../lib/run/trace_cli.ts";
+import { type FlagValues, parseFlags } from "../../lib/flags.ts";
+import { LM_TRACK, runTrace, type TraceSpec } from "../../lib/tracks/lm_trace.ts";
+import { applyFlags, experimentFlags } from "../../lib/run/cli.ts";
+
+const TRACE_FLAGS = experimentFlags(LM_TRACK);
+const applyTraceFlags = (base: TraceSpec, flags: FlagValues) =>
+  applyFlags(base, { flags, track: LM_TRACK });
 
 function tinySpec(root: string): TraceSpec {
   const spec = applyTraceFlags(

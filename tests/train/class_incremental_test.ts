@@ -1,7 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals } from "@std/assert";
-import { splitClassIncremental } from "../../lib/data/class_split.ts";
-import { generateSyntheticImages } from "../../lib/data/synthetic_images.ts";
 import type { ContinualMethod } from "../../lib/methods/method.ts";
 import { createSeqLora } from "../../lib/methods/seq_lora.ts";
 import { createTreeLora } from "../../lib/methods/treelora/treelora.ts";
@@ -12,46 +10,10 @@ import {
   type LossRecord,
   type RunRecorder,
   trainClassIncremental,
-  type TrainConfig,
 } from "../../lib/train/class_incremental.ts";
-import { initBackend } from "../../lib/backend.ts";
-
-const CONFIG: TrainConfig = {
-  epochs: 1,
-  batchSize: 8,
-  lr: 1e-2,
-  beta1: 0.9,
-  beta2: 0.999,
-  clipNorm: 1,
-  resetOptimizerPerTask: true,
-  maxStepsPerEpoch: 3,
-  logEvery: 1,
-  evalBatchSize: 64,
-  mean: [0.5, 0.5, 0.5],
-  std: [0.5, 0.5, 0.5],
-};
-
-function stream() {
-  const { train, test } = generateSyntheticImages({
-    seed: 5,
-    trainPerClass: 4,
-    testPerClass: 2,
-    numCoarse: 4,
-    finePerCoarse: 2,
-  });
-  return splitClassIncremental(train, test, { numTasks: 2, orderSeed: 0 });
-}
-
-/** Wrap a method so that every afterStep records the live tensor count. */
-function counting(method: ContinualMethod, counts: number[]): ContinualMethod {
-  return {
-    ...method,
-    afterStep: async (ctx, info) => {
-      await method.afterStep?.(ctx, info);
-      counts.push(tf.memory().numTensors);
-    },
-  };
-}
+import { initBackend } from "../../lib/run/backend.ts";
+import { countingTensors } from "../helpers.ts";
+import { CONFIG, stream } from "../methods/helpers.ts";
 
 const recorder = (rows: number[][], losses: LossRecord[]): RunRecorder => ({
   taskDone: (_t, r) => {
@@ -93,7 +55,7 @@ for (const [name, make] of METHODS) {
     const before = tf.memory().numTensors;
     await trainClassIncremental(s, {
       model,
-      method: counting(make(), counts),
+      method: countingTensors(make(), counts),
       config: CONFIG,
       rngs: { data: new Rng(1), method: new Rng(2) },
       recorder: recorder(rows, losses),

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals } from "@std/assert";
-import { initBackend } from "../../lib/backend.ts";
+import { initBackend } from "../../lib/run/backend.ts";
 import { imageBatch } from "../../lib/data/batches.ts";
 import { createSeqLora } from "../../lib/methods/seq_lora.ts";
 import type { VitClassifier } from "../../lib/models/vit_classifier.ts";

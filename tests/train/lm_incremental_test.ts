@@ -1,15 +1,19 @@
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals, assertRejects } from "@std/assert";
-import { initBackend } from "../../lib/backend.ts";
+import { initBackend } from "../../lib/run/backend.ts";
 import type { ContinualMethod } from "../../lib/methods/method.ts";
 import { createSeqLora } from "../../lib/methods/seq_lora.ts";
 import { createTreeLora } from "../../lib/methods/treelora/treelora.ts";
-import { createDecoder, DECODER_PRESETS, type DecoderConfig } from "../../lib/models/decoder.ts";
+import {
+  createDecoder,
+  DECODER_PRESETS,
+  type DecoderConfig,
+  lmAdaptedModel,
+} from "../../lib/models/decoder.ts";
 import { Rng } from "../../lib/random.ts";
 import { ByteTokenizer } from "../../lib/text/byte_tokenizer.ts";
 import type { LossRecord } from "../../lib/train/class_incremental.ts";
 import {
-  lmAdaptedModel,
   type LmEvalRow,
   type LmPrediction,
   type LmRunRecorder,
@@ -19,6 +23,7 @@ import {
   type LmTrainConfig,
   trainLmIncremental,
 } from "../../lib/train/lm_incremental.ts";
+import { countingTensors } from "../helpers.ts";
 
 const MICRO: DecoderConfig = {
   ...DECODER_PRESETS["byte-micro"],
@@ -92,17 +97,6 @@ function recorder(store: {
   };
 }
 
-/** Wrap a method so that every afterStep records the live tensor count. */
-function counting(method: ContinualMethod, counts: number[]): ContinualMethod {
-  return {
-    ...method,
-    afterStep: async (ctx, info) => {
-      await method.afterStep?.(ctx, info);
-      counts.push(tf.memory().numTensors);
-    },
-  };
-}
-
 const METHODS: [string, () => ContinualMethod][] = [
   ["seqlora", () => createSeqLora()],
   ["treelora", () => createTreeLora({}, { track: "lm" })],
@@ -125,7 +119,7 @@ for (const [name, make] of METHODS) {
     const method = make();
     await trainLmIncremental(tasks(), {
       model,
-      method: counting(method, counts),
+      method: countingTensors(method, counts),
       tokenizer: new ByteTokenizer(),
       score,
       config: CONFIG,

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { assertAlmostEquals, assertEquals, assertThrows } from "@std/assert";
-import { initBackend } from "../../lib/backend.ts";
+import { initBackend } from "../../lib/run/backend.ts";
 import { IGNORE_INDEX, lmLoss, shiftLabels } from "../../lib/train/lm_loss.ts";
 
 const X = IGNORE_INDEX;

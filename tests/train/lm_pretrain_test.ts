@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals, assertRejects } from "@std/assert";
-import { initBackend } from "../../lib/backend.ts";
+import { initBackend } from "../../lib/run/backend.ts";
 import { createDecoder, DECODER_PRESETS } from "../../lib/models/decoder.ts";
 import { Rng } from "../../lib/random.ts";
 import { ByteTokenizer } from "../../lib/text/byte_tokenizer.ts";

@@ -1,6 +1,6 @@
 import { assert, assertEquals } from "@std/assert";
 import { join } from "@std/path";
-import { initBackend } from "../../lib/backend.ts";
+import { initBackend } from "../../lib/run/backend.ts";
 import { syntheticDataDir } from "../../lib/data/synthetic_cache.ts";
 import { VIT_PRESETS } from "../../lib/models/vit.ts";
 import { pretrainedBackbone } from "../../lib/train/pretrain.ts";

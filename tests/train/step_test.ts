@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { assertAlmostEquals, assertEquals } from "@std/assert";
 import { createAdam, optimizerStep } from "../../lib/train/step.ts";
-import { initBackend } from "../../lib/backend.ts";
+import { initBackend } from "../../lib/run/backend.ts";
 import { stopGradient } from "../../lib/models/stop_gradient.ts";
 
 Deno.test("optimizerStep: clipped Adam step matches the hand computation", async () => {

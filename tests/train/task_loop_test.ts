@@ -10,7 +10,7 @@ import {
   type TaskTrack,
   trainTask,
 } from "../../lib/train/task_loop.ts";
-import { Timer } from "../../lib/train/timer.ts";
+import { Timer } from "../../lib/methods/timer.ts";
 
 const CONFIG: TaskLoopConfig = {
   batchSize: 2,

@@ -5,7 +5,7 @@
  * `penaltyUpdate: "separate"` exactly −λ·sign(ĝ − P) is applied to A after the optimiser.
  */
 import { assert, assertAlmostEquals, assertEquals } from "@std/assert";
-import { initBackend } from "../../../lib/backend.ts";
+import { initBackend } from "../../../lib/run/backend.ts";
 import type { ContinualMethod, StepInfo } from "../../../lib/methods/method.ts";
 import { createTreeLora } from "../../../lib/methods/treelora/treelora.ts";
 import { Rng } from "../../../lib/random.ts";

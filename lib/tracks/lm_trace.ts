@@ -1,0 +1,428 @@
+/**
+ * The language-model track (TRACE and the O-LoRA benchmark): continual
+ * instruction tuning of a decoder LM with LoRA on q and v of every layer
+ * (spec §8.2, §9).
+ *
+ * The track resolves the task stream (the embedded synthetic tasks, or
+ * TRACE/O-LoRA JSON from `--data-dir`), the tokenizer and the decoder (the
+ * harness's preset pre-trained on a generic corpus disjoint from the tasks,
+ * cached, or a Hugging Face checkpoint from `--model`), and trains one method
+ * on one stream with the LM trainer, which after every task generates answers
+ * for every task seen so far (greedy by default), scores them with each task's
+ * metric, and writes the score row, the predictions (JSONL) and the timings at
+ * once. The runner (`lib/run/runner.ts`) does the rest.
+ *
+ * @module
+ */
+
+import { join, resolve } from "@std/path";
+import { SYNTHETIC_TASKS, syntheticCorpus, writeSyntheticTrace } from "../data/synthetic_text.ts";
+import {
+  parseTaskList,
+  readTraceStream,
+  TASK_ORDERS,
+  type TaskOrderName,
+  type TraceTaskData,
+} from "../data/trace.ts";
+import { hashJson } from "../data/synthetic_cache.ts";
+import { exists } from "../io.ts";
+import type { LoraConfig } from "../models/backbone.ts";
+import type { TensorMap } from "../models/safetensors.ts";
+import { formatBytes } from "../models/safetensors_index.ts";
+import { createDecoder, DECODER_PRESETS, type DecoderConfig } from "../models/decoder.ts";
+import { readHfDecoderCheckpoint } from "../models/hf_decoder.ts";
+import { scoreTask, type TraceMetric } from "../metrics/trace_metrics.ts";
+import { Rng } from "../random.ts";
+import { ByteTokenizer } from "../text/byte_tokenizer.ts";
+import { loadHfTokenizer } from "../text/hf_tokenizer.ts";
+import type { Tokenizer } from "../text/tokenizer.ts";
+import { type LmTask, type LmTrainConfig, trainLmIncremental } from "../train/lm_incremental.ts";
+import { type LmPretrainConfig, pretrainedDecoder } from "../train/lm_pretrain.ts";
+import type { Progress } from "../train/progress.ts";
+import { positiveInt } from "../run/cli.ts";
+import type { FlagSpec, FlagValues } from "../flags.ts";
+import { type ExperimentResult, runExperiment } from "../run/runner.ts";
+import type { ExperimentSpec, StreamOrder } from "../run/spec.ts";
+import type { ExperimentTrack, PreparedTrack } from "../run/track.ts";
+
+/** Everything a TRACE run depends on. */
+export interface TraceSpec extends ExperimentSpec {
+  /** The task stream. */
+  data: {
+    /** Directories with `<Task>/{train,eval,test}.json` (first match wins), or null for synthetic tasks. */
+    dirs: string[] | null;
+    /** Task names in training order (for real data); the synthetic run uses its own eight. */
+    tasks: string[];
+    /** The named order the tasks came from, when one was used (recorded). */
+    order: string | null;
+    /** Synthetic generator settings (used when dirs is null). */
+    synthetic: { seed: number; train: number; eval: number; test: number };
+    /** Cap on training examples per task (null = all). */
+    maxTrain: number | null;
+    /** Cap on test examples per task (null = all). */
+    maxTest: number | null;
+    /** Train on eval.json when train.json is missing (MeetingBank in the TRACE-500 copy). */
+    missingTrain: "error" | "eval";
+  };
+  /** The decoder and its tokenizer. */
+  model: {
+    /** A key of DECODER_PRESETS. */
+    preset: string;
+    /**
+     * A Hugging Face LLaMA-family checkpoint directory (config.json, safetensors, tokenizer.json)
+     * to use instead of the pre-trained preset (`--model DIR`); null = the preset.
+     */
+    dir?: string | null;
+    /** `byte` (byte-level, no files) or a path to a Hugging Face tokenizer.json. */
+    tokenizer: string;
+    /** LoRA on q and v of every layer. */
+    lora: LoraConfig;
+    /** Pre-training on a generic synthetic corpus. */
+    pretrain: LmPretrainConfig & { corpusLines: number };
+  };
+  /** Optimisation and decoding. */
+  train: LmTrainConfig;
+  /**
+   * Several named task orders (`--orders olora-1,olora-2,olora-3`, with --data-dir): all orders
+   * must have the same number of tasks. Null = `data.order` / `data.tasks` only.
+   */
+  orderList?: string[] | null;
+}
+
+async function loadTokenizer(spec: TraceSpec): Promise<Tokenizer> {
+  if (spec.model.tokenizer === "byte") return new ByteTokenizer();
+  return await loadHfTokenizer(spec.model.tokenizer);
+}
+
+async function loadTasks(spec: TraceSpec, progress: Progress, taskList: string[]): Promise<{
+  tasks: TraceTaskData[];
+  description: string;
+}> {
+  const d = spec.data;
+  if (d.dirs === null) {
+    const key = await hashJson({ v: 1, ...d.synthetic });
+    const dir = join(spec.output.cacheDir, "data", `synthetic-trace-${key}`);
+    if (!(await exists(join(dir, "synthetic_trace.json")))) {
+      await writeSyntheticTrace(dir, d.synthetic);
+    }
+    const files = await readTraceStream(dir, {
+      tasks: SYNTHETIC_TASKS,
+      maxTrain: d.maxTrain ?? undefined,
+      maxTest: d.maxTest ?? undefined,
+    });
+    progress.log(`data: synthetic TRACE-like tasks at ${dir}`);
+    return {
+      tasks: files,
+      description:
+        `synthetic stand-in for TRACE (lib/data/synthetic_text.ts, seed ${d.synthetic.seed}; ` +
+        `eight tasks mirroring TRACE's task types and metrics, not real TRACE data), read from ${dir}`,
+    };
+  }
+  const files = await readTraceStream(d.dirs, {
+    tasks: taskList,
+    maxTrain: d.maxTrain ?? undefined,
+    maxTest: d.maxTest ?? undefined,
+    missingTrain: d.missingTrain,
+  });
+  for (const f of files) for (const n of f.notes) progress.log(`data: ${f.name}: ${n}`);
+  return {
+    tasks: files,
+    description: `TRACE-format JSON from ${d.dirs.map((x) => resolve(x)).join(", ")}${
+      d.order ? ` (order ${d.order})` : ""
+    }${
+      d.maxTrain || d.maxTest
+        ? `, capped at ${d.maxTrain ?? "all"} train / ${d.maxTest ?? "all"} test`
+        : ""
+    }`,
+  };
+}
+
+/** Score a task's predictions with its TRACE metric (0–100; empty predictions score 0). */
+function score(
+  metric: string,
+  predictions: string[],
+  references: string[],
+  prompts: string[],
+): number {
+  return scoreTask(
+    metric as TraceMetric,
+    predictions.map((p, i) => ({ prediction: p, reference: references[i], source: prompts[i] })),
+  );
+}
+
+/** The flags of the LM track (the common ones are in lib/run/cli.ts). */
+export const LM_FLAGS: Record<string, FlagSpec> = {
+  "data-dir": {
+    type: "string-list",
+    help:
+      "TRACE-format directories (<Task>/{train,eval,test}.json), first match wins; default: synthetic tasks",
+  },
+  tasks: {
+    type: "string",
+    help: "task names and/or order names, comma-separated (with --data-dir)",
+  },
+  order: {
+    type: "string",
+    help: `a named order: ${Object.keys(TASK_ORDERS).join(", ")} (with --data-dir)`,
+  },
+  "max-train": { type: "number", help: "cap training examples per task" },
+  "max-test": { type: "number", help: "cap test examples per task" },
+  "missing-train": {
+    type: "string",
+    help: "error | eval: train on eval.json when train.json is missing",
+  },
+  "max-new-tokens": { type: "number", help: "generation length cap" },
+  temperature: { type: "number", help: "0 = greedy (default); > 0 samples with the method seed" },
+  preset: { type: "string", help: "decoder preset (byte-tiny, byte-micro, …)" },
+  tokenizer: { type: "string", help: "byte (default) or a path to a Hugging Face tokenizer.json" },
+  model: {
+    type: "string",
+    help:
+      "a Hugging Face LLaMA-family checkpoint directory (config.json, safetensors, tokenizer.json)",
+  },
+  "pretrain-steps": { type: "number", help: "LM pre-training steps (cached by config hash)" },
+};
+
+function applyLmFlags(spec: TraceSpec, f: FlagValues): void {
+  const num = (k: string) => f[k] as number | undefined;
+  if (f["data-dir"]) spec.data.dirs = f["data-dir"] as string[];
+  if (f.order !== undefined) {
+    const name = f.order as string;
+    if (!(name in TASK_ORDERS)) {
+      throw new Error(`--order ${name}: known orders ${Object.keys(TASK_ORDERS).join(", ")}`);
+    }
+    spec.data.tasks = [...TASK_ORDERS[name as TaskOrderName]];
+    spec.data.order = name;
+  }
+  if (f.tasks !== undefined) {
+    spec.data.tasks = parseTaskList(f.tasks as string);
+    spec.data.order = null;
+  }
+  if (
+    (f.tasks !== undefined || f.order !== undefined || f.orders !== undefined) && !f["data-dir"]
+  ) {
+    throw new Error("--tasks, --order and --orders select real tasks and need --data-dir");
+  }
+  if (num("max-train") !== undefined) {
+    spec.data.maxTrain = positiveInt("max-train", num("max-train")!);
+  }
+  if (num("max-test") !== undefined) spec.data.maxTest = positiveInt("max-test", num("max-test")!);
+  if (f["missing-train"] !== undefined) {
+    const v = f["missing-train"] as string;
+    if (v !== "error" && v !== "eval") {
+      throw new Error(`--missing-train must be error or eval, got ${v}`);
+    }
+    spec.data.missingTrain = v;
+  }
+  if (num("max-new-tokens") !== undefined) {
+    spec.train.maxNewTokens = positiveInt("max-new-tokens", num("max-new-tokens")!);
+  }
+  if (num("temperature") !== undefined) spec.train.temperature = num("temperature")!;
+  if (f.model !== undefined) {
+    if (f.preset !== undefined || f.tokenizer !== undefined) {
+      throw new Error("--model brings its own shape and tokenizer: drop --preset / --tokenizer");
+    }
+    spec.model.dir = f.model as string;
+  }
+  if (f.preset !== undefined) spec.model.preset = f.preset as string;
+  if (f.tokenizer !== undefined) spec.model.tokenizer = f.tokenizer as string;
+  if (num("pretrain-steps") !== undefined) {
+    spec.model.pretrain.steps = positiveInt("pretrain-steps", num("pretrain-steps")!);
+  }
+}
+
+async function prepareLm(
+  spec: TraceSpec,
+  context: { progress: Progress; orders: StreamOrder[] },
+): Promise<PreparedTrack<LmTask[]>> {
+  const { progress } = context;
+  const orders = context.orders as (string | null)[];
+  const taskLists = new Map<StreamOrder, LmTask[]>();
+  for (const order of orders.slice(1)) {
+    const list = [...TASK_ORDERS[order as TaskOrderName]];
+    const loaded = (await loadTasks(spec, progress, list)).tasks;
+    taskLists.set(
+      order,
+      loaded.map((t) => ({ name: t.name, train: t.train, test: t.test, metric: t.metric })),
+    );
+  }
+  const firstList = orders[0] !== null && spec.orderList
+    ? [...TASK_ORDERS[orders[0] as TaskOrderName]]
+    : spec.data.tasks;
+  const { tasks: taskData, description } = await loadTasks(spec, progress, firstList);
+  const tasks: LmTask[] = taskData.map((t) => ({
+    name: t.name,
+    train: t.train,
+    test: t.test,
+    metric: t.metric,
+  }));
+  taskLists.set(orders[0], tasks);
+  for (const [order, list] of taskLists) {
+    if (list.length !== tasks.length) {
+      throw new Error(
+        `--orders: order ${order} has ${list.length} tasks but ${orders[0]} has ${tasks.length}; ` +
+          "a run's orders must have the same number of tasks (run the others separately)",
+      );
+    }
+  }
+  // The model: a Hugging Face checkpoint (--model DIR) or the harness's pre-trained preset.
+  let tokenizer: Tokenizer;
+  let decoderConfig: DecoderConfig;
+  let weights: TensorMap;
+  let modelRecord: Record<string, unknown>;
+  if (spec.model.dir) {
+    const ckpt = await readHfDecoderCheckpoint(spec.model.dir, {
+      lora: spec.model.lora,
+      log: (l) => progress.log(l),
+    });
+    tokenizer = ckpt.tokenizer;
+    decoderConfig = ckpt.config;
+    weights = ckpt.weights;
+    const memory =
+      `${ckpt.memory.parameters} parameters, ${formatBytes(ckpt.memory.bytes)} as float32 ` +
+      `(limit ${formatBytes(ckpt.memory.limit.bytes)}, ${ckpt.memory.limit.source})`;
+    modelRecord = { checkpoint: ckpt.provenance, memory, notes: ckpt.notes };
+    progress.log(`model: ${spec.model.dir} (${memory})`);
+  } else {
+    tokenizer = await loadTokenizer(spec);
+    const preset = DECODER_PRESETS[spec.model.preset];
+    if (!preset) {
+      throw new Error(
+        `unknown decoder preset "${spec.model.preset}"; known: ${
+          Object.keys(DECODER_PRESETS).join(", ")
+        }`,
+      );
+    }
+    if (preset.vocabSize < tokenizer.vocabSize) {
+      throw new Error(
+        `decoder preset ${spec.model.preset} has a vocabulary of ${preset.vocabSize}, ` +
+          `but the tokenizer ${tokenizer.name} needs ${tokenizer.vocabSize}`,
+      );
+    }
+    decoderConfig = { ...preset, lora: spec.model.lora };
+    const { corpusLines, ...pretrain } = spec.model.pretrain;
+    const pre = await pretrainedDecoder(decoderConfig, {
+      corpus: syntheticCorpus({ seed: pretrain.seed, lines: corpusLines }),
+      tokenizer,
+      pretrain,
+      cacheDir: spec.output.cacheDir,
+      progress,
+    });
+    weights = pre.weights;
+    modelRecord = {
+      pretrain: { ...spec.model.pretrain, cache: pre.path, cached: pre.cached, report: pre.report },
+    };
+    progress.log(
+      `model: ${spec.model.preset} pre-trained on a generic synthetic corpus ` +
+        `(${pre.cached ? "cached" : "trained"}: ${pre.path}; held-out loss ${
+          pre.report.heldOutLoss?.toFixed(3)
+        })`,
+    );
+  }
+
+  return {
+    numTasks: tasks.length,
+    describe: {
+      scenario: "continual instruction tuning (task-agnostic at test time)",
+      protocol:
+        "tasks in order; loss on answer tokens + EOS (spec §9.3); after each task the single " +
+        "adapter generates answers for the test split of every task seen so far, with no task id (except " +
+        "dualprompt, which prepends the evaluated task's prompt, as the released code does); each task " +
+        "is scored with its own metric (spec §9.5), 0–100",
+      data: {
+        description,
+        numTasks: tasks.length,
+        tasks: tasks.map((t) => t.name),
+        metrics: tasks.map((t) => t.metric),
+        sizes: tasks.map((t) => [t.train.length, t.test.length]),
+        order: spec.data.order,
+        orders: spec.orderList
+          ? Object.fromEntries([...taskLists].map(([o, l]) => [String(o), l.map((t) => t.name)]))
+          : null,
+        notes: taskData.flatMap((t) => t.notes.map((n) => `${t.name}: ${n}`)),
+      },
+      model: {
+        preset: spec.model.preset,
+        decoder: decoderConfig,
+        tokenizer: tokenizer.name,
+        loraSites: `q and v projections of every layer (${
+          2 * decoderConfig.layers
+        } sites, layer order = tree depth order)`,
+        ...modelRecord,
+      },
+      decoding: {
+        strategy: spec.train.temperature > 0
+          ? `sampling, temperature ${spec.train.temperature}`
+          : "greedy",
+        maxNewTokens: spec.train.maxNewTokens,
+        maxPromptLength: spec.train.maxPromptLength,
+        generationSeed: spec.train.temperature > 0 ? spec.seeds.method : null,
+      },
+    },
+    train: spec.train,
+    stream: (order) => Promise.resolve(taskLists.get(order)!),
+    async runCell(cell) {
+      const model = createDecoder(decoderConfig, { rng: cell.rngs.init, weights });
+      model.setBaseTrainable(false);
+      try {
+        await trainLmIncremental(cell.stream, {
+          model,
+          method: cell.method,
+          tokenizer,
+          score,
+          config: { ...spec.train, epochs: cell.epochs },
+          rngs: {
+            data: cell.rngs.data,
+            method: cell.rngs.method,
+            generation: new Rng(cell.seeds.method ^ 0x6e6),
+          },
+          recorder: cell.writer.lmRecorder(cell.key, { taskNames: cell.stream.map((t) => t.name) }),
+          resume: cell.resume,
+          progress: cell.progress,
+          label: cell.label,
+        });
+      } finally {
+        model.dispose();
+      }
+    },
+  };
+}
+
+/** The language-model TRACE track (`deno task exp:trace`). */
+export const LM_TRACK: ExperimentTrack<TraceSpec, LmTask[]> = {
+  name: "lm",
+  usage: "deno task exp:trace [flags]",
+  flags: LM_FLAGS,
+  applyFlags: applyLmFlags,
+  parseOrder(token) {
+    if (!(token in TASK_ORDERS)) {
+      throw new Error(`--orders ${token}: known orders ${Object.keys(TASK_ORDERS).join(", ")}`);
+    }
+    return token;
+  },
+  setOrders(spec, orders, flags) {
+    if (flags.order !== undefined || flags.tasks !== undefined) {
+      throw new Error("--orders replaces --order / --tasks; give one");
+    }
+    const list = orders as string[];
+    spec.orderList = list;
+    spec.data.order = list[0];
+    spec.data.tasks = [...TASK_ORDERS[list[0] as TaskOrderName]];
+  },
+  plannedTasks: (spec) => spec.data.dirs === null ? SYNTHETIC_TASKS.length : spec.data.tasks.length,
+  defaultOrder: (spec) => spec.data.order,
+  prepare: prepareLm,
+};
+
+/**
+ * Run a TRACE experiment: {@link runExperiment} on {@link LM_TRACK}.
+ *
+ * @example
+ * ```ts ignore
+ * import { SPEC } from "../../experiments/trace.ts";
+ * const { runDir } = await runTrace(SPEC);
+ * ```
+ */
+export function runTrace(spec: TraceSpec): Promise<ExperimentResult> {
+  return runExperiment(spec, LM_TRACK);
+}
