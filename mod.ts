@@ -84,3 +84,95 @@ export { trainLmIncremental } from "./lib/train/lm_incremental.ts";
 export { ByteTokenizer } from "./lib/text/byte_tokenizer.ts";
 export { loadHfTokenizer } from "./lib/text/hf_tokenizer.ts";
 export type { Tokenizer } from "./lib/text/tokenizer.ts";
+export type { FlagSpec, FlagValues } from "./lib/flags.ts";
+export type {
+  EvalPromptContext,
+  LmPrefixAt,
+  LmPrefixRows,
+  StepBatch,
+  StepOutputs,
+  Track,
+} from "./lib/methods/method.ts";
+export type { GemProjection, GemQpOptions, QpSolution } from "./lib/methods/qp.ts";
+export type { SeqLoraOptions } from "./lib/methods/seq_lora.ts";
+export type { Timer } from "./lib/methods/timer.ts";
+export type {
+  AccumulatorScale,
+  RegularizerKind,
+  SelectionPolicy,
+  SignatureSource,
+  SplitRule,
+  TreeLevels,
+  TreeLoraMode,
+  TreeLoraTrack,
+} from "./lib/methods/treelora/options.ts";
+export type { PoolAdapter } from "./lib/models/backbone.ts";
+export type {
+  DecoderFeatureOptions,
+  DecoderForwardOptions,
+  KvCache,
+  MlpActivation,
+} from "./lib/models/decoder.ts";
+export type {
+  HfDecoder,
+  HfDecoderCheckpoint,
+  ReadHfDecoderOptions,
+} from "./lib/models/hf_decoder.ts";
+export type { HfVit, HfVitCheckpoint, ReadHfVitOptions } from "./lib/models/hf_vit.ts";
+export type { ImageClassifier } from "./lib/models/image_classifier.ts";
+export type { LinearHead } from "./lib/models/linear_head.ts";
+export type {
+  AdapterHead,
+  AdapterModel,
+  LoadAdapterReport,
+  SaveAdapterOptions,
+} from "./lib/models/peft_adapter.ts";
+export type { LoadedWeights, TensorData, TensorMap } from "./lib/models/safetensors.ts";
+export type { LoraTarget, VitForwardOptions } from "./lib/models/vit.ts";
+export type { BlasRequest, BlasStatus } from "./lib/native_blas.ts";
+export type { MethodStyles } from "./lib/report/method_style.ts";
+export type { RunReport } from "./lib/report/run_report.ts";
+export type { PlotSpec } from "./lib/report/render.ts";
+export type { Staleness } from "./lib/report/staleness.ts";
+export type { InitBackendOptions } from "./lib/run/backend.ts";
+export type { RunKey, RunWriter } from "./lib/run/run_writer.ts";
+export type { OutputSpec, StreamOrder } from "./lib/run/spec.ts";
+export type { HfTokenizer, HfTokenizerOptions } from "./lib/text/hf_tokenizer.ts";
+export type { TrainerCheckpoint } from "./lib/train/checkpoint.ts";
+export type { RunRecorder } from "./lib/train/class_incremental.ts";
+export type { EvalRow } from "./lib/train/evaluate.ts";
+export type { ExampleReadHook } from "./lib/train/example_access.ts";
+export type {
+  LmRunRecorder,
+  LmScoreFn,
+  LmTask,
+  LmTrainConfig,
+} from "./lib/train/lm_incremental.ts";
+export type { LmPretrainConfig } from "./lib/train/lm_pretrain.ts";
+export type { PretrainedBackbone } from "./lib/train/pretrain.ts";
+export type { Progress } from "./lib/train/progress.ts";
+export type { EpochSchedule } from "./lib/train/schedule.ts";
+export type { TaskLoopConfig } from "./lib/train/task_loop.ts";
+export type { ImagePreprocessing } from "./lib/models/hf_vit.ts";
+export type { PromptedForwardOptions } from "./lib/models/image_classifier.ts";
+export type { PeftLoraConfig } from "./lib/models/peft_adapter.ts";
+export type { MemoryLimit } from "./lib/models/safetensors_index.ts";
+export type { Row } from "./lib/report/tables.ts";
+export type { NamedTensorData } from "./lib/train/checkpoint.ts";
+export type { CurvePoint, TaskTiming } from "./lib/train/class_incremental.ts";
+export type { LmExample } from "./lib/train/lm_batches.ts";
+export type { LmEvalRow, LmPrediction, LmTaskTiming } from "./lib/train/lm_incremental.ts";
+export type { PretrainReport } from "./lib/train/pretrain.ts";
+export type { ProgressInfo } from "./lib/train/progress.ts";
+export type { LossRecord } from "./lib/train/task_loop.ts";
+export type {
+  DataType,
+  NamedTensorMap,
+  Scalar,
+  Tensor,
+  Tensor1D,
+  Tensor2D,
+  Tensor3D,
+  Tensor4D,
+  Variable,
+} from "./lib/tensor.ts";

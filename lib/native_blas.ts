@@ -42,6 +42,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import type { DataType } from "./tensor.ts";
 
 /** `--blas` request: search the usual libraries, use none, or open this path. */
 export type BlasRequest = "auto" | "off" | (string & Record<never, never>);
@@ -374,7 +375,7 @@ interface RefCounting {
 
 interface AliasArgs {
   inputs: { x: tf.TensorInfo };
-  attrs?: { dtype?: tf.DataType };
+  attrs?: { dtype?: DataType };
   backend: unknown;
 }
 

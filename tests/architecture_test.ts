@@ -19,7 +19,7 @@ const LAYERS: string[][] = [
   ["lib/models"],
   ["lib/data", "lib/text"],
   ["lib/metrics"],
-  ["lib/io.ts", "lib/random.ts", "lib/native_blas.ts", "lib/flags.ts"],
+  ["lib/io.ts", "lib/random.ts", "lib/native_blas.ts", "lib/flags.ts", "lib/tensor.ts"],
 ];
 
 const ROOT = resolve(dirname(fromFileUrl(import.meta.url)), "..");

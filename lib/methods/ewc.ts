@@ -35,6 +35,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { AdaptedModel } from "../models/backbone.ts";
 import type { ContinualMethod, MethodState, Track } from "./method.ts";
 import { taskLossOnly } from "./method.ts";
+import type { Scalar, Tensor, Variable } from "../tensor.ts";
 
 /** EWC's options. */
 export interface EwcOptions {
@@ -53,7 +54,7 @@ export interface EwcOptions {
 export const EWC_LAMBDA: Readonly<Record<Track, number>> = Object.freeze({ vit: 50, lm: 400 });
 
 /** The variables EWC trains for a `params` choice, in a fixed order. */
-export function ewcVariables(model: AdaptedModel, params: EwcOptions["params"]): tf.Variable[] {
+export function ewcVariables(model: AdaptedModel, params: EwcOptions["params"]): Variable[] {
   const lora = model.loraSites().flatMap((s) => [s.a, s.b]);
   if (params === "lora") return [...lora, ...model.headVariables()];
   if (!model.baseVariables) throw new Error(`EWC: params "${params}" needs the base weights`);
@@ -76,14 +77,14 @@ export function ewcVariables(model: AdaptedModel, params: EwcOptions["params"]):
  * ```
  */
 export function ewcPenalty(
-  variables: readonly tf.Tensor[],
-  options: { fisher: tf.Tensor[]; anchor: tf.Tensor[]; lambda: number },
-): tf.Scalar {
+  variables: readonly Tensor[],
+  options: { fisher: Tensor[]; anchor: Tensor[]; lambda: number },
+): Scalar {
   return tf.tidy(() => {
     const sums = variables.map((v, i) =>
       tf.sum(tf.mul(options.fisher[i], tf.square(tf.sub(v, options.anchor[i]))))
     );
-    return tf.mul(tf.addN(sums), options.lambda / 2) as tf.Scalar;
+    return tf.mul(tf.addN(sums), options.lambda / 2) as Scalar;
   });
 }
 
@@ -120,9 +121,9 @@ export function createEwc(
   let fisher: Float32Array[] = [];
   let shapes: number[][] = [];
   let anchorData: Float32Array[] = [];
-  let fisherT: tf.Tensor[] = [];
-  let anchorT: tf.Tensor[] = [];
-  let base: tf.Variable[] = [];
+  let fisherT: Tensor[] = [];
+  let anchorT: Tensor[] = [];
+  let base: Variable[] = [];
 
   function rebuild(): void {
     tf.dispose([...fisherT, ...anchorT]);
@@ -157,7 +158,7 @@ export function createEwc(
         anchor: anchorT,
         lambda: opts.lambda,
       });
-      return { total: tf.add(taskLoss, penalty) as tf.Scalar, terms: { ewc: penalty } };
+      return { total: tf.add(taskLoss, penalty) as Scalar, terms: { ewc: penalty } };
     },
     afterStep(ctx, info) {
       const g = opts.fisherFrom === "total" ? info.gradients : info.taskGradients;

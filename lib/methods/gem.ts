@@ -52,6 +52,7 @@ import type {
 } from "./method.ts";
 import { taskLossOnly } from "./method.ts";
 import { gemDual, gramMatrix } from "./qp.ts";
+import type { Tensor, Tensor1D, Variable } from "../tensor.ts";
 
 /** GEM's options (module doc). */
 export interface GemOptions {
@@ -98,7 +99,7 @@ export const GEM_DEFAULTS: Readonly<Record<Track, Readonly<GemOptions>>> = Objec
  * gemVariables(model, "lora"); // [site0.a, site0.b, …, head weight, head bias]
  * ```
  */
-export function gemVariables(model: AdaptedModel, params: GemOptions["params"]): tf.Variable[] {
+export function gemVariables(model: AdaptedModel, params: GemOptions["params"]): Variable[] {
   const lora = model.loraSites().flatMap((s) => [s.a, s.b]);
   if (params === "lora") return [...lora, ...model.headVariables()];
   if (!model.baseVariables) throw new Error(`GEM: params "${params}" needs the base weights`);
@@ -152,11 +153,11 @@ function examplesOf(ctx: MethodContext): ExampleAccess {
 }
 
 /** The gradients of `vars` in `grads`, concatenated (missing ones are zeros). */
-function flatten(vars: tf.Variable[], grads: Record<string, tf.Tensor | null>): tf.Tensor1D {
+function flatten(vars: Variable[], grads: Record<string, Tensor | null>): Tensor1D {
   return tf.concat(vars.map((v) => {
     const g = grads[v.name];
     return g ? tf.reshape(g, [-1]) : tf.zeros([v.size]);
-  })) as tf.Tensor1D;
+  })) as Tensor1D;
 }
 
 function dot(a: ArrayLike<number>, b: ArrayLike<number>, from: number, to: number): number {
@@ -191,7 +192,7 @@ export function createGem(
   /** Gram matrices of `rows`: one (flat) or one per variable (perTensor). */
   let grams: Float64Array[][] = [];
   let lastGradient: Float32Array | null = null;
-  let base: tf.Variable[] = [];
+  let base: Variable[] = [];
   let steps = 0;
   let projectedSteps = 0;
   let projectedTensors = 0;
@@ -213,7 +214,7 @@ export function createGem(
     grams = sizes.map((_, j) => gramMatrix(rows.map((r) => r.subarray(off[j], off[j + 1]))));
   }
 
-  function checkLayout(vars: tf.Variable[]): void {
+  function checkLayout(vars: Variable[]): void {
     const now = vars.map((v) => v.size);
     if (sizes.length === 0) sizes = now;
     if (now.length !== sizes.length || now.some((s, i) => s !== sizes[i])) {

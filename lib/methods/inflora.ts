@@ -44,6 +44,7 @@ import {
   squareSymmetric,
   symmetricEigen,
 } from "./subspace.ts";
+import type { Tensor2D } from "../tensor.ts";
 
 /** InfLoRA's options. */
 export interface InfLoraOptions {
@@ -70,12 +71,12 @@ export const INFLORA_DEFAULTS: Readonly<InfLoraOptions> = Object.freeze({
 
 /** Running Σ xᵀx and Σ rows per site, on the device. */
 class InputMoments {
-  sums = new Map<string, tf.Tensor2D>();
+  sums = new Map<string, Tensor2D>();
   rows = new Map<string, number>();
-  add(site: LoraSite, x: tf.Tensor2D): void {
-    const xtx = tf.matMul(tf.transpose(x), x) as tf.Tensor2D;
+  add(site: LoraSite, x: Tensor2D): void {
+    const xtx = tf.matMul(tf.transpose(x), x) as Tensor2D;
     const old = this.sums.get(site.name);
-    const next = tf.keep(old ? tf.add(old, xtx) : xtx) as tf.Tensor2D;
+    const next = tf.keep(old ? tf.add(old, xtx) : xtx) as Tensor2D;
     old?.dispose();
     this.sums.set(site.name, next);
     this.rows.set(site.name, (this.rows.get(site.name) ?? 0) + x.shape[0]);

@@ -9,9 +9,9 @@
  * @module
  */
 
-import type * as tf from "@tensorflow/tfjs";
 import type { ContinualMethod, MethodContext } from "./method.ts";
 import { taskLossOnly } from "./method.ts";
+import type { Variable } from "../tensor.ts";
 
 /**
  * Create the Joint upper bound.
@@ -30,7 +30,7 @@ export function createJoint(options: Record<string, unknown> = {}): ContinualMet
     replayAll: true,
     options: () => ({ upperBound: true, replayAll: true }),
     beginTask: () => {},
-    trainableVariables(ctx: MethodContext): tf.Variable[] {
+    trainableVariables(ctx: MethodContext): Variable[] {
       return [...ctx.model.loraSites().flatMap((s) => [s.a, s.b]), ...ctx.model.headVariables()];
     },
     loss: (_ctx, taskLoss) => taskLossOnly(taskLoss),

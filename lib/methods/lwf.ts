@@ -21,6 +21,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { ContinualMethod, MethodContext, MethodState } from "./method.ts";
 import { taskLossOnly } from "./method.ts";
+import type { Scalar, Tensor } from "../tensor.ts";
 
 /** LwF's options. */
 export interface LwfOptions {
@@ -47,10 +48,10 @@ export const LWF_DEFAULTS: Readonly<LwfOptions> = Object.freeze({ temperature: 2
  * ```
  */
 export function distillationLoss(
-  teacher: tf.Tensor,
-  student: tf.Tensor,
+  teacher: Tensor,
+  student: Tensor,
   options: { temperature: number; weights?: Float32Array },
-): tf.Scalar {
+): Scalar {
   const t = options.temperature;
   return tf.tidy(() => {
     const c = teacher.shape[teacher.rank - 1];
@@ -62,12 +63,12 @@ export function distillationLoss(
     const mean = w
       ? tf.div(tf.sum(tf.mul(rows, tf.tensor1d(w))), Math.max(1e-12, w.reduce((a, b) => a + b, 0)))
       : tf.div(tf.sum(rows), n);
-    return tf.mul(mean, t * t) as tf.Scalar;
+    return tf.mul(mean, t * t) as Scalar;
   });
 }
 
 /** The slice of the logits LwF distils (null: nothing to distil). */
-function distilled(ctx: MethodContext, logits: tf.Tensor): tf.Tensor | null {
+function distilled(ctx: MethodContext, logits: Tensor): Tensor | null {
   const range = ctx.batch?.outputRange;
   if (range === undefined) return logits;
   return range[0] > 0 ? tf.slice(logits, [0, 0], [-1, range[0]]) : null;
@@ -87,8 +88,8 @@ export function createLwf(options: Record<string, unknown> = {}): ContinualMetho
   if (unknown.length > 0) throw new Error(`unknown LwF option(s): ${unknown.join(", ")}`);
   const opts: LwfOptions = { ...LWF_DEFAULTS, ...options } as LwfOptions;
   if (!(opts.temperature > 0 && opts.alpha >= 0)) throw new Error("LwF: bad temperature or alpha");
-  let snapshot: tf.Tensor[] = [];
-  let teacher: tf.Tensor | null = null;
+  let snapshot: Tensor[] = [];
+  let teacher: Tensor | null = null;
   const trainable = (ctx: MethodContext) => [
     ...ctx.model.loraSites().flatMap((s) => [s.a, s.b]),
     ...ctx.model.headVariables(),
@@ -124,7 +125,7 @@ export function createLwf(options: Record<string, unknown> = {}): ContinualMetho
         temperature: opts.temperature,
         weights: ctx.batch?.scoredPositions,
       });
-      return { total: tf.add(taskLoss, tf.mul(kl, opts.alpha)) as tf.Scalar, terms: { lwf: kl } };
+      return { total: tf.add(taskLoss, tf.mul(kl, opts.alpha)) as Scalar, terms: { lwf: kl } };
     },
     afterStep() {
       teacher?.dispose();

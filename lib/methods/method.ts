@@ -32,12 +32,12 @@
  * @module
  */
 
-import type * as tf from "@tensorflow/tfjs";
 import type { AdaptedModel } from "../models/backbone.ts";
 import type { Decoder } from "../models/decoder.ts";
 import type { ImageClassifier } from "../models/image_classifier.ts";
 import type { Rng, RngState } from "../random.ts";
 import type { Timer } from "./timer.ts";
+import type { NamedTensorMap, Scalar, Tensor, Tensor2D, Tensor4D, Variable } from "../tensor.ts";
 
 /** Which experiment track a method is built for (sets track-specific defaults). */
 export type Track = "vit" | "lm";
@@ -95,9 +95,9 @@ export interface ExampleAccess {
    * has one) or the masked answer-token cross-entropy (LM). Differentiable: call it inside a
    * tape or `tidy`.
    */
-  loss(set: ExampleSet): tf.Scalar;
+  loss(set: ExampleSet): Scalar;
   /** Class-incremental only: normalised images [n, H, W, 3] (caller disposes) and head outputs. */
-  images?(set: ExampleSet): { x: tf.Tensor4D; y: Int32Array };
+  images?(set: ExampleSet): { x: Tensor4D; y: Int32Array };
 }
 
 /**
@@ -112,7 +112,7 @@ export interface StepBatch {
    * outputs: [B, numOutputs] (class-incremental) or [B, T, vocab] (LM). The caller owns
    * the tensor. Call it outside the tape (in `beforeStep`).
    */
-  logits(): tf.Tensor;
+  logits(): Tensor;
   /** Class-incremental: the head outputs [start, end) the task loss is computed over. */
   outputRange?: [number, number];
   /**
@@ -125,14 +125,14 @@ export interface StepBatch {
 /** What the trainer hands `loss()` besides the task loss (inside the tape). */
 export interface StepOutputs {
   /** The step's training-mode logits over all outputs (same layout as {@link StepBatch.logits}). */
-  logits: tf.Tensor;
+  logits: Tensor;
   /**
    * Build a term on `tap(term, v)` instead of the variable `v` (an identity) and the trainer
    * reports that term's gradient, and the task loss's gradient without it, to `afterStep`
    * (`StepInfo.termGradients`, `StepInfo.taskGradients`) from the same backward pass.
    * Absent when a caller does not support taps (then build on `v` directly).
    */
-  tap?: (term: string, v: tf.Variable) => tf.Tensor;
+  tap?: (term: string, v: Variable) => Tensor;
 }
 
 /** Where an LM test prompt comes from, for {@link ContinualMethod.evalPrompt}. */
@@ -172,22 +172,22 @@ export interface LmPrefixRows {
    * int32 token ids [B, T], left-padded: BOS + prompt + answer + EOS (training, examples) or
    * BOS + prompt (generation).
    */
-  ids: tf.Tensor2D;
+  ids: Tensor2D;
   /** [B, T] attention mask: 1 = real token, 0 = padding. */
-  attentionMask: tf.Tensor2D;
+  attentionMask: Tensor2D;
   /**
    * [B, T] float32, 1 at the prompt's tokens (BOS and prompt; not padding, answer or EOS), so
    * a query pooled over it is the same in training and at generation.
    */
-  promptMask: tf.Tensor2D;
+  promptMask: Tensor2D;
 }
 
 /** The loss a method returns: the total to differentiate and its named terms for `losses.csv`. */
 export interface LossParts {
   /** Scalar to differentiate. */
-  total: tf.Scalar;
+  total: Scalar;
   /** Named terms (e.g. `regularizer`), logged alongside `task`. */
-  terms: Record<string, tf.Scalar>;
+  terms: Record<string, Scalar>;
 }
 
 /** What the trainer tells `afterStep`. */
@@ -230,21 +230,21 @@ export interface ContinualMethod {
   /** Called at the start of every epoch. */
   beginEpoch?(ctx: MethodContext): void | Promise<void>;
   /** The variables the optimiser updates during this task. */
-  trainableVariables(ctx: MethodContext): tf.Variable[];
+  trainableVariables(ctx: MethodContext): Variable[];
   /** Called before every step, outside the gradient tape. */
   beforeStep?(ctx: MethodContext): void | Promise<void>;
   /**
    * Inside the tape: the task loss plus the method's terms. Synchronous. `outputs` (given by
    * both trainers) holds the step's full logits, for terms on the outputs (LwF).
    */
-  loss(ctx: MethodContext, taskLoss: tf.Scalar, outputs?: StepOutputs): LossParts;
+  loss(ctx: MethodContext, taskLoss: Scalar, outputs?: StepOutputs): LossParts;
   /**
    * Rewrite the step's gradients before clipping and the optimiser (gradient projection:
    * OGD, GEM). Synchronous, inside the step's `tidy`; `grads` is keyed by variable name.
    */
-  adjustGradients?(ctx: MethodContext, grads: tf.NamedTensorMap): tf.NamedTensorMap;
+  adjustGradients?(ctx: MethodContext, grads: NamedTensorMap): NamedTensorMap;
   /** Variables whose gradients (before clipping) `afterStep` should receive, in this order. */
-  gradientVariables?(ctx: MethodContext): tf.Variable[];
+  gradientVariables?(ctx: MethodContext): Variable[];
   /** Called after the optimiser step, with the step's task-loss value (and requested gradients). */
   afterStep?(ctx: MethodContext, info: StepInfo): void | Promise<void>;
   /** Called once after the last epoch of a task, before evaluation. */
@@ -256,7 +256,7 @@ export interface ContinualMethod {
    * A/B and the head (e.g. the base weights under full fine-tuning). Stored and restored by
    * variable name (without the model's unique scope); absent = none.
    */
-  checkpointVariables?(model: AdaptedModel): tf.Variable[];
+  checkpointVariables?(model: AdaptedModel): Variable[];
   /** Checkpointable state. */
   state(): MethodState;
   /** Restore a state returned by {@link ContinualMethod.state}. */
@@ -276,16 +276,16 @@ export interface ContinualMethod {
    */
   forward?(
     model: ImageClassifier,
-    x: tf.Tensor4D,
+    x: Tensor4D,
     options: { training: boolean; seed?: number; taskIndex?: number },
-  ): tf.Tensor2D;
+  ): Tensor2D;
   /**
    * Class-incremental, diagnostics only: the task each image of `x` would be routed to at
    * evaluation (task-identity inference, TII; HiDe-LoRA). The trainer compares it with the
    * true task of each test image and records the TII accuracy (`task_identity.csv`); the
    * prediction itself never sees the true task.
    */
-  inferTask?(model: ImageClassifier, x: tf.Tensor4D): Int32Array;
+  inferTask?(model: ImageClassifier, x: Tensor4D): Int32Array;
   /** LM evaluation: rewrite a test prompt before generation (FIX's demonstrations). */
   evalPrompt?(prompt: string, at: EvalPromptContext): string;
   /**
@@ -298,10 +298,10 @@ export interface ContinualMethod {
    * The trainers' logits and the loss cover the token positions only. For prompt-tuning
    * methods (DualPrompt, L2P).
    */
-  inputPrefix?(at: LmPrefixAt, rows: LmPrefixRows): tf.Tensor | undefined;
+  inputPrefix?(at: LmPrefixAt, rows: LmPrefixRows): Tensor | undefined;
 }
 
 /** The loss parts of a method that adds nothing to the task loss. */
-export function taskLossOnly(taskLoss: tf.Scalar): LossParts {
+export function taskLossOnly(taskLoss: Scalar): LossParts {
   return { total: taskLoss, terms: {} };
 }

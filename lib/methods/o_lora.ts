@@ -26,6 +26,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { LoraSite } from "../models/backbone.ts";
 import { resetLiveAdapter, TaskAdapters } from "../models/adapter_pool.ts";
 import type { ContinualMethod, LossParts, MethodState } from "./method.ts";
+import type { Scalar, Tensor2D } from "../tensor.ts";
 
 /** O-LoRA's options. */
 export interface OLoraOptions {
@@ -82,17 +83,15 @@ export function resolveOptions<T extends object>(
  * orthogonalityPenalty(tf.tensor2d([[1, 0]]), tf.tensor2d([[2, 3]])); // 2
  * ```
  */
-export function orthogonalityPenalty(old: tf.Tensor2D, current: tf.Tensor2D): tf.Scalar {
+export function orthogonalityPenalty(old: Tensor2D, current: Tensor2D): Scalar {
   return tf.tidy(() => tf.sum(tf.abs(tf.matMul(old, tf.transpose(current)))));
 }
 
 /** Rows of every frozen pool A of the site, stacked [R, d] (null when the pool is empty). */
-export function oldRows(site: LoraSite): tf.Tensor2D | null {
+export function oldRows(site: LoraSite): Tensor2D | null {
   const pool = site.pool ?? [];
   if (pool.length === 0) return null;
-  return pool.length === 1
-    ? pool[0].a as tf.Tensor2D
-    : tf.concat(pool.map((p) => p.a as tf.Tensor2D), 0);
+  return pool.length === 1 ? pool[0].a as Tensor2D : tf.concat(pool.map((p) => p.a as Tensor2D), 0);
 }
 
 /**
@@ -103,10 +102,10 @@ export function oldRows(site: LoraSite): tf.Tensor2D | null {
  * const l2 = liveL2Norms(model.loraSites());
  * ```
  */
-export function liveL2Norms(sites: LoraSite[]): tf.Scalar {
+export function liveL2Norms(sites: LoraSite[]): Scalar {
   return tf.addN(
     sites.flatMap((s) => [s.a, s.b]).map((v) => tf.sqrt(tf.add(tf.sum(tf.square(v)), 1e-12))),
-  ) as tf.Scalar;
+  ) as Scalar;
 }
 
 /**
@@ -124,7 +123,7 @@ export function createAdapterPerTask(config: {
   name: string;
   options: Record<string, unknown>;
   keepOldAdapters: boolean;
-  penalty: (sites: LoraSite[]) => { total: tf.Scalar; terms: Record<string, tf.Scalar> } | null;
+  penalty: (sites: LoraSite[]) => { total: Scalar; terms: Record<string, Scalar> } | null;
 }): ContinualMethod {
   const pool = new TaskAdapters();
   return {
@@ -144,7 +143,7 @@ export function createAdapterPerTask(config: {
     loss(ctx, taskLoss): LossParts {
       const p = config.penalty(ctx.model.loraSites());
       if (p === null) return { total: taskLoss, terms: {} };
-      return { total: tf.add(taskLoss, p.total) as tf.Scalar, terms: p.terms };
+      return { total: tf.add(taskLoss, p.total) as Scalar, terms: p.terms };
     },
     endTask: () => {},
     taskSummary: () => ({ frozenAdapters: pool.count }),
@@ -176,12 +175,12 @@ export function createOLora(options: Record<string, unknown> = {}): ContinualMet
     penalty(sites) {
       const pairs = sites.map((s) => [oldRows(s), s.a] as const).filter(([o]) => o !== null);
       if (pairs.length === 0 && opts.lambda2 === 0) return null;
-      const terms: Record<string, tf.Scalar> = {};
-      let total: tf.Scalar = tf.scalar(0);
+      const terms: Record<string, Scalar> = {};
+      let total: Scalar = tf.scalar(0);
       if (pairs.length > 0) {
         const orth = tf.addN(
-          pairs.map(([o, a]) => orthogonalityPenalty(o!, a as tf.Tensor2D)),
-        ) as tf.Scalar;
+          pairs.map(([o, a]) => orthogonalityPenalty(o!, a as Tensor2D)),
+        ) as Scalar;
         terms.orthogonality = orth;
         total = tf.add(total, tf.mul(orth, opts.lambda1));
       }

@@ -29,6 +29,7 @@ import type { LoraSite } from "../models/backbone.ts";
 import type { ContinualMethod, MethodContext, MethodState } from "./method.ts";
 import { taskLossOnly } from "./method.ts";
 import { orthonormalizeInto } from "./subspace.ts";
+import type { NamedTensorMap, Tensor2D, Variable } from "../tensor.ts";
 
 /** OGD's options. */
 export interface OgdOptions {
@@ -50,7 +51,7 @@ function resolve(options: Record<string, unknown>): OgdOptions {
 }
 
 /** The LoRA variables OGD projects, in a fixed order (A, B per site). */
-function loraVariables(sites: LoraSite[]): tf.Variable[] {
+function loraVariables(sites: LoraSite[]): Variable[] {
   return sites.flatMap((s) => [s.a, s.b]);
 }
 
@@ -67,7 +68,7 @@ function loraVariables(sites: LoraSite[]): tf.Variable[] {
 export function createOgd(options: Record<string, unknown> = {}): ContinualMethod {
   const opts = resolve(options);
   let basis: Float64Array[] = [];
-  let basisTensor: tf.Tensor2D | null = null;
+  let basisTensor: Tensor2D | null = null;
   let pending: Float32Array[] = [];
 
   function rebuild(): void {
@@ -91,7 +92,7 @@ export function createOgd(options: Record<string, unknown> = {}): ContinualMetho
     ) => [...loraVariables(ctx.model.loraSites()), ...ctx.model.headVariables()],
     gradientVariables: (ctx) => loraVariables(ctx.model.loraSites()),
     loss: (_ctx, taskLoss) => taskLossOnly(taskLoss),
-    adjustGradients(ctx: MethodContext, grads: tf.NamedTensorMap): tf.NamedTensorMap {
+    adjustGradients(ctx: MethodContext, grads: NamedTensorMap): NamedTensorMap {
       if (basisTensor === null) return grads;
       const vars = loraVariables(ctx.model.loraSites());
       const flat = tf.concat(vars.map((v) => tf.reshape(grads[v.name], [1, -1])), 1); // [1, D]
@@ -100,7 +101,7 @@ export function createOgd(options: Record<string, unknown> = {}): ContinualMetho
       }
       const coeff = tf.matMul(flat, tf.transpose(basisTensor)); // [1, K]
       const projected = tf.sub(flat, tf.matMul(coeff, basisTensor)); // [1, D]
-      const out: tf.NamedTensorMap = { ...grads };
+      const out: NamedTensorMap = { ...grads };
       let offset = 0;
       for (const v of vars) {
         out[v.name] = tf.reshape(tf.slice(projected, [0, offset], [1, v.size]), v.shape);

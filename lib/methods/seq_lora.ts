@@ -6,9 +6,9 @@
  * @module
  */
 
-import type * as tf from "@tensorflow/tfjs";
 import type { ContinualMethod, LossParts, MethodContext, MethodState } from "./method.ts";
 import { taskLossOnly } from "./method.ts";
+import type { Scalar, Variable } from "../tensor.ts";
 
 /** SeqLoRA has no options; the LoRA shape belongs to the backbone config. */
 export type SeqLoraOptions = Record<string, never>;
@@ -28,10 +28,10 @@ export function createSeqLora(_options: SeqLoraOptions = {}): ContinualMethod {
     name: "seqlora",
     options: () => ({}),
     beginTask: () => {},
-    trainableVariables(ctx: MethodContext): tf.Variable[] {
+    trainableVariables(ctx: MethodContext): Variable[] {
       return [...ctx.model.loraSites().flatMap((s) => [s.a, s.b]), ...ctx.model.headVariables()];
     },
-    loss: (_ctx: MethodContext, taskLoss: tf.Scalar): LossParts => taskLossOnly(taskLoss),
+    loss: (_ctx: MethodContext, taskLoss: Scalar): LossParts => taskLossOnly(taskLoss),
     endTask: () => {},
     state: (): MethodState => ({ json: {}, arrays: {} }),
     restore: () => {},

@@ -24,6 +24,7 @@ import type { Rng } from "../random.ts";
 import type { LoraSite, PoolAdapter } from "./backbone.ts";
 import { makeVariable, uniformArray } from "./init.ts";
 import { LIVE_ADAPTER } from "./lora.ts";
+import type { Variable } from "../tensor.ts";
 
 function scopeOf(site: LoraSite): string {
   const name = site.a.name;
@@ -64,7 +65,7 @@ export function addPoolAdapter(
   }
   const prefix = `${scopeOf(site)}${site.name}.pool.${name}`;
   const a = makeVariable(options.a, [rank, site.dIn], { name: `${prefix}.lora_a`, trainable });
-  let b: tf.Variable;
+  let b: Variable;
   try {
     b = makeVariable(options.b, [site.dOut, rank], { name: `${prefix}.lora_b`, trainable });
   } catch (err) {

@@ -8,7 +8,7 @@
  * @module
  */
 
-import type * as tf from "@tensorflow/tfjs";
+import type { Tensor2D, Variable } from "../tensor.ts";
 
 /** The adapter's configuration, a plain record (PEFT style). */
 export interface LoraConfig {
@@ -29,9 +29,9 @@ export interface LoraSite {
   /** Output width d_out. */
   dOut: number;
   /** Down-projection A, shape [r, d_in], initialised U(-1/sqrt(d_in), 1/sqrt(d_in)). */
-  a: tf.Variable;
+  a: Variable;
   /** Up-projection B, shape [d_out, r], initialised to zeros. */
-  b: tf.Variable;
+  b: Variable;
   /**
    * Further adapters on this site (the adapter pool, `adapter_pool.ts`), summed with
    * `a`/`b` in the forward pass. Absent or empty: a plain LoRA site.
@@ -41,7 +41,7 @@ export interface LoraSite {
    * When set, the forward pass calls it with the site's input rows x [N, d_in] (before
    * dropout, inside the pass's `tidy`: keep what you need). Used by InfLoRA.
    */
-  recordInput?: (x: tf.Tensor2D) => void;
+  recordInput?: (x: Tensor2D) => void;
 }
 
 /** One named adapter of a site's pool: ΔW = s·B·A with the site's scale s. */
@@ -49,9 +49,9 @@ export interface PoolAdapter {
   /** Name, unique within the site (e.g. `task0`). */
   name: string;
   /** Down-projection [r_i, d_in] (any rank r_i). */
-  a: tf.Variable;
+  a: Variable;
   /** Up-projection [d_out, r_i]. */
-  b: tf.Variable;
+  b: Variable;
 }
 
 /**
@@ -63,11 +63,11 @@ export interface AdaptedModel {
   /** LoRA sites in their fixed order (the TreeLoRA depth order). */
   loraSites(): LoraSite[];
   /** Trainable head variables (classifier weight and bias), possibly empty. */
-  headVariables(): tf.Variable[];
+  headVariables(): Variable[];
   /**
    * The frozen base weights (created with `trainable = false`), for methods that fine-tune
    * them (EWC/GEM "full fine-tuning"): such a method sets `trainable` on them itself.
    * Optional: models that do not expose them leave it out.
    */
-  baseVariables?(): tf.Variable[];
+  baseVariables?(): Variable[];
 }

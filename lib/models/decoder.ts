@@ -88,6 +88,7 @@ import {
 } from "./layers.ts";
 import { createLoraSite, loraScale } from "./lora.ts";
 import type { TensorData, TensorMap } from "./safetensors.ts";
+import type { Tensor, Tensor1D, Tensor2D, Tensor3D, Tensor4D, Variable } from "../tensor.ts";
 
 // ---------------------------------------------------------------------------
 // Configuration
@@ -409,12 +410,12 @@ function checkedWeights(weights: TensorMap, spec: ParamSpec[]): void {
 }
 
 interface LayerParams {
-  inputNorm: tf.Variable;
+  inputNorm: Variable;
   q: LinearParams;
   k: LinearParams;
   v: LinearParams;
   o: LinearParams;
-  postNorm: tf.Variable;
+  postNorm: Variable;
   gate: LinearParams;
   up: LinearParams;
   down: LinearParams;
@@ -436,23 +437,23 @@ interface LayerParams {
  * const e = embedTokens(tf.tensor1d([2, 0], "int32"), tf.tensor2d([[0, 1], [2, 3], [4, 5]])); // [[4, 5], [0, 1]]
  * ```
  */
-export function embedTokens(ids: tf.Tensor1D, table: tf.Tensor2D): tf.Tensor2D {
+export function embedTokens(ids: Tensor1D, table: Tensor2D): Tensor2D {
   if (ids.dtype !== "int32") throw new Error(`embedTokens: ids must be int32, got ${ids.dtype}`);
   const vocab = table.shape[0];
   // The ids reach the gradient through `save`: a closure would see them disposed by an
   // enclosing tidy before the backward pass runs.
-  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [t, i] = args as [tf.Tensor, tf.Tensor1D];
+  const f = tf.customGrad((...args: (Tensor | tf.GradSaveFunc)[]) => {
+    const [t, i] = args as [Tensor, Tensor1D];
     (args[2] as tf.GradSaveFunc)([i]);
     return {
       value: tf.gather(t, i),
-      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => [
-        tf.matMul(tf.transpose(tf.oneHot(saved[0] as tf.Tensor1D, vocab)), dy as tf.Tensor),
+      gradFunc: (dy: Tensor | Tensor[], saved: Tensor[]) => [
+        tf.matMul(tf.transpose(tf.oneHot(saved[0] as Tensor1D, vocab)), dy as Tensor),
         tf.zerosLike(saved[0]),
       ],
     };
   });
-  return f(table, ids) as tf.Tensor2D;
+  return f(table, ids) as Tensor2D;
 }
 
 /**
@@ -467,8 +468,8 @@ export function embedTokens(ids: tf.Tensor1D, table: tf.Tensor2D): tf.Tensor2D {
  * const p = positionsFromMask(tf.tensor2d([[0, 0, 1, 1], [1, 1, 1, 1]])); // [[0, 0, 0, 1], [0, 1, 2, 3]]
  * ```
  */
-export function positionsFromMask(mask: tf.Tensor2D): tf.Tensor2D {
-  return tf.tidy(() => tf.relu(tf.sub(tf.cumsum(tf.cast(mask, "float32"), 1), 1)) as tf.Tensor2D);
+export function positionsFromMask(mask: Tensor2D): Tensor2D {
+  return tf.tidy(() => tf.relu(tf.sub(tf.cumsum(tf.cast(mask, "float32"), 1), 1)) as Tensor2D);
 }
 
 /**
@@ -484,17 +485,16 @@ export function positionsFromMask(mask: tf.Tensor2D): tf.Tensor2D {
  * ```
  */
 export function ropeTables(
-  positions: tf.Tensor2D,
+  positions: Tensor2D,
   options: { headDim: number; theta: number },
-): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
+): { cos: Tensor4D; sin: Tensor4D } {
   const { headDim, theta } = options;
   const half = headDim / 2;
   const invFreq = Float32Array.from({ length: half }, (_, i) => theta ** (-(2 * i) / headDim));
   return tf.tidy(() => {
     const [b, t] = positions.shape;
     const angles = tf.mul(tf.reshape(positions, [b, t, 1]), tf.tensor1d(invFreq));
-    const both = (x: tf.Tensor) =>
-      tf.reshape(tf.concat([x, x], 2), [b, t, 1, headDim]) as tf.Tensor4D;
+    const both = (x: Tensor) => tf.reshape(tf.concat([x, x], 2), [b, t, 1, headDim]) as Tensor4D;
     return { cos: both(tf.cos(angles)), sin: both(tf.sin(angles)) };
   });
 }
@@ -530,20 +530,20 @@ function rotateHalfMatrix(d: number): Float32Array {
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
  * import { applyRope, ropeTables } from "./decoder.ts";
- * const x = tf.ones([1, 3, 2, 4]) as tf.Tensor4D;
+ * const x = tf.ones([1, 3, 2, 4]) as Tensor4D;
  * const tables = ropeTables(tf.tensor2d([[0, 1, 2]]), { headDim: 4, theta: 10000 });
  * const y = applyRope(x, tables); // position 0 is unchanged
  * ```
  */
 export function applyRope(
-  x: tf.Tensor4D,
-  tables: { cos: tf.Tensor4D; sin: tf.Tensor4D },
-): tf.Tensor4D {
+  x: Tensor4D,
+  tables: { cos: Tensor4D; sin: Tensor4D },
+): Tensor4D {
   const [b, t, h, d] = x.shape;
   return tf.tidy(() => {
     const r = tf.tensor2d(rotateHalfMatrix(d), [d, d]);
     const rotated = tf.reshape(tf.matMul(tf.reshape(x, [b * t * h, d]), r), [b, t, h, d]);
-    return tf.add(tf.mul(x, tables.cos), tf.mul(rotated, tables.sin)) as tf.Tensor4D;
+    return tf.add(tf.mul(x, tables.cos), tf.mul(rotated, tables.sin)) as Tensor4D;
   });
 }
 
@@ -559,7 +559,7 @@ export function applyRope(
  * const bias = attentionBias(tf.tensor2d([[0, 1, 1]]), { queries: 3 }); // [1, 1, 3, 3]
  * ```
  */
-export function attentionBias(keyMask: tf.Tensor2D, options: { queries: number }): tf.Tensor4D {
+export function attentionBias(keyMask: Tensor2D, options: { queries: number }): Tensor4D {
   const [b, tk] = keyMask.shape;
   const tq = options.queries;
   const past = tk - tq;
@@ -573,7 +573,7 @@ export function attentionBias(keyMask: tf.Tensor2D, options: { queries: number }
       tf.reshape(tf.cast(keyMask, "float32"), [b, 1, 1, tk]),
       tf.tensor4d(causal, [1, 1, tq, tk]),
     );
-    return tf.mul(tf.sub(allowed, 1), 1e9) as tf.Tensor4D;
+    return tf.mul(tf.sub(allowed, 1), 1e9) as Tensor4D;
   });
 }
 
@@ -589,17 +589,17 @@ export function attentionBias(keyMask: tf.Tensor2D, options: { queries: number }
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
  * import { attentionBias, groupedQueryAttention } from "./decoder.ts";
- * const q = tf.randomNormal([1, 3, 4, 8]) as tf.Tensor4D; // 4 query heads
- * const kT = tf.randomNormal([1, 2, 8, 3]) as tf.Tensor4D; // 2 key/value heads
- * const v = tf.randomNormal([1, 2, 3, 8]) as tf.Tensor4D;
+ * const q = tf.randomNormal([1, 3, 4, 8]) as Tensor4D; // 4 query heads
+ * const kT = tf.randomNormal([1, 2, 8, 3]) as Tensor4D; // 2 key/value heads
+ * const v = tf.randomNormal([1, 2, 3, 8]) as Tensor4D;
  * const bias = attentionBias(tf.ones([1, 3]), { queries: 3 });
  * const y = groupedQueryAttention({ q, kT, v }, { bias }); // [3, 32]
  * ```
  */
 export function groupedQueryAttention(
-  qkv: { q: tf.Tensor4D; kT: tf.Tensor4D; v: tf.Tensor4D },
-  options: { bias: tf.Tensor4D },
-): tf.Tensor2D {
+  qkv: { q: Tensor4D; kT: Tensor4D; v: Tensor4D },
+  options: { bias: Tensor4D },
+): Tensor2D {
   const { q, kT, v } = qkv;
   const [b, tq, h, d] = q.shape;
   const [bk, hkv, dk, tk] = kT.shape;
@@ -619,17 +619,17 @@ export function groupedQueryAttention(
         d,
       ]),
       1 / Math.sqrt(d),
-    ) as tf.Tensor3D;
-    const scores = tf.matMul(qg, tf.reshape(kT, [b * hkv, d, tk]) as tf.Tensor3D);
+    ) as Tensor3D;
+    const scores = tf.matMul(qg, tf.reshape(kT, [b * hkv, d, tk]) as Tensor3D);
     // Rows (group j, member r, query t) are head h = j·g + r: [B, H, Tq, Tk].
     const masked = tf.add(tf.reshape(scores, [b, h, tq, tk]), options.bias);
-    const attn = tf.reshape(tf.softmax(masked, -1), [b * hkv, g * tq, tk]) as tf.Tensor3D;
-    const out = tf.matMul(attn, tf.reshape(v, [b * hkv, tk, d]) as tf.Tensor3D);
+    const attn = tf.reshape(tf.softmax(masked, -1), [b * hkv, g * tq, tk]) as Tensor3D;
+    const out = tf.matMul(attn, tf.reshape(v, [b * hkv, tk, d]) as Tensor3D);
     // [B, Hkv, g, Tq, d] → [B, Tq, Hkv, g, d] → [B·Tq, H·d]
     return tf.reshape(tf.transpose(tf.reshape(out, [b, hkv, g, tq, d]), [0, 3, 1, 2, 4]), [
       b * tq,
       h * d,
-    ]) as tf.Tensor2D;
+    ]) as Tensor2D;
   });
 }
 
@@ -642,7 +642,7 @@ export function groupedQueryAttention(
  * import * as tf from "@tensorflow/tfjs";
  * import { gatedMlp } from "./decoder.ts";
  * const p = (out: number, inp: number) => ({ weight: tf.variable(tf.ones([out, inp])) });
- * const y = gatedMlp(tf.ones([1, 2]) as tf.Tensor2D, {
+ * const y = gatedMlp(tf.ones([1, 2]) as Tensor2D, {
  *   gate: p(3, 2),
  *   up: p(3, 2),
  *   down: p(2, 3),
@@ -650,14 +650,14 @@ export function groupedQueryAttention(
  * ```
  */
 export function gatedMlp(
-  x: tf.Tensor2D,
+  x: Tensor2D,
   p: { gate: LinearParams; up: LinearParams; down: LinearParams },
   options: { activation: MlpActivation },
-): tf.Tensor2D {
+): Tensor2D {
   return tf.tidy(() => {
     const g = linear(x, p.gate);
     const act = options.activation === "silu" ? tf.mul(g, tf.sigmoid(g)) : geluTanh(g);
-    return linear(tf.mul(act, linear(x, p.up)) as tf.Tensor2D, p.down);
+    return linear(tf.mul(act, linear(x, p.up)) as Tensor2D, p.down);
   });
 }
 
@@ -673,9 +673,9 @@ export function gatedMlp(
  */
 export interface KvCache {
   /** One entry per layer. */
-  readonly layers: readonly { kT: tf.Tensor4D; v: tf.Tensor4D }[];
+  readonly layers: readonly { kT: Tensor4D; v: Tensor4D }[];
   /** Attention mask [B, T] (float32, 1 = real token) of the cached tokens. */
-  readonly mask: tf.Tensor2D;
+  readonly mask: Tensor2D;
 }
 
 /**
@@ -699,7 +699,7 @@ export interface DecoderForwardOptions {
   /** Base seed of the LoRA dropout masks; each site derives its own. */
   seed?: number;
   /** [B, T], 1 = real token, 0 = left padding; absent = every token is real. */
-  attentionMask?: tf.Tensor2D;
+  attentionMask?: Tensor2D;
   /** Return only the last position's logits, [B, 1, V] (generation). */
   lastOnly?: boolean;
   /**
@@ -708,15 +708,15 @@ export interface DecoderForwardOptions {
    * RoPE positions 0..P−1. Differentiable. Logits are returned for the tokens only. Absent or
    * P = 0: no prefix (bit-identical to leaving it out).
    */
-  prefix?: tf.Tensor;
+  prefix?: Tensor;
 }
 
 /** Options of {@link Decoder.features}. */
 export interface DecoderFeatureOptions {
   /** [B, T], 1 = real token, 0 = left padding; absent = every token is real. */
-  attentionMask?: tf.Tensor2D;
+  attentionMask?: Tensor2D;
   /** [B, T], 1 at the positions averaged; absent = the attention mask. */
-  poolMask?: tf.Tensor2D;
+  poolMask?: Tensor2D;
 }
 
 /** A decoder instance: forward pass, incremental decoding, LoRA sites and named base weights. */
@@ -727,7 +727,7 @@ export interface Decoder {
    * Next-token logits [B, T, V] for int32 ids [B, T] (token positions only, also with a
    * `prefix`).
    */
-  logits(ids: tf.Tensor2D, options: DecoderForwardOptions): tf.Tensor3D;
+  logits(ids: Tensor2D, options: DecoderForwardOptions): Tensor3D;
   /**
    * Inference with a key/value cache: run the new tokens `ids` [B, Tn] after
    * the cached ones and return the logits of the last new position [B, V] and
@@ -737,20 +737,20 @@ export interface Decoder {
    * the sequence, and the returned cache holds it.
    */
   extend(
-    ids: tf.Tensor2D,
-    options?: { attentionMask?: tf.Tensor2D; cache?: KvCache; prefix?: tf.Tensor },
-  ): { logits: tf.Tensor2D; cache: KvCache };
+    ids: Tensor2D,
+    options?: { attentionMask?: Tensor2D; cache?: KvCache; prefix?: Tensor },
+  ): { logits: Tensor2D; cache: KvCache };
   /**
    * Frozen sequence features [B, dim]: the final hidden state (after the last RMSNorm, the LM
    * head's input) of the base model — LoRA bypassed, no prefix, evaluation mode — averaged
    * over the positions where `poolMask` is 1 (a row with none gives zeros). Attention is
    * causal, so the features of a prompt's positions do not depend on tokens after it.
    */
-  features(ids: tf.Tensor2D, options?: DecoderFeatureOptions): tf.Tensor2D;
+  features(ids: Tensor2D, options?: DecoderFeatureOptions): Tensor2D;
   /** LoRA sites in the fixed order layers.0.attn.q, layers.0.attn.v, layers.1.attn.q, … */
   loraSites(): LoraSite[];
   /** Base (non-LoRA) weights by Hugging Face name, in a fixed order. */
-  baseWeights(): Map<string, tf.Variable>;
+  baseWeights(): Map<string, Variable>;
   /** Make the base weights trainable (pre-training) or frozen (continual learning; the default). */
   setBaseTrainable(trainable: boolean): void;
   /** Parameter counts: base weights and LoRA A/B. */
@@ -795,7 +795,7 @@ export function createDecoder(
   const spec = baseSpec(c);
   if (options.weights) checkedWeights(options.weights, spec);
 
-  const base = new Map<string, tf.Variable>();
+  const base = new Map<string, Variable>();
   const sites: LoraSite[] = [];
   try {
     for (const s of spec) {
@@ -851,26 +851,26 @@ export function createDecoder(
     q: { weight: p.q.weight },
     v: { weight: p.v.weight },
   }));
-  const embedding = w("model.embed_tokens.weight") as tf.Tensor as tf.Tensor2D;
-  const head = c.tieEmbeddings ? embedding : w("lm_head.weight") as tf.Tensor as tf.Tensor2D;
+  const embedding = w("model.embed_tokens.weight") as Tensor as Tensor2D;
+  const head = c.tieEmbeddings ? embedding : w("lm_head.weight") as Tensor as Tensor2D;
   const scale = loraScale(c.lora);
   const eps = c.normEps;
   let disposed = false;
 
   /** One decoder layer on rows h [B·Tn, dim]; appends this layer's keys/values to `kv`. */
   function layer(
-    h: tf.Tensor2D,
+    h: Tensor2D,
     p: LayerParams,
     ctx: {
       batch: number;
       queries: number;
       lora: LoraForward;
-      rope: { cos: tf.Tensor4D; sin: tf.Tensor4D };
-      bias: tf.Tensor4D;
-      past?: { kT: tf.Tensor4D; v: tf.Tensor4D };
-      kv: { kT: tf.Tensor4D; v: tf.Tensor4D }[];
+      rope: { cos: Tensor4D; sin: Tensor4D };
+      bias: Tensor4D;
+      past?: { kT: Tensor4D; v: Tensor4D };
+      kv: { kT: Tensor4D; v: Tensor4D }[];
     },
-  ): tf.Tensor2D {
+  ): Tensor2D {
     const { batch: b, queries: t, lora } = ctx;
     const d = c.headDim;
     const seedOf = (site?: LoraSite) =>
@@ -881,8 +881,8 @@ export function createDecoder(
     const v = linear(x, p.v, { lora, siteSeed: seedOf(p.v.lora) });
     const qh = applyRope(tf.reshape(q, [b, t, c.heads, d]), ctx.rope);
     const kh = applyRope(tf.reshape(k, [b, t, c.kvHeads, d]), ctx.rope);
-    let kT = tf.transpose(kh, [0, 2, 3, 1]) as tf.Tensor4D; // [B, Hkv, d, Tn]
-    let vh = tf.transpose(tf.reshape(v, [b, t, c.kvHeads, d]), [0, 2, 1, 3]) as tf.Tensor4D;
+    let kT = tf.transpose(kh, [0, 2, 3, 1]) as Tensor4D; // [B, Hkv, d, Tn]
+    let vh = tf.transpose(tf.reshape(v, [b, t, c.kvHeads, d]), [0, 2, 1, 3]) as Tensor4D;
     if (ctx.past) {
       kT = tf.concat([ctx.past.kT, kT], 3);
       vh = tf.concat([ctx.past.v, vh], 2);
@@ -895,7 +895,7 @@ export function createDecoder(
   }
 
   /** A prefix [P, dim] / [B, P, dim] checked against the batch; null when absent or empty. */
-  function checkedPrefix(prefix: tf.Tensor | undefined, b: number): tf.Tensor | null {
+  function checkedPrefix(prefix: Tensor | undefined, b: number): Tensor | null {
     if (prefix === undefined) return null;
     const ok = (prefix.rank === 2 || (prefix.rank === 3 && prefix.shape[0] === b)) &&
       prefix.shape[prefix.rank - 1] === c.dim && prefix.dtype === "float32";
@@ -912,21 +912,21 @@ export function createDecoder(
    * (prefix rows dropped), and every layer's keys/values.
    */
   function hidden(
-    ids: tf.Tensor2D,
+    ids: Tensor2D,
     opts: {
       training: boolean;
       seed?: number;
-      mask: tf.Tensor2D;
+      mask: Tensor2D;
       cache?: KvCache;
       lastOnly: boolean;
-      prefix?: tf.Tensor;
+      prefix?: Tensor;
       layers?: LayerParams[];
     },
   ): {
-    h: tf.Tensor2D;
+    h: Tensor2D;
     rows: number;
-    kv: { kT: tf.Tensor4D; v: tf.Tensor4D }[];
-    mask: tf.Tensor2D;
+    kv: { kT: Tensor4D; v: Tensor4D }[];
+    mask: Tensor2D;
   } {
     if (disposed) throw new Error("Decoder: the model has been disposed");
     if (ids.rank !== 2 || ids.dtype !== "int32") {
@@ -956,14 +956,14 @@ export function createDecoder(
       training: opts.training,
       seed: opts.seed,
     };
-    let newMask = tf.cast(opts.mask, "float32") as tf.Tensor2D;
+    let newMask = tf.cast(opts.mask, "float32") as Tensor2D;
     if (prefix) newMask = tf.concat([tf.ones([b, p]), newMask], 1);
-    const fullMask = opts.cache ? tf.concat([opts.cache.mask, newMask], 1) as tf.Tensor2D : newMask;
+    const fullMask = opts.cache ? tf.concat([opts.cache.mask, newMask], 1) as Tensor2D : newMask;
     const tk = fullMask.shape[1];
-    const positions = tf.slice(positionsFromMask(fullMask), [0, tk - tq], [b, tq]) as tf.Tensor2D;
+    const positions = tf.slice(positionsFromMask(fullMask), [0, tk - tq], [b, tq]) as Tensor2D;
     const rope = ropeTables(positions, { headDim: c.headDim, theta: c.ropeTheta });
     const bias = attentionBias(fullMask, { queries: tq });
-    let h = embedTokens(tf.reshape(ids, [b * t]) as tf.Tensor1D, embedding);
+    let h = embedTokens(tf.reshape(ids, [b * t]) as Tensor1D, embedding);
     if (prefix) {
       const rowsOf = prefix.rank === 3
         ? prefix
@@ -971,7 +971,7 @@ export function createDecoder(
       h = tf.reshape(tf.concat([rowsOf, tf.reshape(h, [b, t, c.dim])], 1), [b * tq, c.dim]);
     }
     if (c.embeddingScale !== 1) h = tf.mul(h, c.embeddingScale);
-    const kv: { kT: tf.Tensor4D; v: tf.Tensor4D }[] = [];
+    const kv: { kT: Tensor4D; v: Tensor4D }[] = [];
     (opts.layers ?? layers).forEach((lp, i) => {
       h = layer(h, lp, {
         batch: b,
@@ -1003,16 +1003,16 @@ export function createDecoder(
 
   /** Logits [B, rows, V] of the new tokens, and every layer's keys/values. */
   function forward(
-    ids: tf.Tensor2D,
+    ids: Tensor2D,
     opts: {
       training: boolean;
       seed?: number;
-      mask: tf.Tensor2D;
+      mask: Tensor2D;
       cache?: KvCache;
       lastOnly: boolean;
-      prefix?: tf.Tensor;
+      prefix?: Tensor;
     },
-  ): { logits: tf.Tensor3D; kv: { kT: tf.Tensor4D; v: tf.Tensor4D }[]; mask: tf.Tensor2D } {
+  ): { logits: Tensor3D; kv: { kT: Tensor4D; v: Tensor4D }[]; mask: Tensor2D } {
     const { h, rows, kv, mask } = hidden(ids, opts);
     const logits = tf.matMul(h, tf.transpose(head));
     return { logits: tf.reshape(logits, [ids.shape[0], rows, c.vocabSize]), kv, mask };
@@ -1022,7 +1022,7 @@ export function createDecoder(
     config: c,
     logits(ids, opts) {
       return tf.tidy(() => {
-        const mask = opts.attentionMask ?? tf.ones(ids.shape) as tf.Tensor2D;
+        const mask = opts.attentionMask ?? tf.ones(ids.shape) as Tensor2D;
         return forward(ids, {
           training: opts.training,
           seed: opts.seed,
@@ -1034,7 +1034,7 @@ export function createDecoder(
     },
     extend(ids, opts = {}) {
       const out = tf.tidy(() => {
-        const mask = opts.attentionMask ?? tf.ones(ids.shape) as tf.Tensor2D;
+        const mask = opts.attentionMask ?? tf.ones(ids.shape) as Tensor2D;
         const r = forward(ids, {
           training: false,
           mask,
@@ -1044,7 +1044,7 @@ export function createDecoder(
         });
         const [b, , v] = r.logits.shape;
         return {
-          logits: tf.reshape(r.logits, [b, v]) as tf.Tensor2D,
+          logits: tf.reshape(r.logits, [b, v]) as Tensor2D,
           layers: r.kv,
           mask: r.mask,
         };
@@ -1054,7 +1054,7 @@ export function createDecoder(
     },
     features(ids, opts = {}) {
       return tf.tidy(() => {
-        const mask = opts.attentionMask ?? tf.ones(ids.shape) as tf.Tensor2D;
+        const mask = opts.attentionMask ?? tf.ones(ids.shape) as Tensor2D;
         const [b, t] = ids.shape;
         const pool = tf.cast(opts.poolMask ?? mask, "float32");
         if (pool.shape.length !== 2 || pool.shape[0] !== b || pool.shape[1] !== t) {
@@ -1065,7 +1065,7 @@ export function createDecoder(
         const { h } = hidden(ids, { training: false, mask, lastOnly: false, layers: baseLayers });
         const weighted = tf.mul(tf.reshape(h, [b, t, c.dim]), tf.reshape(pool, [b, t, 1]));
         const count = tf.maximum(tf.sum(pool, 1, true), 1);
-        return tf.div(tf.sum(weighted, 1), count) as tf.Tensor2D;
+        return tf.div(tf.sum(weighted, 1), count) as Tensor2D;
       });
     },
     loraSites: () => sites.slice(),

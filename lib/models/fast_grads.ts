@@ -22,6 +22,7 @@
 
 import * as tf from "@tensorflow/tfjs";
 import { nativeMatMulActive } from "../native_blas.ts";
+import type { Tensor } from "../tensor.ts";
 
 const KERNEL = "BatchMatMul";
 
@@ -29,7 +30,7 @@ const KERNEL = "BatchMatMul";
 const STOCK: tf.GradConfig | undefined = tf.getGradient(KERNEL);
 
 /** Swap the last two axes of `x` (rank ≥ 2). */
-function swapLastTwo(x: tf.Tensor): tf.Tensor {
+function swapLastTwo(x: Tensor): Tensor {
   const r = x.rank;
   const perm = Array.from({ length: r }, (_, i) => i);
   perm[r - 2] = r - 1;
@@ -37,7 +38,7 @@ function swapLastTwo(x: tf.Tensor): tf.Tensor {
   return tf.transpose(x, perm);
 }
 
-function checkBatchDims(a: tf.Tensor, b: tf.Tensor): void {
+function checkBatchDims(a: Tensor, b: Tensor): void {
   const batchA = a.shape.slice(0, -2);
   const batchB = b.shape.slice(0, -2);
   const same = batchA.length === batchB.length && batchA.every((d, i) => d === batchB[i]);
@@ -73,14 +74,14 @@ function checkBatchDims(a: tf.Tensor, b: tf.Tensor): void {
 export const FAST_MATMUL_GRADIENT: tf.GradConfig = {
   kernelName: KERNEL,
   inputsToSave: ["a", "b"],
-  gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs?: tf.NamedAttrMap) => {
+  gradFunc: (dy: Tensor | Tensor[], saved: Tensor[], attrs?: tf.NamedAttrMap) => {
     const [a, b] = saved;
-    const g = dy as tf.Tensor;
+    const g = dy as Tensor;
     const transposeA = Boolean(attrs?.transposeA);
     const transposeB = Boolean(attrs?.transposeB);
     checkBatchDims(a, b);
     if (nativeMatMulActive()) {
-      const mt = (x: tf.Tensor, tx: boolean, y: tf.Tensor, ty: boolean) => tf.matMul(x, y, tx, ty);
+      const mt = (x: Tensor, tx: boolean, y: Tensor, ty: boolean) => tf.matMul(x, y, tx, ty);
       if (!transposeA && !transposeB) {
         return {
           a: () => mt(g, false, b, true),
@@ -101,7 +102,7 @@ export const FAST_MATMUL_GRADIENT: tf.GradConfig = {
       }
       return { a: () => mt(b, true, g, true), b: () => mt(g, true, a, true) };
     }
-    const mm = (x: tf.Tensor, y: tf.Tensor) => tf.matMul(x, y);
+    const mm = (x: Tensor, y: Tensor) => tf.matMul(x, y);
     if (!transposeA && !transposeB) {
       return { a: () => mm(g, swapLastTwo(b)), b: () => mm(swapLastTwo(a), g) };
     }

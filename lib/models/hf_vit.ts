@@ -105,6 +105,7 @@ import { checkModelMemory, loadCheckpointWeights, type MemoryLimit } from "./saf
 import type { TensorData } from "./safetensors.ts";
 import { createVit, DEFAULT_VIT_LORA, type Vit, type VitConfig } from "./vit.ts";
 import { createVitClassifier, type VitClassifier } from "./vit_classifier.ts";
+import type { Tensor4D } from "../tensor.ts";
 
 // ---------------------------------------------------------------------------
 // Configuration
@@ -604,10 +605,10 @@ export async function readImagePreprocessing(
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
  * import { resizeImages } from "./hf_vit.ts";
- * const big = resizeImages(tf.zeros([2, 32, 32, 3]) as tf.Tensor4D, { size: 224 }); // [2, 224, 224, 3]
+ * const big = resizeImages(tf.zeros([2, 32, 32, 3]) as Tensor4D, { size: 224 }); // [2, 224, 224, 3]
  * ```
  */
-export function resizeImages(x: tf.Tensor4D, options: { size: number }): tf.Tensor4D {
+export function resizeImages(x: Tensor4D, options: { size: number }): Tensor4D {
   const { size } = options;
   if (x.shape[1] === size && x.shape[2] === size) return tf.reshape(x, x.shape);
   return tf.image.resizeBilinear(x, [size, size], false, true);
@@ -817,7 +818,7 @@ export async function loadHfVit(
  * import { createHfVitClassifier, readHfVitCheckpoint } from "./hf_vit.ts";
  * const ckpt = await readHfVitCheckpoint("models/vit-b16", {});
  * const model = createHfVitClassifier(ckpt, { numOutputs: 100, rng: new Rng(0) });
- * const logits = model.logits(tf.zeros([2, 32, 32, 3]) as tf.Tensor4D, { training: false }); // [2, 100]
+ * const logits = model.logits(tf.zeros([2, 32, 32, 3]) as Tensor4D, { training: false }); // [2, 100]
  * ```
  */
 export function createHfVitClassifier(

@@ -7,9 +7,9 @@
  * @module
  */
 
-import type * as tf from "@tensorflow/tfjs";
 import type { AdaptedModel } from "./backbone.ts";
 import type { Prompts } from "./prompt.ts";
+import type { Tensor2D, Tensor4D } from "../tensor.ts";
 
 /** Options of {@link ImageClassifier.promptedLogits}. */
 export interface PromptedForwardOptions {
@@ -31,20 +31,20 @@ export interface ImageClassifier extends AdaptedModel {
   /** Number of head outputs (all classes of the stream). */
   readonly numOutputs: number;
   /** Logits [B, numOutputs] for NHWC images [B, H, W, 3]. `seed` drives dropout when training. */
-  logits(x: tf.Tensor4D, options: { training: boolean; seed?: number }): tf.Tensor2D;
+  logits(x: Tensor4D, options: { training: boolean; seed?: number }): Tensor2D;
   /** The backbone's feature vector [B, dim] (the head's input), when the model exposes it. */
-  features?(x: tf.Tensor4D, options: { training: boolean; seed?: number }): tf.Tensor2D;
+  features?(x: Tensor4D, options: { training: boolean; seed?: number }): Tensor2D;
   /** The head alone on features [B, dim] → logits [B, numOutputs], when exposed. */
-  headLogits?(features: tf.Tensor2D): tf.Tensor2D;
+  headLogits?(features: Tensor2D): Tensor2D;
   /** Token width and number of blocks, for building prompts (prompt-capable models only). */
   readonly promptShape?: { readonly dim: number; readonly depth: number };
   /** Logits [B, numOutputs] of the prompted forward pass (prompt-capable models only). */
-  promptedLogits?(x: tf.Tensor4D, options: PromptedForwardOptions): tf.Tensor2D;
+  promptedLogits?(x: Tensor4D, options: PromptedForwardOptions): Tensor2D;
   /**
    * The query feature of prompt methods [B, dim]: the final-LN [CLS] of the pre-trained
    * backbone in evaluation mode, with no prompts and no LoRA branch (nor adapter pool).
    */
-  queryFeatures?(x: tf.Tensor4D): tf.Tensor2D;
+  queryFeatures?(x: Tensor4D): Tensor2D;
 }
 
 /** The members of an image model that prompt methods (L2P, DualPrompt) call. */

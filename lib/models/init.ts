@@ -15,6 +15,7 @@
 
 import * as tf from "@tensorflow/tfjs";
 import type { Rng } from "../random.ts";
+import type { Variable } from "../tensor.ts";
 
 /**
  * `n` draws of a normal with standard deviation `std`, truncated to ±2·std by
@@ -69,7 +70,7 @@ export function makeVariable(
   data: Float32Array,
   shape: number[],
   options: { name: string; trainable: boolean },
-): tf.Variable {
+): Variable {
   const size = shape.reduce((a, b) => a * b, 1);
   if (data.length !== size) {
     throw new Error(`makeVariable ${options.name}: ${data.length} values for shape [${shape}]`);

@@ -17,21 +17,22 @@
 import * as tf from "@tensorflow/tfjs";
 import type { LoraSite } from "./backbone.ts";
 import { loraDelta } from "./lora.ts";
+import type { Tensor, Tensor2D, Tensor3D, Variable } from "../tensor.ts";
 
 /** Weight and bias of a LayerNorm over the last axis. */
 export interface NormParams {
   /** Gain γ [width]. */
-  weight: tf.Variable;
+  weight: Variable;
   /** Shift β [width]. */
-  bias: tf.Variable;
+  bias: Variable;
 }
 
 /** A linear map y = x·Wᵀ + b, optionally with a LoRA site on it. */
 export interface LinearParams {
   /** W [out, in] (PyTorch layout). */
-  weight: tf.Variable;
+  weight: Variable;
   /** b [out]; absent for a bias-free map (LLaMA's projections). */
-  bias?: tf.Variable;
+  bias?: Variable;
   /** The LoRA update added to this map, if any. */
   lora?: LoraSite;
 }
@@ -63,7 +64,7 @@ export interface LoraForward {
  * const y = layerNorm(tf.tensor2d([[1, 2, 3, 4]]), p, { eps: 1e-6 });
  * ```
  */
-export function layerNorm<T extends tf.Tensor>(
+export function layerNorm<T extends Tensor>(
   x: T,
   p: NormParams,
   options: { eps: number },
@@ -71,17 +72,17 @@ export function layerNorm<T extends tf.Tensor>(
   const eps = options.eps;
   // Only the normalisation is a custom op: γ and β stay on the tape, so their gradients are
   // computed only when they are trained.
-  const normalize = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const xx = args[0] as tf.Tensor;
+  const normalize = tf.customGrad((...args: (Tensor | tf.GradSaveFunc)[]) => {
+    const xx = args[0] as Tensor;
     const { mean, variance } = tf.moments(xx, -1, true);
     const r = tf.rsqrt(tf.add(variance, eps));
     const normed = tf.mul(tf.sub(xx, mean), r);
     (args[1] as tf.GradSaveFunc)([normed, r]);
     return {
       value: normed,
-      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+      gradFunc: (dy: Tensor | Tensor[], saved: Tensor[]) => {
         const [n, rr] = saved;
-        const d = dy as tf.Tensor;
+        const d = dy as Tensor;
         // x̂ = (x − μ)·r: dx = r·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)).
         const m1 = tf.mean(d, -1, true);
         const m2 = tf.mean(tf.mul(d, n), -1, true);
@@ -104,9 +105,9 @@ export function layerNorm<T extends tf.Tensor>(
  * const y = rmsNorm(tf.tensor2d([[3, 4]]), w, { eps: 0 }); // [[0.8485, 1.1314]]
  * ```
  */
-export function rmsNorm<T extends tf.Tensor>(
+export function rmsNorm<T extends Tensor>(
   x: T,
-  weight: tf.Tensor,
+  weight: Tensor,
   options: { eps: number },
 ): T {
   return tf.tidy(() => {
@@ -131,22 +132,22 @@ export function rmsNorm<T extends tf.Tensor>(
  * const y = geluTanh(tf.tensor1d([-1, 0, 1]));
  * ```
  */
-export function geluTanh<T extends tf.Tensor>(x: T): T {
+export function geluTanh<T extends Tensor>(x: T): T {
   const c = 2 * Math.sqrt(2 / Math.PI);
   const a = 0.044715;
-  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const xx = args[0] as tf.Tensor;
+  const f = tf.customGrad((...args: (Tensor | tf.GradSaveFunc)[]) => {
+    const xx = args[0] as Tensor;
     const x2 = tf.square(xx);
     const s = tf.sigmoid(tf.mul(xx, tf.add(tf.mul(x2, c * a), c)));
     (args[1] as tf.GradSaveFunc)([xx, x2, s]);
     return {
       value: tf.mul(xx, s),
-      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+      gradFunc: (dy: Tensor | Tensor[], saved: Tensor[]) => {
         const [xs, sq, sg] = saved;
         // d/dx x·σ(2z) = σ + x·σ·(1 − σ)·c·(1 + 3a·x²)
         const h = tf.add(tf.mul(sq, 3 * c * a), c);
         const t = tf.mul(tf.mul(xs, h), tf.mul(sg, tf.sub(1, sg)));
-        return [tf.mul(dy as tf.Tensor, tf.add(sg, t))];
+        return [tf.mul(dy as Tensor, tf.add(sg, t))];
       },
     };
   });
@@ -168,7 +169,7 @@ export function geluTanh<T extends tf.Tensor>(x: T): T {
  * const y = geluErf(tf.tensor1d([-1, 0, 1])); // [-0.1587, 0, 0.8413]
  * ```
  */
-export function geluErf<T extends tf.Tensor>(x: T): T {
+export function geluErf<T extends Tensor>(x: T): T {
   return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1)) as T);
 }
 
@@ -185,13 +186,13 @@ export function geluErf<T extends tf.Tensor>(x: T): T {
  * ```
  */
 export function linear(
-  x: tf.Tensor2D,
+  x: Tensor2D,
   p: LinearParams,
   options?: { lora?: LoraForward; siteSeed?: number },
-): tf.Tensor2D {
+): Tensor2D {
   return tf.tidy(() => {
-    const xw = tf.matMul(x, tf.transpose(p.weight)) as tf.Tensor2D;
-    const y = p.bias ? tf.add(xw, p.bias) as tf.Tensor2D : xw;
+    const xw = tf.matMul(x, tf.transpose(p.weight)) as Tensor2D;
+    const y = p.bias ? tf.add(xw, p.bias) as Tensor2D : xw;
     if (!p.lora || !options?.lora) return y;
     const l = options.lora;
     const delta = loraDelta(x, p.lora, {
@@ -232,14 +233,14 @@ export function siteSeed(seed: number | undefined, index: number): number | unde
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
  * import { multiHeadAttention } from "./layers.ts";
- * const x = tf.randomNormal([2 * 5, 8]) as tf.Tensor2D;
+ * const x = tf.randomNormal([2 * 5, 8]) as Tensor2D;
  * const y = multiHeadAttention({ q: x, k: x, v: x }, { batch: 2, tokens: 5, heads: 2 }); // [10, 8]
  * ```
  */
 export function multiHeadAttention(
-  qkv: { q: tf.Tensor2D; k: tf.Tensor2D; v: tf.Tensor2D },
+  qkv: { q: Tensor2D; k: Tensor2D; v: Tensor2D },
   options: { batch: number; tokens: number; heads: number; causal?: boolean },
-): tf.Tensor2D {
+): Tensor2D {
   const { q, k, v } = qkv;
   const { batch: b, tokens: t, heads: h } = options;
   const dim = q.shape[1];
@@ -250,17 +251,17 @@ export function multiHeadAttention(
   const dh = dim / h;
   return tf.tidy(() => {
     // [B·T, dim] → [B, T, H, dh] → [B, H, T, dh] → [B·H, T, dh]; q carries the 1/√dh.
-    const heads = (x: tf.Tensor2D) =>
+    const heads = (x: Tensor2D) =>
       tf.reshape(tf.transpose(tf.reshape(x, [b, t, h, dh]), [0, 2, 1, 3]), [b * h, t, dh]);
-    const qh = tf.mul(heads(q), 1 / Math.sqrt(dh)) as tf.Tensor3D;
+    const qh = tf.mul(heads(q), 1 / Math.sqrt(dh)) as Tensor3D;
     // kᵀ directly: [B, T, H, dh] → [B, H, dh, T] → [B·H, dh, T].
     const kt = tf.reshape(tf.transpose(tf.reshape(k, [b, t, h, dh]), [0, 2, 3, 1]), [
       b * h,
       dh,
       t,
-    ]) as tf.Tensor3D;
-    const vh = heads(v) as tf.Tensor3D;
-    let scores: tf.Tensor3D = tf.matMul(qh, kt); // [B·H, T, T]
+    ]) as Tensor3D;
+    const vh = heads(v) as Tensor3D;
+    let scores: Tensor3D = tf.matMul(qh, kt); // [B·H, T, T]
     if (options.causal) {
       const allowed = tf.linalg.bandPart(tf.ones([t, t]), -1, 0);
       scores = tf.add(scores, tf.mul(tf.sub(1, allowed), -1e9));

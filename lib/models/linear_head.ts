@@ -12,6 +12,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Rng } from "../random.ts";
 import { makeVariable, truncatedNormal, uniqueScope } from "./init.ts";
+import type { Tensor2D, Variable } from "../tensor.ts";
 
 /** A classifier head. */
 export interface LinearHead {
@@ -20,13 +21,13 @@ export interface LinearHead {
   /** Number of outputs. */
   readonly numClasses: number;
   /** W [dim, numClasses]. */
-  readonly weight: tf.Variable;
+  readonly weight: Variable;
   /** b [numClasses]. */
-  readonly bias: tf.Variable;
+  readonly bias: Variable;
   /** Logits [B, numClasses] for features [B, dim]. */
-  logits(features: tf.Tensor2D): tf.Tensor2D;
+  logits(features: Tensor2D): Tensor2D;
   /** [weight, bias], trainable. */
-  variables(): tf.Variable[];
+  variables(): Variable[];
   /** Free both variables. */
   dispose(): void;
 }
@@ -66,7 +67,7 @@ export function createLinearHead(
     numClasses,
     weight,
     bias,
-    logits(features: tf.Tensor2D): tf.Tensor2D {
+    logits(features: Tensor2D): Tensor2D {
       if (features.rank !== 2 || features.shape[1] !== dim) {
         throw new Error(
           `LinearHead.logits: expected features [B, ${dim}], got [${features.shape}]`,

@@ -24,6 +24,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { Rng } from "../random.ts";
 import type { LoraConfig, LoraSite } from "./backbone.ts";
 import { makeVariable, uniformArray, uniqueScope } from "./init.ts";
+import type { Tensor, Tensor2D } from "../tensor.ts";
 
 /**
  * The LoRA scale s = alpha / rank.
@@ -132,7 +133,7 @@ export function withActiveAdapter<T>(
 }
 
 /** The A [r, dIn] and B [dOut, r] a forward pass uses at `site` (null: no update). */
-function activeFactors(site: LoraSite): { a: tf.Tensor; b: tf.Tensor } | null {
+function activeFactors(site: LoraSite): { a: Tensor; b: Tensor } | null {
   const only = activeAdapters.get(site);
   const pool = site.pool ?? [];
   if (only === undefined) {
@@ -170,7 +171,7 @@ function activeFactors(site: LoraSite): { a: tf.Tensor; b: tf.Tensor } | null {
  * m.dispose();
  * ```
  */
-export function dropoutMask(shape: [number, number], rate: number, seed: number): tf.Tensor2D {
+export function dropoutMask(shape: [number, number], rate: number, seed: number): Tensor2D {
   if (!(rate >= 0 && rate < 1)) throw new Error(`dropoutMask: rate must be in [0, 1), got ${rate}`);
   const n = shape[0] * shape[1];
   const kept = 1 / (1 - rate);
@@ -207,16 +208,16 @@ export function dropoutMask(shape: [number, number], rate: number, seed: number)
  * ```
  */
 export function loraDelta(
-  x: tf.Tensor2D,
+  x: Tensor2D,
   site: LoraSite,
   options: { scale: number; dropout: number; training: boolean; seed?: number },
-): tf.Tensor2D {
+): Tensor2D {
   if (x.rank !== 2 || x.shape[1] !== site.dIn) {
     throw new Error(`loraDelta ${site.name}: expected x [N, ${site.dIn}], got [${x.shape}]`);
   }
   return tf.tidy(() => {
     site.recordInput?.(x);
-    let h: tf.Tensor2D = x;
+    let h: Tensor2D = x;
     if (options.training && options.dropout > 0) {
       if (options.seed === undefined) {
         throw new Error(`loraDelta ${site.name}: training with dropout needs a seed`);
@@ -224,7 +225,7 @@ export function loraDelta(
       h = tf.mul(x, dropoutMask(x.shape, options.dropout, options.seed));
     }
     const factors = activeFactors(site);
-    if (factors === null) return tf.zeros([x.shape[0], site.dOut]) as tf.Tensor2D;
+    if (factors === null) return tf.zeros([x.shape[0], site.dOut]) as Tensor2D;
     const { a, b } = factors;
     const down = tf.matMul(h, tf.transpose(a)); // [N, r]
     // The scale goes on Bᵀ [r, dOut], the smallest operand.

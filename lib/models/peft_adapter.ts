@@ -41,6 +41,7 @@ import { readJson, writeJsonAtomic } from "../io.ts";
 import type { LoraConfig, LoraSite } from "./backbone.ts";
 import { loraScale } from "./lora.ts";
 import { loadWeights, saveWeights, type TensorData } from "./safetensors.ts";
+import type { Variable } from "../tensor.ts";
 
 /**
  * Name of the adapter weights file.
@@ -75,9 +76,9 @@ export interface AdapterModel {
 /** A classifier head saved as PEFT's `modules_to_save: ["classifier"]`. */
 export interface AdapterHead {
   /** Weight [dim, classes] (the project's layout; saved transposed as [classes, dim]). */
-  weight: tf.Variable;
+  weight: Variable;
   /** Bias [classes]. */
-  bias: tf.Variable;
+  bias: Variable;
 }
 
 /** The fields of `adapter_config.json` this module writes and checks. */

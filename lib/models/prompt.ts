@@ -17,13 +17,14 @@ import * as tf from "@tensorflow/tfjs";
 import type { Rng } from "../random.ts";
 import { makeVariable } from "./init.ts";
 import { multiHeadAttention } from "./layers.ts";
+import type { Scalar, Tensor, Tensor2D, Tensor3D, Variable } from "../tensor.ts";
 
 /** Key and value prefixes of one attention layer, each [B, P, dim] (post-projection space). */
 export interface PrefixPrompt {
   /** Prepended to the keys (after the key projection). */
-  key: tf.Tensor3D;
+  key: Tensor3D;
   /** Prepended to the values (after the value projection). */
-  value: tf.Tensor3D;
+  value: Tensor3D;
 }
 
 /**
@@ -32,7 +33,7 @@ export interface PrefixPrompt {
  */
 export interface Prompts {
   /** Prompt-tuning tokens [B, P, dim] added to the input sequence (L2P). */
-  tokens?: tf.Tensor3D;
+  tokens?: Tensor3D;
   /** Prefix-tuning: by 0-based block (layer) index, key/value prefixes (DualPrompt). */
   prefixes?: ReadonlyMap<number, PrefixPrompt>;
 }
@@ -48,15 +49,15 @@ export interface Prompts {
  * const s = cosineSimilarity(tf.tensor2d([[1, 0]]), tf.tensor2d([[1, 1], [0, 2]])); // [[0.7071, 0]]
  * ```
  */
-export function cosineSimilarity(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
+export function cosineSimilarity(a: Tensor2D, b: Tensor2D): Tensor2D {
   if (a.rank !== 2 || b.rank !== 2 || a.shape[1] !== b.shape[1]) {
     throw new Error(
       `cosineSimilarity: expected [n, d] and [m, d], got [${a.shape}] and [${b.shape}]`,
     );
   }
   return tf.tidy(() => {
-    const unit = (x: tf.Tensor2D) =>
-      tf.mul(x, tf.rsqrt(tf.maximum(tf.sum(tf.square(x), 1, true), 1e-12))) as tf.Tensor2D;
+    const unit = (x: Tensor2D) =>
+      tf.mul(x, tf.rsqrt(tf.maximum(tf.sum(tf.square(x), 1, true), 1e-12))) as Tensor2D;
     return tf.matMul(unit(a), tf.transpose(unit(b)));
   });
 }
@@ -144,7 +145,7 @@ export function batchwiseIndices(
  * const s = selectRows(t, new Int32Array([2, 0])); // [[[5, 6]], [[1, 2]]]
  * ```
  */
-export function selectRows<T extends tf.Tensor>(table: T, indices: Int32Array): T {
+export function selectRows<T extends Tensor>(table: T, indices: Int32Array): T {
   const m = table.shape[0];
   for (const i of indices) {
     if (!(i >= 0 && i < m)) throw new Error(`selectRows: index ${i} outside 0..${m - 1}`);
@@ -155,7 +156,7 @@ export function selectRows<T extends tf.Tensor>(table: T, indices: Int32Array): 
   indices.forEach((i, r) => hot[r * m + i] = 1);
   return tf.tidy(() => {
     const oneHot = tf.tensor2d(hot, [indices.length, m]); // (tf.oneHot refuses m = 1)
-    const flat = tf.reshape(table, [m, width]) as tf.Tensor2D;
+    const flat = tf.reshape(table, [m, width]) as Tensor2D;
     return tf.reshape(tf.matMul(oneHot, flat), [indices.length, ...rest]) as T;
   });
 }
@@ -175,10 +176,10 @@ export function selectRows<T extends tf.Tensor>(table: T, indices: Int32Array): 
  * ```
  */
 export function keyPullLoss(
-  similarity: tf.Tensor2D,
+  similarity: Tensor2D,
   indices: Int32Array,
   options: { k: number },
-): tf.Scalar {
+): Scalar {
   const [b, m] = similarity.shape;
   const k = options.k;
   if (indices.length !== b * k) {
@@ -190,7 +191,7 @@ export function keyPullLoss(
   }
   return tf.tidy(() => {
     const chosen = tf.sum(tf.mul(similarity, tf.tensor2d(mask, [b, m])));
-    return tf.sub(k, tf.div(chosen, b)) as tf.Scalar;
+    return tf.sub(k, tf.div(chosen, b)) as Scalar;
   });
 }
 
@@ -209,7 +210,7 @@ export function keyPullLoss(
 export function uniformVariable(
   shape: number[],
   options: { rng: Rng; low: number; high: number; name: string; trainable?: boolean },
-): tf.Variable {
+): Variable {
   const n = shape.reduce((a, b) => a * b, 1);
   const data = new Float32Array(n);
   for (let i = 0; i < n; i++) data[i] = options.rng.uniform(options.low, options.high);
@@ -228,8 +229,8 @@ export function uniformVariable(
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
  * import { prefixAttention } from "./prompt.ts";
- * const x = tf.randomNormal([2 * 5, 8]) as tf.Tensor2D;
- * const p = tf.zeros([2, 3, 8]) as tf.Tensor3D;
+ * const x = tf.randomNormal([2 * 5, 8]) as Tensor2D;
+ * const p = tf.zeros([2, 3, 8]) as Tensor3D;
  * const y = prefixAttention({ q: x, k: x, v: x }, { key: p, value: p }, {
  *   batch: 2,
  *   tokens: 5,
@@ -238,10 +239,10 @@ export function uniformVariable(
  * ```
  */
 export function prefixAttention(
-  qkv: { q: tf.Tensor2D; k: tf.Tensor2D; v: tf.Tensor2D },
+  qkv: { q: Tensor2D; k: Tensor2D; v: Tensor2D },
   prefix: PrefixPrompt,
   options: { batch: number; tokens: number; heads: number; causal?: boolean },
-): tf.Tensor2D {
+): Tensor2D {
   const { q, k, v } = qkv;
   const { batch: b, tokens: t, heads: h } = options;
   const dim = q.shape[1];
@@ -261,12 +262,12 @@ export function prefixAttention(
   const dh = dim / h;
   return tf.tidy(() => {
     // [B, n, dim] → [B, H, n, dh] → [B·H, n, dh]
-    const heads = (x: tf.Tensor, n: number) =>
+    const heads = (x: Tensor, n: number) =>
       tf.reshape(tf.transpose(tf.reshape(x, [b, n, h, dh]), [0, 2, 1, 3]), [b * h, n, dh]);
-    const qh = tf.mul(heads(q, t), 1 / Math.sqrt(dh)) as tf.Tensor3D;
+    const qh = tf.mul(heads(q, t), 1 / Math.sqrt(dh)) as Tensor3D;
     const keys = tf.concat([heads(prefix.key, p), heads(k, t)], 1); // [B·H, P+T, dh]
-    const vals = tf.concat([heads(prefix.value, p), heads(v, t)], 1) as tf.Tensor3D;
-    let scores: tf.Tensor3D = tf.matMul(qh, tf.transpose(keys, [0, 2, 1]) as tf.Tensor3D);
+    const vals = tf.concat([heads(prefix.value, p), heads(v, t)], 1) as Tensor3D;
+    let scores: Tensor3D = tf.matMul(qh, tf.transpose(keys, [0, 2, 1]) as Tensor3D);
     if (options.causal) {
       const allowed = tf.concat([tf.ones([t, p]), tf.linalg.bandPart(tf.ones([t, t]), -1, 0)], 1);
       scores = tf.add(scores, tf.mul(tf.sub(1, allowed), -1e9));

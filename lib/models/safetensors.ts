@@ -14,6 +14,7 @@
 
 import * as tf from "@tensorflow/tfjs";
 import { writeFileAtomic } from "../io.ts";
+import type { Tensor } from "../tensor.ts";
 
 /** A named tensor's shape and float32 values (row-major). */
 export interface TensorData {
@@ -261,7 +262,7 @@ function toFloat32(bytes: Uint8Array, start: number, count: number, dtype: strin
  */
 export async function saveWeights(
   path: string,
-  weights: Map<string, TensorData | tf.Tensor> | Record<string, TensorData | tf.Tensor>,
+  weights: Map<string, TensorData | Tensor> | Record<string, TensorData | Tensor>,
   options: { metadata?: Record<string, string> } = {},
 ): Promise<void> {
   const plain = new Map<string, TensorData>();

@@ -8,6 +8,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import type { Tensor } from "../tensor.ts";
 
 /**
  * Return a tensor equal to `x` through which no gradient flows.
@@ -17,13 +18,13 @@ import * as tf from "@tensorflow/tfjs";
  * import * as tf from "@tensorflow/tfjs";
  * import { stopGradient } from "./stop_gradient.ts";
  * const x = tf.scalar(3);
- * const g = tf.grad((v: tf.Tensor) => tf.mul(v, stopGradient(v)))(x); // 3, not 6
+ * const g = tf.grad((v: Tensor) => tf.mul(v, stopGradient(v)))(x); // 3, not 6
  * ```
  */
-export function stopGradient<T extends tf.Tensor>(x: T): T {
-  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => ({
-    value: (args[0] as tf.Tensor).clone(),
-    gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy),
+export function stopGradient<T extends Tensor>(x: T): T {
+  const f = tf.customGrad((...args: (Tensor | tf.GradSaveFunc)[]) => ({
+    value: (args[0] as Tensor).clone(),
+    gradFunc: (dy: Tensor) => tf.zerosLike(dy),
   }));
   return f(x) as T;
 }

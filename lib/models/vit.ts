@@ -47,6 +47,7 @@ import {
 import { createLoraSite, loraScale } from "./lora.ts";
 import { prefixAttention, type PrefixPrompt, type Prompts } from "./prompt.ts";
 import type { TensorData, TensorMap } from "./safetensors.ts";
+import type { Tensor, Tensor2D, Tensor4D, Variable } from "../tensor.ts";
 
 // ---------------------------------------------------------------------------
 // Configuration
@@ -281,15 +282,15 @@ interface BlockParams {
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
  * import { patchEmbed } from "./vit.ts";
- * const x = tf.zeros([1, 8, 8, 3]) as tf.Tensor4D;
- * const w = tf.zeros([16, 3, 4, 4]) as tf.Tensor4D;
+ * const x = tf.zeros([1, 8, 8, 3]) as Tensor4D;
+ * const w = tf.zeros([16, 3, 4, 4]) as Tensor4D;
  * const tokens = patchEmbed(x, { weight: w, bias: tf.zeros([16]), patchSize: 4 }); // [4, 16]
  * ```
  */
 export function patchEmbed(
-  x: tf.Tensor4D,
-  options: { weight: tf.Tensor; bias: tf.Tensor; patchSize: number },
-): tf.Tensor2D {
+  x: Tensor4D,
+  options: { weight: Tensor; bias: Tensor; patchSize: number },
+): Tensor2D {
   const { weight, bias } = options;
   const [b, h, w, c] = x.shape;
   const p = options.patchSize;
@@ -308,7 +309,7 @@ export function patchEmbed(
     );
     // [dim, C, p, p] → [p, p, C, dim] → [p·p·C, dim], matching the patch flattening.
     const wt = tf.reshape(tf.transpose(weight, [2, 3, 1, 0]), [p * p * c, dim]);
-    return tf.add(tf.matMul(patches, wt), bias) as tf.Tensor2D;
+    return tf.add(tf.matMul(patches, wt), bias) as Tensor2D;
   });
 }
 
@@ -357,11 +358,11 @@ export interface Vit {
    * (each site derives its own); `prompts`, `pool` and `lora` are described in
    * {@link VitForwardOptions}.
    */
-  features(x: tf.Tensor4D, options: VitForwardOptions): tf.Tensor2D;
+  features(x: Tensor4D, options: VitForwardOptions): Tensor2D;
   /** LoRA sites block by block, q before k before v (blocks.0.attn.q, blocks.0.attn.v, …). */
   loraSites(): LoraSite[];
   /** Base (non-LoRA) weights by timm-style name, in a fixed order. */
-  baseWeights(): Map<string, tf.Variable>;
+  baseWeights(): Map<string, Variable>;
   /** Make the base weights trainable (pre-training) or frozen (continual learning; the default). */
   setBaseTrainable(trainable: boolean): void;
   /** Parameter counts: base weights and LoRA A/B. */
@@ -384,7 +385,7 @@ export interface Vit {
  * import { Rng } from "../random.ts";
  * import { createVit, VIT_PRESETS } from "./vit.ts";
  * const vit = createVit(VIT_PRESETS.micro, { rng: new Rng(0) });
- * const f = vit.features(tf.zeros([2, 32, 32, 3]) as tf.Tensor4D, { training: false }); // [2, 32]
+ * const f = vit.features(tf.zeros([2, 32, 32, 3]) as Tensor4D, { training: false }); // [2, 32]
  * f.dispose();
  * vit.dispose();
  * ```
@@ -418,7 +419,7 @@ export function createVit(
     for (const s of spec) checkWeight(s.name, weightEntry(options.weights, s.name)!, s.shape);
   }
 
-  const base = new Map<string, tf.Variable>();
+  const base = new Map<string, Variable>();
   const sites: LoraSite[] = [];
   try {
     for (const s of spec) {
@@ -475,10 +476,10 @@ export function createVit(
   let disposed = false;
 
   function block(
-    h: tf.Tensor2D,
+    h: Tensor2D,
     p: BlockParams,
     at: { batch: number; tokens: number; lora?: LoraForward; prefix?: PrefixPrompt },
-  ): tf.Tensor2D {
+  ): Tensor2D {
     const { batch, tokens, lora } = at;
     const seedOf = (site?: LoraSite) =>
       site && lora ? siteSeed(lora.seed, siteIndex.get(site.name)!) : undefined;
@@ -499,7 +500,7 @@ export function createVit(
 
   /** The prompt inputs of one pass, checked: tokens (P > 0) and non-empty prefixes by block. */
   function checkedPrompts(prompts: Prompts | undefined, b: number) {
-    const shapeOk = (t: tf.Tensor) => t.rank === 3 && t.shape[0] === b && t.shape[2] === c.dim;
+    const shapeOk = (t: Tensor) => t.rank === 3 && t.shape[0] === b && t.shape[2] === c.dim;
     const tokens = prompts?.tokens;
     if (tokens && !shapeOk(tokens)) {
       throw new Error(
@@ -522,7 +523,7 @@ export function createVit(
     return { tokens: tokens && tokens.shape[1] > 0 ? tokens : undefined, prefixes };
   }
 
-  function features(x: tf.Tensor4D, opts: VitForwardOptions): tf.Tensor2D {
+  function features(x: Tensor4D, opts: VitForwardOptions): Tensor2D {
     if (disposed) throw new Error("Vit.features: the model has been disposed");
     const [b, hh, ww, ch] = x.shape;
     if (x.rank !== 4 || hh !== c.imageSize || ww !== c.imageSize || ch !== c.channels) {
@@ -554,7 +555,7 @@ export function createVit(
       });
       const cls = tf.tile(w("cls_token"), [b, 1, 1]);
       const tokens = tf.concat([cls, tf.reshape(patches, [b, numTokens - 1, c.dim])], 1);
-      let h = tf.reshape(tf.add(tokens, w("pos_embed")), [b * numTokens, c.dim]) as tf.Tensor2D;
+      let h = tf.reshape(tf.add(tokens, w("pos_embed")), [b * numTokens, c.dim]) as Tensor2D;
       const t = numTokens + np;
       if (promptTokens) {
         // [cls, patches] + pos → [cls, prompts, patches]
@@ -574,13 +575,13 @@ export function createVit(
       if (pool === "prompts") {
         // L2P: LayerNorm every prompt token's output, then average them.
         const out = tf.slice(tf.reshape(h, [b, t, c.dim]), [0, 1, 0], [b, np, c.dim]);
-        const normed = layerNorm(tf.reshape(out, [b * np, c.dim]) as tf.Tensor2D, norm("norm"), {
+        const normed = layerNorm(tf.reshape(out, [b * np, c.dim]) as Tensor2D, norm("norm"), {
           eps: c.layerNormEps,
         });
-        return tf.mean(tf.reshape(normed, [b, np, c.dim]), 1) as tf.Tensor2D;
+        return tf.mean(tf.reshape(normed, [b, np, c.dim]), 1) as Tensor2D;
       }
       const cls3 = tf.slice(tf.reshape(h, [b, t, c.dim]), [0, 0, 0], [b, 1, c.dim]);
-      const clsOut = tf.reshape(cls3, [b, c.dim]) as tf.Tensor2D;
+      const clsOut = tf.reshape(cls3, [b, c.dim]) as Tensor2D;
       return layerNorm(clsOut, norm("norm"), { eps: c.layerNormEps });
     });
   }
@@ -648,7 +649,7 @@ export interface ApplyWeightsReport {
  * ```
  */
 export function applyWeights(
-  model: { baseWeights(): Map<string, tf.Variable> },
+  model: { baseWeights(): Map<string, Variable> },
   weights: TensorMap,
   options: { strict?: boolean } = {},
 ): ApplyWeightsReport {

@@ -1,7 +1,7 @@
 /**
  * Vega-Lite v6 spec builders for the report plots.
  *
- * Every builder returns a plain JSON object (a Vega-Lite `TopLevelSpec`) with
+ * Every builder returns a plain JSON object (a Vega-Lite `PlotSpec`) with
  * `$schema`, a title, axis titles with units, and the data inline in
  * `data.values`, so a `*.vl.json` file is self-contained and opens in the
  * Vega editor. Rows whose plotted value is not finite (`NaN`, e.g. forgetting
@@ -13,8 +13,8 @@
  * @module
  */
 
-import type { TopLevelSpec } from "vega-lite";
 import { methodEncodings, type MethodStyles, methodStyles } from "./method_style.ts";
+import type { PlotSpec } from "./render.ts";
 
 /** The Vega-Lite schema the specs declare. */
 export const VEGA_LITE_SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json";
@@ -61,49 +61,69 @@ function stylesFor(rows: readonly { method: string }[], options: PlotOptions): M
 
 /** A point of an accuracy curve: A_t (%) of `method` after training through `task`. */
 export interface AccuracyCurveRow {
+  /** Method label. */
   method: string;
+  /** Tasks trained so far (1-based). */
   task: number;
+  /** Average accuracy A_t (%). */
   acc: number;
-  /** Mean − std and mean + std over runs (the band); absent for one run. */
+  /** Mean − std over runs (the band's lower edge); absent for one run. */
   low?: number;
+  /** Mean + std over runs (the band's upper edge); absent for one run. */
   high?: number;
 }
 
 /** A point of a forgetting curve: F_k (percentage points) of `method` after `task`. */
 export interface ForgettingCurveRow {
+  /** Method label. */
   method: string;
+  /** Tasks trained so far (1-based). */
   task: number;
+  /** Forgetting F_k (percentage points). */
   forgetting: number;
-  /** Mean − std and mean + std over runs (the band); absent for one run. */
+  /** Mean − std over runs (the band's lower edge); absent for one run. */
   low?: number;
+  /** Mean + std over runs (the band's upper edge); absent for one run. */
   high?: number;
 }
 
 /** Seconds spent in one named component while training one task. */
 export interface TrainingTimeRow {
+  /** Method label. */
   method: string;
+  /** Task (1-based). */
   task: number;
+  /** Component name (e.g. forward_backward, tree_search). */
   component: string;
+  /** Wall-clock seconds. */
   seconds: number;
 }
 
 /** Final accuracy and training throughput of one run. */
 export interface AccuracyThroughputRow {
+  /** Method label. */
   method: string;
+  /** Final accuracy (%). */
   acc: number;
+  /** Training throughput (images, or examples, per second). */
   imagesPerSecond: number;
-  /** Std of the accuracy and of the throughput over runs (error bars); absent for one run. */
+  /** Std of the accuracy over runs (error bar); absent for one run. */
   accStd?: number;
+  /** Std of the throughput over runs (error bar); absent for one run. */
   imagesPerSecondStd?: number;
 }
 
 /** One logged loss-term value. */
 export interface LossCurveRow {
+  /** Method label. */
   method: string;
+  /** Task (1-based). */
   task: number;
   /** Step on a run-wide axis (cumulative over tasks and epochs), so tasks follow each other. */
   step: number;
+  /** Loss term name (task, regularizer, …). */
   term: string;
+  /** The term's value. */
   value: number;
 }
 
@@ -130,7 +150,7 @@ function finiteRows<T extends object>(rows: readonly T[], key: keyof T): T[] {
 export function accuracyCurveSpec(
   rows: readonly AccuracyCurveRow[],
   options: PlotOptions = {},
-): TopLevelSpec {
+): PlotSpec {
   return perTaskLineSpec(rows, {
     field: "acc",
     title: options.title ?? "Average accuracy after each task",
@@ -153,7 +173,7 @@ export function accuracyCurveSpec(
 export function forgettingCurveSpec(
   rows: readonly ForgettingCurveRow[],
   options: PlotOptions = {},
-): TopLevelSpec {
+): PlotSpec {
   return perTaskLineSpec(rows, {
     field: "forgetting",
     title: options.title ?? "Average forgetting after each task",
@@ -173,7 +193,7 @@ function perTaskLineSpec<T extends { method: string; task: number; low?: number;
     zero: boolean;
     options: PlotOptions;
   },
-): TopLevelSpec {
+): PlotSpec {
   const values = finiteRows(rows, spec.field);
   const enc = methodEncodings(stylesFor(values, spec.options));
   const x = {
@@ -224,7 +244,7 @@ function perTaskLineSpec<T extends { method: string; task: number; low?: number;
         },
       },
     ],
-  } as TopLevelSpec;
+  } as PlotSpec;
 }
 
 /**
@@ -244,7 +264,7 @@ function perTaskLineSpec<T extends { method: string; task: number; low?: number;
 export function trainingTimeSpec(
   rows: readonly TrainingTimeRow[],
   options: PlotOptions = {},
-): TopLevelSpec {
+): PlotSpec {
   const values = finiteRows(rows, "seconds");
   const methods = stylesFor(values, options).domain;
   return {
@@ -293,7 +313,7 @@ export function trainingTimeSpec(
 export function accuracyHeatmapSpec(
   R: readonly (readonly number[])[],
   options: PlotOptions & { method: string; digits?: number },
-): TopLevelSpec {
+): PlotSpec {
   const values: { trained: number; task: number; acc: number }[] = [];
   R.forEach((row, i) =>
     row.forEach((acc, j) => {
@@ -361,7 +381,7 @@ export function accuracyHeatmapSpec(
 export function accuracyVsThroughputSpec(
   rows: readonly AccuracyThroughputRow[],
   options: PlotOptions = {},
-): TopLevelSpec {
+): PlotSpec {
   const values = finiteRows(finiteRows(rows, "acc"), "imagesPerSecond").map((r) => {
     const sa = Number.isFinite(r.accStd) ? r.accStd! : 0;
     const si = Number.isFinite(r.imagesPerSecondStd) ? r.imagesPerSecondStd! : 0;
@@ -431,7 +451,7 @@ export function accuracyVsThroughputSpec(
         },
       },
     ],
-  } as TopLevelSpec;
+  } as PlotSpec;
 }
 
 /**
@@ -451,7 +471,7 @@ export function accuracyVsThroughputSpec(
 export function lossCurveSpec(
   rows: readonly LossCurveRow[],
   options: PlotOptions = {},
-): TopLevelSpec {
+): PlotSpec {
   const values = finiteRows(finiteRows(rows, "value"), "step");
   const methods = stylesFor(values, options).domain;
   return {
@@ -494,18 +514,20 @@ export function lossCurveSpec(
         ],
       },
     },
-  } as TopLevelSpec;
+  } as PlotSpec;
 }
 
 /** One point of a learning curve: mean (and spread) accuracy after `samplesSeen` images. */
 export interface LearningCurveRow {
+  /** Method label. */
   method: string;
   /** Training images seen in the task so far. */
   samplesSeen: number;
   /** Mean accuracy (%) over the averaged tasks and seeds. */
   accuracy: number;
-  /** Mean − std and mean + std (equal to the mean for one value). */
+  /** Mean − std (equal to the mean for one value). */
   low: number;
+  /** Mean + std (equal to the mean for one value). */
   high: number;
 }
 
@@ -525,7 +547,7 @@ export interface LearningCurveRow {
 export function learningCurveSpec(
   rows: readonly LearningCurveRow[],
   options: PlotOptions = {},
-): TopLevelSpec {
+): PlotSpec {
   const x = {
     field: "samplesSeen",
     type: "quantitative" as const,
@@ -576,6 +598,7 @@ export function learningCurveSpec(
 
 /** Total training time of one method: mean and std over its runs. */
 export interface MethodTimeRow {
+  /** Method label. */
   method: string;
   /** Mean total training seconds. */
   seconds: number;
@@ -596,7 +619,7 @@ export interface MethodTimeRow {
 export function methodTimeSpec(
   rows: readonly MethodTimeRow[],
   options: PlotOptions = {},
-): TopLevelSpec {
+): PlotSpec {
   const values = finiteRows(rows, "seconds").map((r) => ({
     ...r,
     low: r.seconds - (Number.isFinite(r.std) ? r.std : 0),

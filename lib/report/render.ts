@@ -16,10 +16,12 @@
 
 import * as vega from "vega";
 import * as vl from "vega-lite";
-import type { TopLevelSpec } from "vega-lite";
 import { initWasm, Resvg } from "@resvg/resvg-wasm";
 import { join } from "@std/path";
 import { writeFileAtomic } from "../io.ts";
+
+/** A Vega-Lite specification of one figure (vega-lite's `TopLevelSpec`). */
+export type PlotSpec = vl.TopLevelSpec;
 
 /** Sans-serif TTF files tried in order by {@link findFontFile} (Debian/Ubuntu, Fedora, Arch, Alpine, macOS). */
 export const FONT_CANDIDATES: readonly string[] = Object.freeze([
@@ -58,7 +60,7 @@ export const FONT_ENV_VAR = "TREELORA_FONT";
  * });
  * ```
  */
-export async function renderSvg(vlSpec: TopLevelSpec): Promise<string> {
+export async function renderSvg(vlSpec: PlotSpec): Promise<string> {
   // vega tags ingested data objects in place (a symbol id); keep the caller's spec untouched.
   const compiled = vl.compile(structuredClone(vlSpec)).spec;
   const view = new vega.View(vega.parse(compiled), { renderer: "none" });
@@ -286,7 +288,7 @@ export interface PlotFiles {
 export async function writePlot(
   dir: string,
   name: string,
-  spec: TopLevelSpec,
+  spec: PlotSpec,
   options: { png?: boolean | "auto"; fontFile?: string; scale?: number } = {},
 ): Promise<PlotFiles> {
   if (name === "" || /[\\/]/.test(name)) {

@@ -16,7 +16,6 @@
  */
 
 import { join } from "@std/path";
-import type { TopLevelSpec } from "vega-lite";
 import { exists, readJson, writeFileAtomic } from "../io.ts";
 import {
   accuracyAfterEachTask,
@@ -43,9 +42,8 @@ import {
 import { methodStyles } from "./method_style.ts";
 import type { Staleness } from "./staleness.ts";
 import { writePlot } from "./render.ts";
-import { formatMeanStd, readCsvRows, summariseOverSeeds, writeTable } from "./tables.ts";
-
-type Row = Record<string, unknown>;
+import { formatMeanStd, readCsvRows, type Row, summariseOverSeeds, writeTable } from "./tables.ts";
+import type { PlotSpec } from "./render.ts";
 
 /** The metrics shown in the summary table of the LM (TRACE) track, in order. */
 export const TRACE_SUMMARY_METRICS = [
@@ -254,7 +252,7 @@ export async function writeRunReport(
   const plotsDir = join(runDir, "plots");
   const png = options.png ?? "auto";
   const fonts = new Set<string>();
-  const plot = async (name: string, spec: TopLevelSpec) => {
+  const plot = async (name: string, spec: PlotSpec) => {
     const r = await writePlot(plotsDir, name, spec, { png });
     files.push(...r.files);
     if (r.font) fonts.add(r.font);

@@ -83,6 +83,7 @@ export interface RunStatus {
  * ```
  */
 export class RunWriter {
+  /** The run folder. */
   readonly dir: string;
   #matrix: Row[] = [];
   #timings: Row[] = [];

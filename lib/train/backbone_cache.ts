@@ -14,6 +14,7 @@ import { join } from "@std/path";
 import { hashJson } from "../data/synthetic_cache.ts";
 import { exists } from "../io.ts";
 import { loadWeights, saveWeights, type TensorData } from "../models/safetensors.ts";
+import type { Variable } from "../tensor.ts";
 
 /** Base weights from the cache or from a fresh run, with the run's report. */
 export interface CachedBackbone<R> {
@@ -88,7 +89,7 @@ export async function cachedBackbone<R>(
  * ```
  */
 export async function readVariables(
-  variables: Map<string, tf.Variable>,
+  variables: Map<string, Variable>,
 ): Promise<Map<string, TensorData>> {
   const out = new Map<string, TensorData>();
   for (const [name, v] of variables) {

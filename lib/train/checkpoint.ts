@@ -22,6 +22,7 @@ import type { AdaptedModel } from "../models/backbone.ts";
 import { loadWeights, saveWeights, type TensorData } from "../models/safetensors.ts";
 import type { Rng, RngState } from "../random.ts";
 import { createAdam } from "./step.ts";
+import type { Variable } from "../tensor.ts";
 
 /** A trainer checkpoint after task `taskIndex` (0-based). */
 export interface TrainerCheckpoint {
@@ -50,7 +51,7 @@ export interface NamedTensorData extends TensorData {
 }
 
 /**
- * A variable's name within its model: `tf.Variable.name` without the model's unique scope
+ * A variable's name within its model: `Variable.name` without the model's unique scope
  * (`vit0/blocks.0.attn.q.weight` → `blocks.0.attn.q.weight`), so that a checkpoint matches a
  * fresh model of the same architecture built in the same process (scope `vit1/`). Names
  * without a `/` are kept whole.
@@ -61,7 +62,7 @@ export function localVariableName(name: string): string {
 }
 
 /** The variables a checkpoint holds, in a fixed order. */
-export function checkpointVariables(model: AdaptedModel): tf.Variable[] {
+export function checkpointVariables(model: AdaptedModel): Variable[] {
   return [...model.loraSites().flatMap((s) => [s.a, s.b]), ...model.headVariables()];
 }
 
@@ -81,7 +82,7 @@ export async function captureCheckpoint(
     rngs: { data: Rng; method: Rng; dropout: Rng; generation?: Rng };
     method: MethodState;
     /** Further variables the method trains (its `checkpointVariables`), stored by name. */
-    extra?: tf.Variable[];
+    extra?: Variable[];
   },
 ): Promise<TrainerCheckpoint> {
   const variables = await Promise.all(
@@ -154,7 +155,7 @@ export function restoreVariables(model: AdaptedModel, checkpoint: TrainerCheckpo
  * by name within the model ({@link localVariableName}), shapes checked. Throws, naming the variable, when one of `vars` is not in the
  * checkpoint or its shape differs. Nothing is assigned unless every variable matches.
  */
-export function restoreExtraVariables(vars: tf.Variable[], checkpoint: TrainerCheckpoint): void {
+export function restoreExtraVariables(vars: Variable[], checkpoint: TrainerCheckpoint): void {
   if (vars.length === 0) return;
   const stored = new Map((checkpoint.extra ?? []).map((e) => [e.name, e]));
   const at = `checkpoint after task ${checkpoint.taskIndex + 1}`;
@@ -295,7 +296,7 @@ export async function restoreTrainer(
     method: { restore(state: MethodState): void };
     config: { lr: number; beta1: number; beta2: number; resetOptimizerPerTask: boolean };
     /** Further variables the method trains (its `checkpointVariables`), restored by name. */
-    extra?: tf.Variable[];
+    extra?: Variable[];
   },
 ): Promise<tf.Optimizer | null> {
   const { checkpoint, rngs, config } = options;

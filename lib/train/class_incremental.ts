@@ -22,6 +22,7 @@ import { captureCheckpoint, restoreTrainer, type TrainerCheckpoint } from "./che
 import { Timer } from "../methods/timer.ts";
 import { type ExampleReadHook, imageExamples, type ImageForward } from "./example_access.ts";
 import { type LossRecord, stepsPerEpochFor, type TaskLoopConfig, trainTask } from "./task_loop.ts";
+import type { Scalar, Tensor1D, Tensor2D, Tensor4D } from "../tensor.ts";
 
 export type { LossRecord } from "./task_loop.ts";
 
@@ -244,8 +245,8 @@ export async function trainClassIncremental(
           const full = forward(x, { training: true, seed, taskIndex: ti });
           const logits = tf.slice(full, [0, outStart], [-1, width]);
           const local = tf.sub(tf.tensor1d(batch.y, "int32"), tf.scalar(outStart, "int32"));
-          const onehot = tf.oneHot(local as tf.Tensor1D, width);
-          const taskLoss = tf.losses.softmaxCrossEntropy(onehot, logits) as tf.Scalar;
+          const onehot = tf.oneHot(local as Tensor1D, width);
+          const taskLoss = tf.losses.softmaxCrossEntropy(onehot, logits) as Scalar;
           return { taskLoss, logits: full };
         },
         probe,
@@ -307,7 +308,7 @@ async function subsetAccuracy(
   indices: Int32Array,
   options: {
     stream: ClassIncrementalStream;
-    forward: (x: tf.Tensor4D) => tf.Tensor2D;
+    forward: (x: Tensor4D) => Tensor2D;
     range: [number, number];
     mean: [number, number, number];
     std: [number, number, number];

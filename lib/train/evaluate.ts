@@ -12,6 +12,7 @@ import * as tf from "@tensorflow/tfjs";
 import { imageBatch } from "../data/batches.ts";
 import type { ClassIncrementalStream, ClassTask } from "../data/task.ts";
 import type { ImageClassifier } from "../models/image_classifier.ts";
+import type { Tensor2D, Tensor4D } from "../tensor.ts";
 
 /** Accuracies (%) of the evaluated tasks. */
 export interface EvalRow {
@@ -57,9 +58,9 @@ export async function evaluateSeenTasks(
     mean?: readonly [number, number, number];
     std?: readonly [number, number, number];
     /** Logits to score instead of `model.logits` (a method's `forward`, called with no task id). */
-    forward?: (x: tf.Tensor4D, options: { training: boolean }) => tf.Tensor2D;
+    forward?: (x: Tensor4D, options: { training: boolean }) => Tensor2D;
     /** The task a method would route each image to (its `inferTask`): fills `tii`. */
-    inferTask?: (x: tf.Tensor4D) => Int32Array;
+    inferTask?: (x: Tensor4D) => Int32Array;
   },
 ): Promise<EvalRow> {
   const seenThrough = options.seenThrough ?? options.throughTask;

@@ -17,12 +17,13 @@ import type { Tokenizer } from "../text/tokenizer.ts";
 import { taskOutputRange } from "./evaluate.ts";
 import { type LmExample, type TrainingBatch, trainingBatch } from "./lm_batches.ts";
 import { IGNORE_INDEX, lmLoss } from "./lm_loss.ts";
+import type { Scalar, Tensor, Tensor1D, Tensor2D, Tensor4D } from "../tensor.ts";
 
 /** The logits function a class-incremental set's loss is computed with. */
 export type ImageForward = (
-  x: tf.Tensor4D,
+  x: Tensor4D,
   options: { training: boolean; seed?: number; taskIndex?: number },
-) => tf.Tensor2D;
+) => Tensor2D;
 
 /** Called on every read of examples (task index, positions): lets tests observe the stream. */
 export type ExampleReadHook = (taskIndex: number, indices: readonly number[]) => void;
@@ -106,15 +107,15 @@ export function imageExamples(
         const full = forward(x, { training: false, taskIndex: set.taskIndex });
         const logits = tf.slice(full, [0, start], [-1, end - start]);
         const local = tf.sub(tf.tensor1d(y, "int32"), tf.scalar(start, "int32"));
-        const onehot = tf.oneHot(local as tf.Tensor1D, end - start);
-        return tf.losses.softmaxCrossEntropy(onehot, logits) as tf.Scalar;
+        const onehot = tf.oneHot(local as Tensor1D, end - start);
+        return tf.losses.softmaxCrossEntropy(onehot, logits) as Scalar;
       });
     },
   };
 }
 
 /** A method's LM input-prefix hook, as the trainers call it (`ContinualMethod.inputPrefix`). */
-export type LmPrefixHook = (at: LmPrefixAt, rows: LmPrefixRows) => tf.Tensor | undefined;
+export type LmPrefixHook = (at: LmPrefixAt, rows: LmPrefixRows) => Tensor | undefined;
 
 /**
  * The prompt positions of a training batch, row-major [B·T]: 1 at real tokens whose label is
@@ -155,10 +156,10 @@ export function trainingBatchPrefix(
     hook?: LmPrefixHook;
     at: LmPrefixAt;
     model: Decoder;
-    ids: tf.Tensor2D;
-    mask: tf.Tensor2D;
+    ids: Tensor2D;
+    mask: Tensor2D;
   },
-): tf.Tensor | undefined {
+): Tensor | undefined {
   const { hook, model, ids, mask } = options;
   if (!hook) return undefined;
   const promptMask = tf.tensor2d(promptPositions(batch), batch.shape);

@@ -31,6 +31,7 @@ import { type Decoder, disposeKvCache, type KvCache } from "../models/decoder.ts
 import type { Rng } from "../random.ts";
 import type { Tokenizer } from "../text/tokenizer.ts";
 import { promptBatch } from "./lm_batches.ts";
+import type { Tensor, Tensor2D } from "../tensor.ts";
 
 /** Options of {@link generate} and {@link generateTokens}. */
 export interface GenerateOptions {
@@ -56,14 +57,14 @@ export interface GenerateOptions {
    * [P, dim], [B, P, dim] or undefined (no prefix). Runs inside `tf.tidy`; the returned tensor
    * may be a variable (it is copied, never disposed).
    */
-  inputPrefix?: (ids: tf.Tensor2D, attentionMask: tf.Tensor2D) => tf.Tensor | undefined;
+  inputPrefix?: (ids: Tensor2D, attentionMask: Tensor2D) => Tensor | undefined;
 }
 
 /** The batch's prefix (a copy the caller disposes), or undefined. */
 function batchPrefix(
   batch: { ids: Int32Array; mask: Int32Array; shape: [number, number] },
   options: GenerateOptions,
-): tf.Tensor | undefined {
+): Tensor | undefined {
   const fn = options.inputPrefix;
   if (!fn) return undefined;
   return tf.tidy(() => {
@@ -202,7 +203,7 @@ async function cachedLoop(
     next: new Int32Array(b),
   };
   let cache: KvCache | undefined;
-  let logits: tf.Tensor2D | undefined;
+  let logits: Tensor2D | undefined;
   try {
     const prefix = batchPrefix(batch, options);
     const ids = tf.tensor2d(batch.ids, batch.shape, "int32");

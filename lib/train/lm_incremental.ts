@@ -53,6 +53,7 @@ import {
   trainingBatchPrefix,
 } from "./example_access.ts";
 import { stepsPerEpochFor, type TaskLoopConfig, trainTask } from "./task_loop.ts";
+import type { Tensor2D } from "../tensor.ts";
 
 /** One task of an instruction-tuning stream (a TRACE task). */
 export interface LmTask {
@@ -232,7 +233,7 @@ export async function evaluateLmTasks(
               model,
               ids,
               attentionMask,
-              promptMask: tf.cast(attentionMask, "float32") as tf.Tensor2D,
+              promptMask: tf.cast(attentionMask, "float32") as Tensor2D,
             })
           : undefined,
       }));

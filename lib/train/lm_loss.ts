@@ -14,6 +14,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import type { Scalar, Tensor3D } from "../tensor.ts";
 
 /** The label value of positions the loss ignores (PyTorch's `ignore_index`). */
 export const IGNORE_INDEX = -100;
@@ -54,11 +55,11 @@ export function shiftLabels(
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
  * import { lmLoss } from "./lm_loss.ts";
- * const logits = tf.zeros([1, 3, 4]) as tf.Tensor3D;
+ * const logits = tf.zeros([1, 3, 4]) as Tensor3D;
  * const loss = lmLoss(logits, Int32Array.from([-100, 2, 3])); // ln 4 (uniform logits)
  * ```
  */
-export function lmLoss(logits: tf.Tensor3D, labels: Int32Array): tf.Scalar {
+export function lmLoss(logits: Tensor3D, labels: Int32Array): Scalar {
   if (logits.rank !== 3) {
     throw new Error(`lmLoss: expected logits [B, T, V], got [${logits.shape}]`);
   }
@@ -82,6 +83,6 @@ export function lmLoss(logits: tf.Tensor3D, labels: Int32Array): tf.Scalar {
   return tf.tidy(() => {
     const logp = tf.logSoftmax(tf.reshape(logits, [batch * tokens, vocab]));
     const picked = tf.sum(tf.mul(logp, tf.oneHot(tf.tensor1d(safe, "int32"), vocab)), 1);
-    return tf.neg(tf.sum(tf.mul(picked, tf.tensor1d(weights)))) as tf.Scalar;
+    return tf.neg(tf.sum(tf.mul(picked, tf.tensor1d(weights)))) as Scalar;
   });
 }

@@ -26,6 +26,7 @@ import { createVit, type VitConfig } from "../models/vit.ts";
 import { Rng } from "../random.ts";
 import type { Progress } from "./progress.ts";
 import { createAdam, optimizerStep } from "./step.ts";
+import type { Scalar } from "../tensor.ts";
 
 /** Settings of backbone pre-training. */
 export interface PretrainConfig {
@@ -136,7 +137,7 @@ async function pretrain(
           const x = tf.tensor4d(batch.x, batch.shape);
           const logits = head.logits(vit.features(x, { training: true, seed: rng.seed() }));
           const y = tf.oneHot(tf.tensor1d(batch.y, "int32"), numClasses);
-          return { total: tf.losses.softmaxCrossEntropy(y, logits) as tf.Scalar, terms: {} };
+          return { total: tf.losses.softmaxCrossEntropy(y, logits) as Scalar, terms: {} };
         }, { optimizer, clipNorm: 1.0 });
         losses.push(r.total);
         step++;

@@ -7,6 +7,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import type { NamedTensorMap, Scalar, Tensor, Variable } from "../tensor.ts";
 
 /** Result of {@link optimizerStep}: the loss terms read back as numbers and the gradient norm. */
 export interface StepResult {
@@ -42,19 +43,19 @@ export interface StepResult {
  */
 export interface GradientTap {
   /** An identity of `v` whose gradient is also recorded under `term`. Call inside the tape. */
-  through(term: string, v: tf.Variable): tf.Tensor;
+  through(term: string, v: Variable): Tensor;
 }
 
 /** The tap's recordings: term → variable name → gradient (kept tensors). */
-type TapRecord = Map<string, Map<string, tf.Tensor>>;
+type TapRecord = Map<string, Map<string, Tensor>>;
 
 function createTap(record: TapRecord): GradientTap {
   return {
     through(term, v) {
       const f = tf.customGrad((...inputs) => ({
-        value: tf.clone(inputs[0] as tf.Tensor),
-        gradFunc: (dy: tf.Tensor) => {
-          const byVar = record.get(term) ?? new Map<string, tf.Tensor>();
+        value: tf.clone(inputs[0] as Tensor),
+        gradFunc: (dy: Tensor) => {
+          const byVar = record.get(term) ?? new Map<string, Tensor>();
           record.set(term, byVar);
           const previous = byVar.get(v.name);
           byVar.set(v.name, tf.keep(previous ? tf.add(previous, dy) : tf.clone(dy)));
@@ -79,33 +80,33 @@ function createTap(record: TapRecord): GradientTap {
  * import { optimizerStep } from "./step.ts";
  * const w = tf.variable(tf.scalar(3));
  * const opt = tf.train.adam(0.1);
- * const r = await optimizerStep([w], () => ({ total: tf.square(w) as tf.Scalar, terms: {} }), {
+ * const r = await optimizerStep([w], () => ({ total: tf.square(w) as Scalar, terms: {} }), {
  *   optimizer: opt,
  *   clipNorm: 1,
  * });
  * ```
  */
 export async function optimizerStep(
-  variables: tf.Variable[],
-  lossFn: (tap: GradientTap) => { total: tf.Scalar; terms: Record<string, tf.Scalar> },
+  variables: Variable[],
+  lossFn: (tap: GradientTap) => { total: Scalar; terms: Record<string, Scalar> },
   options: {
     optimizer: tf.Optimizer;
     clipNorm: number;
-    readGradients?: tf.Variable[];
+    readGradients?: Variable[];
     /**
      * Rewrite the gradients before clipping (GEM/OGD-style projections). Called inside the
      * step's `tidy` with the gradients keyed by variable name; returns the map to apply.
      */
-    adjustGradients?: (grads: tf.NamedTensorMap) => tf.NamedTensorMap;
+    adjustGradients?: (grads: NamedTensorMap) => NamedTensorMap;
   },
 ): Promise<StepResult> {
   if (variables.length === 0) throw new Error("optimizerStep: no trainable variables");
-  let kept: Record<string, tf.Scalar> = {};
-  let wanted: tf.Tensor[] = [];
+  let kept: Record<string, Scalar> = {};
+  let wanted: Tensor[] = [];
   const taps: TapRecord = new Map();
   const tap = createTap(taps);
-  let tapped: { term: string; grads: tf.Tensor[] }[] = [];
-  let taskWanted: tf.Tensor[] = [];
+  let tapped: { term: string; grads: Tensor[] }[] = [];
+  let taskWanted: Tensor[] = [];
   const out = tf.tidy(() => {
     const { value, grads } = tf.variableGrads(() => {
       const parts = lossFn(tap);
@@ -149,8 +150,7 @@ export async function optimizerStep(
     termValues ? termValues.data() : Promise.resolve(new Float32Array()),
     ...wanted.map((g) => g.data() as Promise<Float32Array>),
   ]);
-  const read = (list: tf.Tensor[]) =>
-    Promise.all(list.map((g) => g.data() as Promise<Float32Array>));
+  const read = (list: Tensor[]) => Promise.all(list.map((g) => g.data() as Promise<Float32Array>));
   const termGradients: Record<string, Float32Array[]> = {};
   for (const t of tapped) termGradients[t.term] = await read(t.grads);
   const taskGradients = tapped.length === 0 ? gradients : await read(taskWanted);

@@ -16,6 +16,7 @@ import type { ContinualMethod, MethodContext, StepBatch } from "../methods/metho
 import type { Rng } from "../random.ts";
 import type { Progress } from "./progress.ts";
 import { createAdam, optimizerStep } from "./step.ts";
+import type { Scalar, Tensor } from "../tensor.ts";
 
 /** One logged loss record. */
 export interface LossRecord {
@@ -61,7 +62,7 @@ export interface TaskTrack<B> {
    * The training-mode forward pass and task loss, run inside the tape; `logits`
    * is what `method.loss` receives.
    */
-  taskLoss(batch: B, seed: number): { taskLoss: tf.Scalar; logits: tf.Tensor };
+  taskLoss(batch: B, seed: number): { taskLoss: Scalar; logits: Tensor };
   /** Called after each step's counters are updated (e.g. token counts). */
   counted?(batch: B): void;
   /** Task name shown in the non-finite-loss error (e.g. a TRACE task). */

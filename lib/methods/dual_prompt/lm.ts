@@ -47,6 +47,7 @@ import type { Rng } from "../../random.ts";
 import type { ContinualMethod, MethodState } from "../method.ts";
 import { taskLossOnly } from "../method.ts";
 import { resolveOptions } from "../o_lora.ts";
+import type { Variable } from "../../tensor.ts";
 
 /** DualPrompt-LM's options. */
 export interface DualPromptLmOptions {
@@ -149,8 +150,8 @@ export function createDualPromptLm(options: Record<string, unknown> = {}): Conti
     throw new Error("dualprompt: generalLength + taskLength must be >= 1");
   }
   const scope = uniqueScope("dualprompt-lm");
-  let general: tf.Variable | null = null;
-  let experts: (tf.Variable | null)[] = [];
+  let general: Variable | null = null;
+  let experts: (Variable | null)[] = [];
   let made = false;
 
   const variable = (name: string, data: Float32Array, shape: number[]) =>
@@ -201,18 +202,18 @@ export function createDualPromptLm(options: Record<string, unknown> = {}): Conti
     },
     trainableVariables(ctx) {
       const e = expertOf(ctx.taskIndex);
-      return [general, e].filter((v): v is tf.Variable => v !== null);
+      return [general, e].filter((v): v is Variable => v !== null);
     },
     loss: (_ctx, taskLoss) => taskLossOnly(taskLoss),
     inputPrefix(at) {
-      const parts = [expertOf(at.taskIndex), general].filter((v): v is tf.Variable => v !== null);
+      const parts = [expertOf(at.taskIndex), general].filter((v): v is Variable => v !== null);
       return parts.length === 1 ? parts[0] : tf.concat(parts, 0);
     },
     endTask() {},
     taskSummary: () => ({ promptTokens: opts.generalLength + opts.taskLength }),
     state(): MethodState {
       const arrays: MethodState["arrays"] = {};
-      const put = (name: string, v: tf.Variable | null) => {
+      const put = (name: string, v: Variable | null) => {
         if (v) arrays[name] = { shape: v.shape.slice(), data: v.dataSync() as Float32Array };
       };
       put("general", general);

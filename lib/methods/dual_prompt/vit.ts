@@ -50,6 +50,7 @@ import {
 import { Rng } from "../../random.ts";
 import type { ContinualMethod, MethodContext, MethodState, Track } from "../method.ts";
 import { taskLossOnly } from "../method.ts";
+import type { Scalar, Tensor, Tensor2D, Tensor3D, Variable } from "../../tensor.ts";
 
 /** DualPrompt's options. */
 export interface DualPromptOptions {
@@ -135,10 +136,10 @@ export function createDualPrompt(
   let gBlocks: number[] = [];
   let eBlocks: number[] = [];
   let dim = 0;
-  let g: tf.Variable | null = null; // [nG, 2, gLength, dim]; null without G blocks
-  const ePrompts: tf.Variable[] = []; // per task [nE, 2, eLength, dim]
-  const eKeys: tf.Variable[] = []; // per task [dim]
-  let pull: tf.Scalar | null = null;
+  let g: Variable | null = null; // [nG, 2, gLength, dim]; null without G blocks
+  const ePrompts: Variable[] = []; // per task [nE, 2, eLength, dim]
+  const eKeys: Variable[] = []; // per task [dim]
+  let pull: Scalar | null = null;
   let choices: number[] = [];
 
   /** Resolve the blocks for a model of this depth (drop blocks it does not have). */
@@ -168,20 +169,20 @@ export function createDualPrompt(
   }
 
   /** Key (kv 0) or value (kv 1) prefix of block slot j of one prompt [n, 2, L, dim], for b samples. */
-  function shared(p: tf.Tensor, j: number, kv: number, b: number): tf.Tensor3D {
+  function shared(p: Tensor, j: number, kv: number, b: number): Tensor3D {
     const len = p.shape[2] as number;
     const one = tf.reshape(tf.slice(p, [j, kv, 0, 0], [1, 1, len, dim]), [1, len, dim]);
     // A broadcasting add, not tile/broadcastTo: their gradient is a slice and an add per repeat.
-    return tf.add(one, tf.zeros([b, 1, 1])) as tf.Tensor3D;
+    return tf.add(one, tf.zeros([b, 1, 1])) as Tensor3D;
   }
 
   /** The same with E-prompt `idx[i]` for sample i (rank ≤ 4 slices: fast on wasm). */
-  function perSample(j: number, kv: number, idx: Int32Array): tf.Tensor3D {
+  function perSample(j: number, kv: number, idx: Int32Array): Tensor3D {
     const len = opts.eLength;
     const table = tf.stack(
       ePrompts.map((e) => tf.reshape(tf.slice(e, [j, kv, 0, 0], [1, 1, len, dim]), [len, dim])),
     ); // [tasks, L, dim]
-    return selectRows(table, idx) as tf.Tensor3D;
+    return selectRows(table, idx) as Tensor3D;
   }
 
   /**
@@ -208,8 +209,8 @@ export function createDualPrompt(
         blk,
         prev
           ? {
-            key: tf.concat([prev.key, ep.key], 1) as tf.Tensor3D,
-            value: tf.concat([prev.value, ep.value], 1) as tf.Tensor3D,
+            key: tf.concat([prev.key, ep.key], 1) as Tensor3D,
+            value: tf.concat([prev.value, ep.value], 1) as Tensor3D,
           }
           : ep,
       );
@@ -269,19 +270,19 @@ export function createDualPrompt(
       }
       const out = tf.tidy(() => {
         let prompts: Map<number, PrefixPrompt>;
-        let term: tf.Scalar | undefined;
+        let term: Scalar | undefined;
         if (task !== undefined) {
           // The true task's E-prompt for every sample.
           prompts = prefixes(b, { task });
           if (o.training) {
-            const key = tf.expandDims(eKeys[task], 0) as tf.Tensor2D;
+            const key = tf.expandDims(eKeys[task], 0) as Tensor2D;
             const sim = cosineSimilarity(pm.queryFeatures(x), key);
             term = tf.mul(keyPullLoss(sim, new Int32Array(b), { k: 1 }), opts.pullWeight);
           }
         } else {
           // No task identity: the E-prompt of the nearest key, per sample.
           const n = ePrompts.length;
-          const keys = tf.stack(eKeys) as tf.Tensor2D;
+          const keys = tf.stack(eKeys) as Tensor2D;
           const sim = cosineSimilarity(pm.queryFeatures(x), keys);
           const idx = topKIndices(sim.dataSync(), { rows: b, cols: n, k: 1 });
           if (!o.training) { for (const i of idx) choices[i] = (choices[i] ?? 0) + 1; }
@@ -302,7 +303,7 @@ export function createDualPrompt(
       const term = pull;
       pull = null;
       if (term === null || term.isDisposed) return taskLossOnly(taskLoss);
-      return { total: tf.add(taskLoss, term) as tf.Scalar, terms: { key_pull: term } };
+      return { total: tf.add(taskLoss, term) as Scalar, terms: { key_pull: term } };
     },
     afterStep() {
       pull = null;
@@ -317,7 +318,7 @@ export function createDualPrompt(
     }),
     state(): MethodState {
       const arrays: MethodState["arrays"] = {};
-      const put = (name: string, v: tf.Variable) =>
+      const put = (name: string, v: Variable) =>
         arrays[name] = { shape: v.shape, data: v.dataSync() as Float32Array };
       if (g !== null) put("g_prompt", g);
       ePrompts.forEach((v, t) => put(`e_prompt.${t}`, v));

@@ -15,6 +15,7 @@ import { resetLiveAdapter, type TaskAdapters } from "../../models/adapter_pool.t
 import type { ImageClassifier } from "../../models/image_classifier.ts";
 import { LIVE_ADAPTER, withActiveAdapter } from "../../models/lora.ts";
 import type { MethodContext } from "../method.ts";
+import type { Tensor2D, Tensor4D } from "../../tensor.ts";
 
 /**
  * The adapter of task `task` (0-based): frozen in the sites' pools as `task<k>`, or the live
@@ -79,9 +80,9 @@ export async function beginTaskAdapter(
  */
 export function featuresWith(
   model: ImageClassifier,
-  x: tf.Tensor4D,
+  x: Tensor4D,
   options: { adapter: string | null },
-): tf.Tensor2D {
+): Tensor2D {
   return withActiveAdapter(model.loraSites(), () => model.features!(x, { training: false }), {
     adapter: options.adapter,
   });
@@ -96,17 +97,17 @@ export function featuresWith(
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
  * import { byGroup } from "./adapters.ts";
- * const x = tf.zeros([3, 1, 1, 1]) as tf.Tensor4D;
+ * const x = tf.zeros([3, 1, 1, 1]) as Tensor4D;
  * const out = byGroup(x, {
  *   groups: Int32Array.from([1, 0, 1]),
- *   run: (group, xs) => tf.fill([xs.shape[0], 1], group) as tf.Tensor2D,
+ *   run: (group, xs) => tf.fill([xs.shape[0], 1], group) as Tensor2D,
  * }); // [[1], [0], [1]]
  * ```
  */
 export function byGroup(
-  x: tf.Tensor4D,
-  options: { groups: Int32Array; run: (group: number, x: tf.Tensor4D) => tf.Tensor2D },
-): tf.Tensor2D {
+  x: Tensor4D,
+  options: { groups: Int32Array; run: (group: number, x: Tensor4D) => Tensor2D },
+): Tensor2D {
   const { groups, run } = options;
   const ids = [...new Set(groups)].sort((a, b) => a - b);
   if (ids.length === 1) return run(ids[0], x);
@@ -116,10 +117,10 @@ export function byGroup(
       const rows = [];
       for (let i = 0; i < groups.length; i++) if (groups[i] === g) rows.push(i);
       order.push(...rows);
-      return run(g, tf.gather(x, Int32Array.from(rows)) as tf.Tensor4D);
+      return run(g, tf.gather(x, Int32Array.from(rows)) as Tensor4D);
     });
     const inverse = new Int32Array(order.length);
     order.forEach((row, k) => (inverse[row] = k));
-    return tf.gather(tf.concat(parts, 0), inverse) as tf.Tensor2D;
+    return tf.gather(tf.concat(parts, 0), inverse) as Tensor2D;
   });
 }

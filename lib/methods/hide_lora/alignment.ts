@@ -12,6 +12,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Rng } from "../../random.ts";
 import { type ClassGaussian, createGaussianSampler } from "./gaussians.ts";
+import type { Scalar, Tensor, Tensor2D, Variable } from "../../tensor.ts";
 
 /** The schedule of {@link alignHead} (the `align*` options). */
 export interface AlignSchedule {
@@ -43,7 +44,7 @@ export interface AlignSchedule {
  * ```
  */
 export async function alignHead(
-  head: { variables: tf.Variable[]; logits: (features: tf.Tensor2D) => tf.Tensor2D },
+  head: { variables: Variable[]; logits: (features: Tensor2D) => Tensor2D },
   options: {
     gaussians: readonly ClassGaussian[];
     columns: readonly number[];
@@ -62,8 +63,8 @@ export async function alignHead(
   const sampler = createGaussianSampler(gaussians, { dim });
   // Cutting the logits to `columns` is a product with a 0/1 selection matrix [K, C]: the
   // gradient of a gather (a segment sum) has no wasm kernel. Built at the first batch (K known).
-  let select: tf.Tensor2D | null = null;
-  const cut = (logits: tf.Tensor2D): tf.Tensor2D => {
+  let select: Tensor2D | null = null;
+  const cut = (logits: Tensor2D): Tensor2D => {
     const k = logits.shape[1];
     if (k === c && columns.every((col, i) => col === i)) return logits;
     if (select === null) {
@@ -78,24 +79,24 @@ export async function alignHead(
     }
     return tf.matMul(logits, select);
   };
-  const velocity: (tf.Tensor | null)[] = head.variables.map(() => null);
+  const velocity: (Tensor | null)[] = head.variables.map(() => null);
   const losses: number[] = [];
   try {
     for (let e = 0; e < schedule.epochs; e++) {
       const lr = schedule.lr * 0.5 * (1 + Math.cos(Math.PI * e / schedule.epochs));
       const samples = sampler.sample(schedule.samplesPerClass, rng.seed());
       const order = rng.permutation(n);
-      let sum: tf.Scalar = tf.scalar(0);
+      let sum: Scalar = tf.scalar(0);
       let batches = 0;
       for (let b = 0; b < n; b += schedule.batchSize) {
         const rows = Int32Array.from(order.slice(b, Math.min(n, b + schedule.batchSize)));
         const classOf = Int32Array.from(rows, (r) => Math.floor(r / schedule.samplesPerClass));
         const next = tf.tidy(() => {
-          const x = tf.gather(samples, rows) as tf.Tensor2D;
+          const x = tf.gather(samples, rows) as Tensor2D;
           const target = tf.oneHot(tf.tensor1d(classOf, "int32"), c);
           const { value, grads } = tf.variableGrads(() => {
             const logits = cut(head.logits(x));
-            return tf.losses.softmaxCrossEntropy(target, logits) as tf.Scalar;
+            return tf.losses.softmaxCrossEntropy(target, logits) as Scalar;
           }, head.variables);
           head.variables.forEach((v, i) => {
             let g = grads[v.name];
@@ -106,7 +107,7 @@ export async function alignHead(
             velocity[i] = tf.keep(vel);
             old?.dispose();
           });
-          return tf.add(sum, value) as tf.Scalar;
+          return tf.add(sum, value) as Scalar;
         });
         sum.dispose();
         sum = next;
@@ -117,8 +118,8 @@ export async function alignHead(
       sum.dispose();
     }
   } finally {
-    tf.dispose(velocity.filter((v): v is tf.Tensor => v !== null));
-    (select as tf.Tensor2D | null)?.dispose();
+    tf.dispose(velocity.filter((v): v is Tensor => v !== null));
+    (select as Tensor2D | null)?.dispose();
     sampler.dispose();
   }
   return losses;

@@ -10,6 +10,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import type { Tensor2D, Tensor3D } from "../../tensor.ts";
 
 /** Gaussian statistics of one class's features (float32, the checkpoint's precision). */
 export interface ClassGaussian {
@@ -138,7 +139,7 @@ export interface GaussianSampler {
    * `perClass` features of every class: [numClasses·perClass, dim], class-major (rows
    * c·perClass … (c+1)·perClass − 1 belong to class c). `seed` seeds `tf.randomNormal`.
    */
-  sample(perClass: number, seed: number): tf.Tensor2D;
+  sample(perClass: number, seed: number): Tensor2D;
   /** Free the means and factors. */
   dispose(): void;
 }
@@ -187,9 +188,9 @@ export function createGaussianSampler(
     numClasses: c,
     sample(perClass, seed) {
       return tf.tidy(() => {
-        const z = tf.randomNormal([c, perClass, d], 0, 1, "float32", seed) as tf.Tensor3D;
+        const z = tf.randomNormal([c, perClass, d], 0, 1, "float32", seed) as Tensor3D;
         const spread = full ? tf.matMul(z, factorT) : tf.mul(z, factorT);
-        return tf.reshape(tf.add(spread, meanT), [c * perClass, d]) as tf.Tensor2D;
+        return tf.reshape(tf.add(spread, meanT), [c * perClass, d]) as Tensor2D;
       });
     },
     dispose() {

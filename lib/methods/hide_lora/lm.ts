@@ -22,6 +22,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { ContinualMethod } from "../method.ts";
 import { createAdapterPerTask, liveL2Norms, oldRows, resolveOptions } from "../o_lora.ts";
+import type { Scalar, Tensor2D } from "../../tensor.ts";
 
 /** HiDe-LoRA (LM) options. */
 export interface HideLoraOptions {
@@ -50,14 +51,14 @@ export const HIDE_LORA_DEFAULTS: Readonly<HideLoraOptions> = Object.freeze({
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
  * import { gramCrossEntropy } from "./lm.ts";
- * const l = gramCrossEntropy(tf.eye(2) as tf.Tensor2D, { temperature: 1 }); // log(1 + e^-1) ≈ 0.3133
+ * const l = gramCrossEntropy(tf.eye(2) as Tensor2D, { temperature: 1 }); // log(1 + e^-1) ≈ 0.3133
  * ```
  */
-export function gramCrossEntropy(m: tf.Tensor2D, options: { temperature: number }): tf.Scalar {
+export function gramCrossEntropy(m: Tensor2D, options: { temperature: number }): Scalar {
   return tf.tidy(() => {
     const logits = tf.div(tf.matMul(m, tf.transpose(m)), options.temperature);
     const n = m.shape[0];
-    return tf.neg(tf.mean(tf.sum(tf.mul(tf.eye(n), tf.logSoftmax(logits, -1)), -1))) as tf.Scalar;
+    return tf.neg(tf.mean(tf.sum(tf.mul(tf.eye(n), tf.logSoftmax(logits, -1)), -1))) as Scalar;
   });
 }
 
@@ -82,11 +83,11 @@ export function createHideLoraLm(options: Record<string, unknown>): ContinualMet
     penalty(sites) {
       const ce = tf.addN(sites.map((s) => {
         const old = opts.keepOldAdapters ? oldRows(s) : null;
-        const m = old === null ? s.a as tf.Tensor2D : tf.concat([old, s.a as tf.Tensor2D], 0);
+        const m = old === null ? s.a as Tensor2D : tf.concat([old, s.a as Tensor2D], 0);
         return gramCrossEntropy(m, opts);
-      })) as tf.Scalar;
-      const terms: Record<string, tf.Scalar> = { gram_ce: ce };
-      let total = tf.mul(ce, opts.lambda1) as tf.Scalar;
+      })) as Scalar;
+      const terms: Record<string, Scalar> = { gram_ce: ce };
+      let total = tf.mul(ce, opts.lambda1) as Scalar;
       if (opts.lambda2 > 0) {
         terms.l2 = liveL2Norms(sites);
         total = tf.add(total, tf.mul(terms.l2, opts.lambda2));

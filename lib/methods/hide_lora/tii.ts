@@ -17,6 +17,7 @@ import { makeVariable, uniqueScope } from "../../models/init.ts";
 import type { Rng } from "../../random.ts";
 import { alignHead, type AlignSchedule } from "./alignment.ts";
 import { cholesky, type ClassGaussian } from "./gaussians.ts";
+import type { Tensor2D } from "../../tensor.ts";
 
 /** What task-identity inference keeps per seen class (the method's class record holds more). */
 export interface TiiClass {
@@ -68,14 +69,14 @@ export interface TiiModel {
  * inferTasks(tf.tensor2d([[-0.8], [2]]), tii); // [0, 1]
  * ```
  */
-export function inferTasks(features: tf.Tensor2D, tii: TiiModel): Int32Array {
+export function inferTasks(features: Tensor2D, tii: TiiModel): Int32Array {
   const c = tii.tasks.length;
   if (c === 0) throw new Error("inferTasks: no class statistics yet");
   if (features.rank !== 2 || features.shape[1] !== tii.dim) {
     throw new Error(`inferTasks: expected features [B, ${tii.dim}], got [${features.shape}]`);
   }
   const best = tf.tidy(() => {
-    let scores: tf.Tensor2D;
+    let scores: Tensor2D;
     if (tii.rule === "head") {
       scores = tf.add(
         tf.matMul(features, tf.tensor2d(tii.weight, [tii.dim, c])),
@@ -158,7 +159,7 @@ export async function trainTiiHead(
   const b = makeVariable(bias, [c], { name: `${scope}/bias`, trainable: true });
   try {
     const losses = await alignHead(
-      { variables: [w, b], logits: (f) => tf.add(tf.matMul(f, w), b) as tf.Tensor2D },
+      { variables: [w, b], logits: (f) => tf.add(tf.matMul(f, w), b) as Tensor2D },
       {
         gaussians: classes.map((r) => r.tii),
         columns: classes.map((_, k) => k),

@@ -67,6 +67,7 @@ import {
   type TiiModel,
   trainTiiHead,
 } from "./tii.ts";
+import type { Scalar, Tensor1D, Tensor2D, Tensor4D } from "../../tensor.ts";
 
 /** HiDe-LoRA (ViT) options. */
 export interface HideLoraVitOptions {
@@ -219,16 +220,16 @@ export function resolveHideLoraVitOptions(options: Record<string, unknown>): Hid
  * ```
  */
 export function contrastiveTerm(
-  features: tf.Tensor2D,
-  prototypes: tf.Tensor2D | null,
+  features: Tensor2D,
+  prototypes: Tensor2D | null,
   options: { temperature: number },
-): tf.Scalar {
+): Scalar {
   return tf.tidy(() => {
     const m = prototypes === null ? features : tf.concat([prototypes, features], 0);
     const n = m.shape[0];
     const s = tf.div(tf.matMul(m, m, false, true), options.temperature);
-    const own = tf.oneHot(tf.range(0, n, 1, "int32") as tf.Tensor1D, n);
-    return tf.losses.softmaxCrossEntropy(own, s) as tf.Scalar;
+    const own = tf.oneHot(tf.range(0, n, 1, "int32") as Tensor1D, n);
+    return tf.losses.softmaxCrossEntropy(own, s) as Scalar;
   });
 }
 
@@ -269,7 +270,7 @@ export function createHideLoraVit(options: Record<string, unknown> = {}): Contin
   let tiiCache: TiiModel | null = null;
   let summary: Record<string, unknown> = {};
   // The training step's features (set by forward, read by loss in the same tape).
-  let stepFeatures: tf.Tensor2D | null = null;
+  let stepFeatures: Tensor2D | null = null;
   const schedule: AlignSchedule = {
     epochs: opts.alignEpochs,
     samplesPerClass: opts.alignSamplesPerClass,
@@ -310,8 +311,8 @@ export function createHideLoraVit(options: Record<string, unknown> = {}): Contin
     for (let start = 0; start < n; start += STATS_BATCH) {
       const indices = Array.from({ length: Math.min(STATS_BATCH, n - start) }, (_, i) => start + i);
       const { x, y } = ex.images(ex.select(t, indices));
-      let fw: tf.Tensor2D | null = null;
-      let ft: tf.Tensor2D | null = null;
+      let fw: Tensor2D | null = null;
+      let ft: Tensor2D | null = null;
       try {
         fw = featuresWith(model, x, { adapter: own });
         ft = shared ? null : featuresWith(model, x, { adapter: tiiA });
@@ -377,14 +378,14 @@ export function createHideLoraVit(options: Record<string, unknown> = {}): Contin
       const c = contrastiveTerm(f, prototypes, { temperature: opts.contrastiveTemperature });
       prototypes?.dispose();
       return {
-        total: tf.add(taskLoss, tf.mul(c, opts.contrastiveWeight)) as tf.Scalar,
+        total: tf.add(taskLoss, tf.mul(c, opts.contrastiveWeight)) as Scalar,
         terms: { contrastive: c },
       };
     },
     forward(model, x, o) {
       const sites = model.loraSites();
       pool.attach(sites);
-      const logitsWith = (adapter: string, xs: tf.Tensor4D) =>
+      const logitsWith = (adapter: string, xs: Tensor4D) =>
         withActiveAdapter(sites, () => model.logits(xs, o), { adapter });
       if (o.taskIndex !== undefined && o.training && opts.contrastiveWeight > 0) {
         // The training step: keep the features for the contrastive term (same ops as logits).

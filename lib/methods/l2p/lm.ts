@@ -53,6 +53,7 @@ import type { ContinualMethod, MethodState } from "../method.ts";
 import { taskLossOnly } from "../method.ts";
 import { checkIntegers, randomTokenEmbeddings } from "../dual_prompt/lm.ts";
 import { resolveOptions } from "../o_lora.ts";
+import type { Scalar, Tensor, Tensor2D, Variable } from "../../tensor.ts";
 
 /** L2P-LM's options. */
 export interface L2pLmOptions {
@@ -93,10 +94,10 @@ export function createL2pLm(options: Record<string, unknown> = {}): ContinualMet
   }
   const { poolSize: m, promptLength: len, topN: n } = opts;
   const scope = uniqueScope("l2p-lm");
-  let prompts: tf.Variable | null = null; // [M, L, d]
-  let keys: tf.Variable | null = null; // [M, d]
+  let prompts: Variable | null = null; // [M, L, d]
+  let keys: Variable | null = null; // [M, d]
   // The surrogate term of the current training step: set by inputPrefix, read by loss().
-  let pending: tf.Scalar | null = null;
+  let pending: Scalar | null = null;
   let use = new Array<number>(m).fill(0);
 
   const free = () => {
@@ -138,7 +139,7 @@ export function createL2pLm(options: Record<string, unknown> = {}): ContinualMet
         attentionMask: rows.attentionMask,
         poolMask: rows.promptMask,
       });
-      const sim = cosineSimilarity(query, p.keys as tf.Tensor as tf.Tensor2D);
+      const sim = cosineSimilarity(query, p.keys as Tensor as Tensor2D);
       // The choice is read back, so no gradient path runs through it.
       // [b·n] pool indices, row by row, best first.
       const chosen = topKIndices(sim.dataSync(), { rows: b, cols: m, k: n });
@@ -150,7 +151,7 @@ export function createL2pLm(options: Record<string, unknown> = {}): ContinualMet
       const select = tf.tensor2d(onehot, [b * n, m]);
       if (at.training) {
         const picked = tf.sum(tf.reshape(select, [b, n, m]), 1);
-        pending = tf.div(tf.sum(tf.mul(sim, picked)), b) as tf.Scalar;
+        pending = tf.div(tf.sum(tf.mul(sim, picked)), b) as Scalar;
       }
       // One-hot rows times the pool (a matMul: the gather gradient does not run on wasm).
       const rowsOf = tf.matMul(select, tf.reshape(p.prompts, [m, len * dim]));
@@ -161,7 +162,7 @@ export function createL2pLm(options: Record<string, unknown> = {}): ContinualMet
       pending = null;
       if (match === null) return taskLossOnly(taskLoss);
       return {
-        total: tf.sub(taskLoss, tf.mul(match, opts.pullCoefficient)) as tf.Scalar,
+        total: tf.sub(taskLoss, tf.mul(match, opts.pullCoefficient)) as Scalar,
         terms: { keyMatch: match },
       };
     },

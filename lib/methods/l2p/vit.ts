@@ -45,6 +45,7 @@ import { makeVariable, uniqueScope } from "../../models/init.ts";
 import { Rng } from "../../random.ts";
 import type { ContinualMethod, MethodContext, MethodState, Track } from "../method.ts";
 import { taskLossOnly } from "../method.ts";
+import type { Scalar, Tensor, Tensor2D, Tensor3D, Variable } from "../../tensor.ts";
 
 /** L2P's options. */
 export interface L2pOptions {
@@ -124,13 +125,13 @@ export function createL2p(
   const opts = resolve(options);
   const { poolSize: m, promptLength: len, topK: k } = opts;
   const scope = uniqueScope("l2p");
-  let prompts: tf.Variable | null = null; // [M, P, dim]
-  let keys: tf.Variable | null = null; // [M, dim]
-  let pull: tf.Scalar | null = null; // the key-pull term of the current training step
+  let prompts: Variable | null = null; // [M, P, dim]
+  let keys: Variable | null = null; // [M, dim]
+  let pull: Scalar | null = null; // the key-pull term of the current training step
   let counts = new Array<number>(m).fill(0); // training choices in the current task
 
   function setPool(values: { dim: number; prompts: Float32Array; keys: Float32Array }): void {
-    tf.dispose([prompts, keys].filter((v) => v !== null) as tf.Variable[]);
+    tf.dispose([prompts, keys].filter((v) => v !== null) as Variable[]);
     prompts = null;
     keys = null;
     const { dim } = values;
@@ -170,14 +171,14 @@ export function createL2p(
         throw new Error("L2P.forward: no prompt pool yet (beginTask creates it)");
       }
       const pool = prompts;
-      const poolKeys = keys as tf.Tensor as tf.Tensor2D;
+      const poolKeys = keys as Tensor as Tensor2D;
       const b = x.shape[0];
       const dim = pm.promptShape.dim;
       const out = tf.tidy(() => {
         const sim = cosineSimilarity(pm.queryFeatures(x), poolKeys);
         let idx = topKIndices(sim.dataSync(), { rows: b, cols: m, k });
         if (o.training && opts.batchwise) idx = batchwiseIndices(idx, { rows: b, k });
-        const tokens = tf.reshape(selectRows(pool, idx), [b, k * len, dim]) as tf.Tensor3D;
+        const tokens = tf.reshape(selectRows(pool, idx), [b, k * len, dim]) as Tensor3D;
         const logits = pm.promptedLogits(x, {
           training: o.training,
           seed: o.seed,
@@ -186,7 +187,7 @@ export function createL2p(
         });
         if (!o.training) return { logits };
         for (const i of idx) counts[i]++;
-        return { logits, pull: tf.mul(keyPullLoss(sim, idx, { k }), opts.pullWeight) as tf.Scalar };
+        return { logits, pull: tf.mul(keyPullLoss(sim, idx, { k }), opts.pullWeight) as Scalar };
       });
       if (o.training) pull = out.pull ?? null;
       return out.logits;
@@ -195,7 +196,7 @@ export function createL2p(
       const term = pull;
       pull = null;
       if (term === null || term.isDisposed) return taskLossOnly(taskLoss);
-      return { total: tf.add(taskLoss, term) as tf.Scalar, terms: { key_pull: term } };
+      return { total: tf.add(taskLoss, term) as Scalar, terms: { key_pull: term } };
     },
     afterStep() {
       pull = null;
@@ -222,7 +223,7 @@ export function createL2p(
       setPool({ dim: p.shape[2], prompts: p.data, keys: kk.data });
     },
     dispose() {
-      tf.dispose([prompts, keys].filter((v) => v !== null) as tf.Variable[]);
+      tf.dispose([prompts, keys].filter((v) => v !== null) as Variable[]);
       prompts = null;
       keys = null;
       pull = null;

@@ -41,6 +41,7 @@ import type { HideLoraVitOptions } from "../hide_lora/vit.ts";
 import type { ContinualMethod, LossParts, MethodState } from "../method.ts";
 import { TREELORA_OPTION_KEYS, type TreeLoraOptions } from "./options.ts";
 import { createTreeLora } from "./treelora.ts";
+import type { Scalar } from "../../tensor.ts";
 
 /** The defaults hide-treelora sets on top of TreeLoRA's and HiDe-LoRA's own. */
 export const HIDE_TREELORA_DEFAULTS: Readonly<Partial<TreeLoraOptions & HideLoraVitOptions>> =
@@ -111,7 +112,7 @@ export function createHideTreeLora(options: Record<string, unknown> = {}): Conti
       if (Object.keys(t.terms).length === 0) return h;
       if (Object.keys(h.terms).length === 0) return t;
       return {
-        total: tf.add(t.total, tf.sub(h.total, taskLoss)) as tf.Scalar,
+        total: tf.add(t.total, tf.sub(h.total, taskLoss)) as Scalar,
         terms: { ...h.terms, ...t.terms },
       };
     },

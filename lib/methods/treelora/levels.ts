@@ -17,6 +17,7 @@
 
 import * as tf from "@tensorflow/tfjs";
 import type { TreeLevels } from "./options.ts";
+import type { Tensor } from "../../tensor.ts";
 
 /** One tree level: a name and the indices of its sites in the model's site order. */
 export interface TreeLevel {
@@ -125,10 +126,10 @@ export function levelValues(
  * ```
  */
 export function levelTensors(
-  aPerSite: readonly tf.Tensor[],
+  aPerSite: readonly Tensor[],
   levels: readonly TreeLevel[],
   options: { initial: readonly Float32Array[] | null },
-): tf.Tensor[] {
+): Tensor[] {
   return levels.map((l, d) => {
     const a = l.sites.length === 1
       ? aPerSite[l.sites[0]]

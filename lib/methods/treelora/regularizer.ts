@@ -17,6 +17,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { stopGradient } from "../../models/stop_gradient.ts";
 import type { FloatArray } from "./signature.ts";
+import type { Scalar, Tensor } from "../../tensor.ts";
 
 /**
  * The regulariser's coefficient at a step: τ = λ·t/T with `rampPerEpoch`
@@ -75,7 +76,7 @@ export function codeRegularizerCoefficient(
   return (taskLoss * tau) / (rawValue + 1e-5);
 }
 
-function checkTargets(what: string, live: readonly tf.Tensor[], targets: readonly FloatArray[]) {
+function checkTargets(what: string, live: readonly Tensor[], targets: readonly FloatArray[]) {
   if (live.length === 0) throw new Error(`${what}: no sites`);
   if (live.length !== targets.length) {
     throw new Error(`${what}: ${live.length} sites but ${targets.length} targets`);
@@ -98,7 +99,7 @@ export interface CodeRegularizerOptions extends Omit<CodeCoefficientOptions, "ta
    * The task loss L: a number, or the live scalar (inside the trainer's tape),
    * which is then passed through a stop-gradient.
    */
-  taskLoss: number | tf.Scalar;
+  taskLoss: number | Scalar;
 }
 
 /**
@@ -122,15 +123,15 @@ export interface CodeRegularizerOptions extends Omit<CodeCoefficientOptions, "ta
  * ```
  */
 export function codeRegularizer(
-  aSites: readonly tf.Tensor[],
+  aSites: readonly Tensor[],
   options: CodeRegularizerOptions,
-): tf.Scalar {
+): Scalar {
   checkTargets("codeRegularizer", aSites, options.targets);
   return tf.tidy(() => {
     const products = aSites.map((a, d) =>
       tf.sum(tf.mul(a, tf.tensor(options.targets[d], a.shape, "float32")))
     );
-    const raw = tf.neg(tf.addN(products)) as tf.Scalar;
+    const raw = tf.neg(tf.addN(products)) as Scalar;
     // c = codeRegularizerCoefficient(raw value, …), as tensors behind stop-gradients.
     const rawValue = stopGradient(raw);
     const scaledLoss = tf.mul(
@@ -142,7 +143,7 @@ export function codeRegularizer(
     const c = options.fixSign
       ? tf.neg(tf.div(scaledLoss, tf.add(tf.abs(rawValue), 1e-5)))
       : tf.div(scaledLoss, tf.add(rawValue, 1e-5));
-    return tf.mul(raw, c) as tf.Scalar;
+    return tf.mul(raw, c) as Scalar;
   });
 }
 
@@ -181,9 +182,9 @@ export interface PaperPenaltyOptions {
  * ```
  */
 export function paperL1Penalty(
-  live: readonly tf.Tensor[],
+  live: readonly Tensor[],
   options: PaperPenaltyOptions,
-): tf.Scalar {
+): Scalar {
   checkTargets("paperL1Penalty", live, options.targets);
   const { lambda } = options;
   if (!Number.isFinite(lambda) || lambda < 0) {
@@ -193,7 +194,7 @@ export function paperL1Penalty(
     const norms = live.map((x, d) =>
       tf.sum(tf.abs(tf.sub(x, tf.tensor(options.targets[d], x.shape, "float32"))))
     );
-    return tf.mul(tf.addN(norms), lambda) as tf.Scalar;
+    return tf.mul(tf.addN(norms), lambda) as Scalar;
   });
 }
 
@@ -211,7 +212,7 @@ export function paperL1Penalty(
  * linearizedSignature(a, new Float32Array([0.1, -0.2])); // value [0.1, -0.2]
  * ```
  */
-export function linearizedSignature(a: tf.Tensor, estimate: FloatArray): tf.Tensor {
+export function linearizedSignature(a: Tensor, estimate: FloatArray): Tensor {
   if (a.size !== estimate.length) {
     throw new Error(
       `linearizedSignature: tensor has ${a.size} values but the estimate has ${estimate.length}`,
@@ -224,7 +225,7 @@ export function linearizedSignature(a: tf.Tensor, estimate: FloatArray): tf.Tens
   // gradient passes dy (shaped like the value, i.e. like `a`) through.
   const f = tf.customGrad(() => ({
     value: tf.tensor(values, shape, "float32"),
-    gradFunc: (dy: tf.Tensor) => dy,
+    gradFunc: (dy: Tensor) => dy,
   }));
   return f(a);
 }

@@ -41,6 +41,7 @@ import {
 } from "./regularizer.ts";
 import { levelTensors, levelValues, type TreeLevel, treeLevels } from "./levels.ts";
 import { flattenSites, selectedRows, SignatureAccumulator } from "./signature.ts";
+import type { Scalar, Tensor } from "../../tensor.ts";
 
 /**
  * Create the TreeLoRA method. `options` are validated and completed by
@@ -89,7 +90,7 @@ export function createTreeLora(
   let selector: ArmSelector | null = null;
   let targets: Float32Array[] | null = null;
   // penaltyUpdate "separate": −∇(λ·ℓ_reg) at the step's w_t, applied after the optimiser step.
-  let pendingUpdate: tf.Tensor[] | null = null;
+  let pendingUpdate: Tensor[] | null = null;
   const separate = opts.regularizer === "paper_l1" && opts.penaltyUpdate === "separate";
   let numSites = 0;
   let dim = 0;
@@ -110,7 +111,7 @@ export function createTreeLora(
    * x_d = the level's A (− A_init) for value signatures, or its linearised gradient estimate
    * (value: the running mean of this task's gradients; derivative in A: the identity).
    */
-  function paperPenalty(aVars: readonly tf.Tensor[], chosen: Float32Array[]): tf.Scalar {
+  function paperPenalty(aVars: readonly Tensor[], chosen: Float32Array[]): Scalar {
     const aLevels = levelTensors(aVars, levels, { initial });
     const estimate = useGradients ? acc!.runningMean() : null;
     const live = estimate === null
@@ -229,7 +230,7 @@ export function createTreeLora(
           const tap = outputs?.tap;
           const aVars = sitesOf(ctx).map((s) => (tap ? tap("regularizer", s.a) : s.a));
           const p = paperPenalty(aVars, chosen);
-          return { total: tf.add(taskLoss, p) as tf.Scalar, terms: { regularizer: p } };
+          return { total: tf.add(taskLoss, p) as Scalar, terms: { regularizer: p } };
         }
         const aSites = levelTensors(sitesOf(ctx).map((s) => s.a), levels, { initial });
         if (opts.regularizer === "code_inner_product") {
@@ -240,7 +241,7 @@ export function createTreeLora(
             tau,
             fixSign: opts.fixSign,
           });
-          return { total: tf.sub(taskLoss, r) as tf.Scalar, terms: { regularizer: r } };
+          return { total: tf.sub(taskLoss, r) as Scalar, terms: { regularizer: r } };
         }
         throw new Error(`treelora: unknown regularizer ${opts.regularizer}`);
       });

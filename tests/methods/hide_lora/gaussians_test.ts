@@ -2,6 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import { assertAlmostEquals, assertEquals, assertThrows } from "@std/assert";
 import { initBackend } from "../../../lib/run/backend.ts";
 import {
+  cholesky,
   type ClassGaussian,
   classGaussians,
   createGaussianSampler,
@@ -75,4 +76,14 @@ Deno.test("createGaussianSampler: sample moments match the stored mean and covar
   assertEquals(s0, 0);
   assertAlmostEquals(s1, 4, 0.15);
   d.dispose();
+});
+
+Deno.test("cholesky: L·Lᵀ = A; a singular matrix gets a small jitter; an indefinite one throws", () => {
+  assertEquals([...cholesky([4, 2, 2, 5], 2)], [2, 0, 1, 2]);
+  // Rank 1 ([[1, 1], [1, 1]]): factored after the jitter, L·Lᵀ within it of A.
+  const l = cholesky([1, 1, 1, 1], 2);
+  assertAlmostEquals(l[0] * l[0], 1, 1e-6);
+  assertAlmostEquals(l[2] * l[0], 1, 1e-6);
+  assertAlmostEquals(l[2] * l[2] + l[3] * l[3], 1, 1e-6);
+  assertThrows(() => cholesky([1, 0, 0, -1], 2), Error, "not positive semi-definite");
 });

@@ -2,7 +2,14 @@ import * as tf from "@tensorflow/tfjs";
 import { assert, assertAlmostEquals, assertEquals, assertThrows } from "@std/assert";
 import { initBackend } from "../../../lib/run/backend.ts";
 import { alignHead } from "../../../lib/methods/hide_lora/alignment.ts";
-import { inferTasks, ldaHead, type TiiModel } from "../../../lib/methods/hide_lora/tii.ts";
+import {
+  buildTiiModel,
+  inferTasks,
+  ldaHead,
+  type TiiClass,
+  type TiiModel,
+  trainTiiHead,
+} from "../../../lib/methods/hide_lora/tii.ts";
 import { HIDE_LORA_VIT_DEFAULTS } from "../../../lib/methods/hide_lora/vit.ts";
 import { Rng } from "../../../lib/random.ts";
 
@@ -78,4 +85,35 @@ Deno.test("ldaHead: hand weights and biases (diagonal and full pooled covariance
   // f = (2, 0.5) is nearer class 0 in Mahalanobis distance: score 0 = 3.5 − 3 > score 1 = −1 − 3.
   const score = (k: number) => full.weights[k][0] * 2 + full.weights[k][1] * 0.5 + full.biases[k];
   assert(score(0) > score(1));
+});
+
+Deno.test("buildTiiModel: class-major means, [dim, C] head weight; trainTiiHead writes the trained columns back", async () => {
+  await initBackend("cpu");
+  const before = tf.memory().numTensors;
+  const cls = (task: number, mean: number[]): TiiClass => ({
+    task,
+    tii: { mean: Float32Array.from(mean), cov: Float32Array.from([1, 1]), count: 5 },
+    tiiWeight: Float32Array.from(mean),
+    tiiBias: task,
+  });
+  const classes = [cls(0, [4, 0]), cls(0, [0, 4]), cls(1, [-4, 0])];
+  const tii = buildTiiModel(classes, { rule: "nearest-mean" });
+  assertEquals(tii.rule, "nearest-mean");
+  assertEquals(tii.dim, 2);
+  assertEquals(tii.tasks, [0, 0, 1]);
+  assertEquals([...tii.means], [4, 0, 0, 4, -4, 0]);
+  assertEquals([...tii.weight], [4, 0, -4, 0, 4, 0]);
+  assertEquals([...tii.bias], [0, 0, 1]);
+  // The head starts from the columns above and moves; inference then picks the right task.
+  const losses = await trainTiiHead(classes, {
+    schedule: { ...HIDE_SCHEDULE, epochs: 5 },
+    rng: new Rng(3),
+  });
+  assertEquals(losses.length, 5);
+  assert(classes.some((c, k) => c.tiiBias !== [0, 0, 1][k]), "biases trained");
+  const head = buildTiiModel(classes, { rule: "head" });
+  const probe = tf.tensor2d([[3, 0.5], [0.5, 3], [-3, 0]]);
+  assertEquals([...inferTasks(probe, head)], [0, 0, 1]);
+  probe.dispose();
+  assertEquals(tf.memory().numTensors, before);
 });
