@@ -19,7 +19,8 @@ const LAYERS: string[][] = [
   ["lib/models"],
   ["lib/data", "lib/text"],
   ["lib/metrics"],
-  ["lib/io.ts", "lib/random.ts", "lib/native_blas.ts", "lib/flags.ts", "lib/tensor.ts"],
+  ["lib/io.ts", "lib/random.ts", "lib/native_blas.ts", "lib/flags.ts"],
+  ["lib/tensor.ts"],
 ];
 
 const ROOT = resolve(dirname(fromFileUrl(import.meta.url)), "..");

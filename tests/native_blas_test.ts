@@ -314,7 +314,7 @@ Deno.test("blas 'off' and an unusable path leave the stock kernel and say why", 
 Deno.test("without --allow-ffi the backend falls back to the stock kernel with one line", async () => {
   const script = await Deno.makeTempFile({ suffix: ".ts" });
   try {
-    const backend = new URL("../lib/backend.ts", import.meta.url).href;
+    const backend = new URL("../lib/run/backend.ts", import.meta.url).href;
     await Deno.writeTextFile(
       script,
       `import { initBackend } from "${backend}";\n` +

@@ -530,7 +530,7 @@ function rotateHalfMatrix(d: number): Float32Array {
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
  * import { applyRope, ropeTables } from "./decoder.ts";
- * const x = tf.ones([1, 3, 2, 4]) as Tensor4D;
+ * const x = tf.ones([1, 3, 2, 4]) as tf.Tensor4D;
  * const tables = ropeTables(tf.tensor2d([[0, 1, 2]]), { headDim: 4, theta: 10000 });
  * const y = applyRope(x, tables); // position 0 is unchanged
  * ```
@@ -589,9 +589,9 @@ export function attentionBias(keyMask: Tensor2D, options: { queries: number }): 
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
  * import { attentionBias, groupedQueryAttention } from "./decoder.ts";
- * const q = tf.randomNormal([1, 3, 4, 8]) as Tensor4D; // 4 query heads
- * const kT = tf.randomNormal([1, 2, 8, 3]) as Tensor4D; // 2 key/value heads
- * const v = tf.randomNormal([1, 2, 3, 8]) as Tensor4D;
+ * const q = tf.randomNormal([1, 3, 4, 8]) as tf.Tensor4D; // 4 query heads
+ * const kT = tf.randomNormal([1, 2, 8, 3]) as tf.Tensor4D; // 2 key/value heads
+ * const v = tf.randomNormal([1, 2, 3, 8]) as tf.Tensor4D;
  * const bias = attentionBias(tf.ones([1, 3]), { queries: 3 });
  * const y = groupedQueryAttention({ q, kT, v }, { bias }); // [3, 32]
  * ```
@@ -642,7 +642,7 @@ export function groupedQueryAttention(
  * import * as tf from "@tensorflow/tfjs";
  * import { gatedMlp } from "./decoder.ts";
  * const p = (out: number, inp: number) => ({ weight: tf.variable(tf.ones([out, inp])) });
- * const y = gatedMlp(tf.ones([1, 2]) as Tensor2D, {
+ * const y = gatedMlp(tf.ones([1, 2]) as tf.Tensor2D, {
  *   gate: p(3, 2),
  *   up: p(3, 2),
  *   down: p(2, 3),

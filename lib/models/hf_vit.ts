@@ -605,7 +605,7 @@ export async function readImagePreprocessing(
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
  * import { resizeImages } from "./hf_vit.ts";
- * const big = resizeImages(tf.zeros([2, 32, 32, 3]) as Tensor4D, { size: 224 }); // [2, 224, 224, 3]
+ * const big = resizeImages(tf.zeros([2, 32, 32, 3]) as tf.Tensor4D, { size: 224 }); // [2, 224, 224, 3]
  * ```
  */
 export function resizeImages(x: Tensor4D, options: { size: number }): Tensor4D {
@@ -818,7 +818,7 @@ export async function loadHfVit(
  * import { createHfVitClassifier, readHfVitCheckpoint } from "./hf_vit.ts";
  * const ckpt = await readHfVitCheckpoint("models/vit-b16", {});
  * const model = createHfVitClassifier(ckpt, { numOutputs: 100, rng: new Rng(0) });
- * const logits = model.logits(tf.zeros([2, 32, 32, 3]) as Tensor4D, { training: false }); // [2, 100]
+ * const logits = model.logits(tf.zeros([2, 32, 32, 3]) as tf.Tensor4D, { training: false }); // [2, 100]
  * ```
  */
 export function createHfVitClassifier(

@@ -233,7 +233,7 @@ export function siteSeed(seed: number | undefined, index: number): number | unde
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
  * import { multiHeadAttention } from "./layers.ts";
- * const x = tf.randomNormal([2 * 5, 8]) as Tensor2D;
+ * const x = tf.randomNormal([2 * 5, 8]) as tf.Tensor2D;
  * const y = multiHeadAttention({ q: x, k: x, v: x }, { batch: 2, tokens: 5, heads: 2 }); // [10, 8]
  * ```
  */

@@ -1,4 +1,3 @@
-import type { Tensor4D } from "../tensor.ts";
 /**
  * Models: the ViT backbone with LoRA, its building blocks, the classifier
  * head, weight files, and the tfjs gradient workaround.
@@ -12,7 +11,7 @@ import type { Tensor4D } from "../tensor.ts";
  * const vit = createVit(VIT_PRESETS.micro, { rng });
  * const head = createLinearHead({ dim: vit.config.dim, numClasses: 10, rng });
  * const logits = tf.tidy(() =>
- *   head.logits(vit.features(tf.zeros([1, 32, 32, 3]) as Tensor4D, { training: false }))
+ *   head.logits(vit.features(tf.zeros([1, 32, 32, 3]) as tf.Tensor4D, { training: false }))
  * );
  * logits.dispose();
  * head.dispose();

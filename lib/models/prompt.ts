@@ -229,8 +229,8 @@ export function uniformVariable(
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
  * import { prefixAttention } from "./prompt.ts";
- * const x = tf.randomNormal([2 * 5, 8]) as Tensor2D;
- * const p = tf.zeros([2, 3, 8]) as Tensor3D;
+ * const x = tf.randomNormal([2 * 5, 8]) as tf.Tensor2D;
+ * const p = tf.zeros([2, 3, 8]) as tf.Tensor3D;
  * const y = prefixAttention({ q: x, k: x, v: x }, { key: p, value: p }, {
  *   batch: 2,
  *   tokens: 5,

@@ -18,7 +18,7 @@ import type { Tensor } from "../tensor.ts";
  * import * as tf from "@tensorflow/tfjs";
  * import { stopGradient } from "./stop_gradient.ts";
  * const x = tf.scalar(3);
- * const g = tf.grad((v: Tensor) => tf.mul(v, stopGradient(v)))(x); // 3, not 6
+ * const g = tf.grad((v: tf.Tensor) => tf.mul(v, stopGradient(v)))(x); // 3, not 6
  * ```
  */
 export function stopGradient<T extends Tensor>(x: T): T {

@@ -282,8 +282,8 @@ interface BlockParams {
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
  * import { patchEmbed } from "./vit.ts";
- * const x = tf.zeros([1, 8, 8, 3]) as Tensor4D;
- * const w = tf.zeros([16, 3, 4, 4]) as Tensor4D;
+ * const x = tf.zeros([1, 8, 8, 3]) as tf.Tensor4D;
+ * const w = tf.zeros([16, 3, 4, 4]) as tf.Tensor4D;
  * const tokens = patchEmbed(x, { weight: w, bias: tf.zeros([16]), patchSize: 4 }); // [4, 16]
  * ```
  */
@@ -385,7 +385,7 @@ export interface Vit {
  * import { Rng } from "../random.ts";
  * import { createVit, VIT_PRESETS } from "./vit.ts";
  * const vit = createVit(VIT_PRESETS.micro, { rng: new Rng(0) });
- * const f = vit.features(tf.zeros([2, 32, 32, 3]) as Tensor4D, { training: false }); // [2, 32]
+ * const f = vit.features(tf.zeros([2, 32, 32, 3]) as tf.Tensor4D, { training: false }); // [2, 32]
  * f.dispose();
  * vit.dispose();
  * ```

@@ -11,7 +11,6 @@ import type { ImageClassifier } from "./image_classifier.ts";
 import { createLinearHead, type LinearHead } from "./linear_head.ts";
 import type { TensorMap } from "./safetensors.ts";
 import { createVit, type Vit, type VitConfig } from "./vit.ts";
-import type { Tensor4D } from "../tensor.ts";
 
 /** A ViT classifier; `vit` and `head` stay reachable for weight I/O. */
 export interface VitClassifier extends ImageClassifier {
@@ -36,7 +35,7 @@ export interface VitClassifier extends ImageClassifier {
  * import { VIT_PRESETS } from "./vit.ts";
  * import { createVitClassifier } from "./vit_classifier.ts";
  * const model = createVitClassifier(VIT_PRESETS.micro, { numOutputs: 10, rng: new Rng(0) });
- * const logits = model.logits(tf.zeros([1, 32, 32, 3]) as Tensor4D, { training: false });
+ * const logits = model.logits(tf.zeros([1, 32, 32, 3]) as tf.Tensor4D, { training: false });
  * logits.dispose();
  * model.dispose();
  * ```

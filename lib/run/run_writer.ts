@@ -182,9 +182,7 @@ export class RunWriter {
 
   /** A recorder for the run `key`, writing into this run's tables. */
   recorder(run: RunKey): RunRecorder {
-    const key = keyString(run);
     const tag = keyColumns(run);
-    const { method } = run;
     return {
       taskDone: async (
         taskIndex: number,
@@ -227,16 +225,7 @@ export class RunWriter {
             seconds: round(seconds),
           });
         }
-        if (summary) {
-          const name = `task-${String(taskIndex + 1).padStart(2, "0")}.json`;
-          await writeJsonAtomic(
-            join(this.dir, "methods", slug(method), runFolder(run), name),
-            summary,
-          );
-        }
-        this.#status.finished[key] = taskIndex + 1;
-        await this.#writeTables();
-        await this.#writeStatus();
+        await this.#taskFinished(run, { taskIndex, summary });
       },
       losses: async (records: LossRecord[]) => {
         for (const r of records) {
@@ -278,7 +267,6 @@ export class RunWriter {
   lmRecorder(run: RunKey, options: { taskNames: string[] }): LmRunRecorder {
     const base = this.recorder(run);
     const tag = keyColumns(run);
-    const key = keyString(run);
     const { method } = run;
     return {
       losses: base.losses,
@@ -322,18 +310,26 @@ export class RunWriter {
           join(this.dir, "predictions", slug(method), runFolder(run), name),
           lines.join("\n") + "\n",
         );
-        if (summary) {
-          const file = `task-${String(taskIndex + 1).padStart(2, "0")}.json`;
-          await writeJsonAtomic(
-            join(this.dir, "methods", slug(method), runFolder(run), file),
-            summary,
-          );
-        }
-        this.#status.finished[key] = taskIndex + 1;
-        await this.#writeTables();
-        await this.#writeStatus();
+        await this.#taskFinished(run, { taskIndex, summary });
       },
     };
+  }
+
+  /** After a task's rows: the method's own summary, the status, and every table, at once. */
+  async #taskFinished(
+    run: RunKey,
+    options: { taskIndex: number; summary: unknown },
+  ): Promise<void> {
+    if (options.summary) {
+      const file = `task-${String(options.taskIndex + 1).padStart(2, "0")}.json`;
+      await writeJsonAtomic(
+        join(this.dir, "methods", slug(run.method), runFolder(run), file),
+        options.summary,
+      );
+    }
+    this.#status.finished[keyString(run)] = options.taskIndex + 1;
+    await this.#writeTables();
+    await this.#writeStatus();
   }
 
   /** Mark the run complete. */

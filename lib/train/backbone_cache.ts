@@ -9,7 +9,6 @@
  * @module
  */
 
-import type * as tf from "@tensorflow/tfjs";
 import { join } from "@std/path";
 import { hashJson } from "../data/synthetic_cache.ts";
 import { exists } from "../io.ts";

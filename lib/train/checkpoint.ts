@@ -51,7 +51,7 @@ export interface NamedTensorData extends TensorData {
 }
 
 /**
- * A variable's name within its model: `Variable.name` without the model's unique scope
+ * A variable's name within its model: `tf.Variable.name` without the model's unique scope
  * (`vit0/blocks.0.attn.q.weight` → `blocks.0.attn.q.weight`), so that a checkpoint matches a
  * fresh model of the same architecture built in the same process (scope `vit1/`). Names
  * without a `/` are kept whole.

@@ -55,7 +55,7 @@ export function shiftLabels(
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
  * import { lmLoss } from "./lm_loss.ts";
- * const logits = tf.zeros([1, 3, 4]) as Tensor3D;
+ * const logits = tf.zeros([1, 3, 4]) as tf.Tensor3D;
  * const loss = lmLoss(logits, Int32Array.from([-100, 2, 3])); // ln 4 (uniform logits)
  * ```
  */

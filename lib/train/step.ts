@@ -80,7 +80,7 @@ function createTap(record: TapRecord): GradientTap {
  * import { optimizerStep } from "./step.ts";
  * const w = tf.variable(tf.scalar(3));
  * const opt = tf.train.adam(0.1);
- * const r = await optimizerStep([w], () => ({ total: tf.square(w) as Scalar, terms: {} }), {
+ * const r = await optimizerStep([w], () => ({ total: tf.square(w) as tf.Scalar, terms: {} }), {
  *   optimizer: opt,
  *   clipNorm: 1,
  * });

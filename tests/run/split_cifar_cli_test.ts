@@ -18,6 +18,8 @@ Deno.test("flags map onto the spec; the base spec is not mutated", () => {
   const s = apply([
     "--methods",
     "seqlora,hide-treelora-reduced-epochs",
+    "--tasks",
+    "2",
     "--epochs",
     "2,1",
     "--order-seed",
@@ -86,6 +88,19 @@ Deno.test("bad flag values are errors that name the flag", () => {
   assertThrows(() => apply(["--lora-targets", "q,o"]), Error, "--lora-targets");
   assertThrows(() => apply(["--lora-targets", "k,k"]), Error, "twice");
   assertThrows(() => apply(["--seeds", "0,0"]), Error, "lists a seed twice");
+  // One runner, one rule on both tracks: a per-task list has one number or one per task.
+  assertThrows(
+    () => apply(["--epochs", "2,1"]),
+    Error,
+    "--epochs lists 2 numbers; give one, or one per task (10)",
+  );
+  assertThrows(
+    () => apply(["--reduced-epochs", "1,1,1"]),
+    Error,
+    "--reduced-epochs lists 3 numbers; give one, or one per task (10)",
+  );
+  assertEquals(apply(["--reduced-epochs", "1"]).methods[3].epochs, 1);
+  assertThrows(() => apply(["--seeds", "0,1", "--data-seed", "3"]), Error, "cannot be combined");
   assertThrows(() => apply(["--seeds", "0,1", "--seed", "3"]), Error, "cannot be combined");
   assertEquals(apply(["--seeds", "0,1,2"]).seedList, [0, 1, 2]);
 });

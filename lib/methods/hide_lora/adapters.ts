@@ -97,10 +97,10 @@ export function featuresWith(
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
  * import { byGroup } from "./adapters.ts";
- * const x = tf.zeros([3, 1, 1, 1]) as Tensor4D;
+ * const x = tf.zeros([3, 1, 1, 1]) as tf.Tensor4D;
  * const out = byGroup(x, {
  *   groups: Int32Array.from([1, 0, 1]),
- *   run: (group, xs) => tf.fill([xs.shape[0], 1], group) as Tensor2D,
+ *   run: (group, xs) => tf.fill([xs.shape[0], 1], group) as tf.Tensor2D,
  * }); // [[1], [0], [1]]
  * ```
  */

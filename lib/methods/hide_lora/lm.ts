@@ -51,7 +51,7 @@ export const HIDE_LORA_DEFAULTS: Readonly<HideLoraOptions> = Object.freeze({
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
  * import { gramCrossEntropy } from "./lm.ts";
- * const l = gramCrossEntropy(tf.eye(2) as Tensor2D, { temperature: 1 }); // log(1 + e^-1) ≈ 0.3133
+ * const l = gramCrossEntropy(tf.eye(2) as tf.Tensor2D, { temperature: 1 }); // log(1 + e^-1) ≈ 0.3133
  * ```
  */
 export function gramCrossEntropy(m: Tensor2D, options: { temperature: number }): Scalar {

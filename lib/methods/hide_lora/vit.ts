@@ -14,11 +14,11 @@
  *                           · the TII model: `tiiFeatures` "first-task" (the first task's adapter,
  *                             the spec's "first-session-adapted model") or "pretrained" (no adapter)
  * task identity (TII)     at evaluation, from the TII model's feature of a test image: the
- *                         argmax of a linear TII head over the seen classes — the closed-form
- *                         Gaussian discriminant of the TII statistics (`tiiRule: "lda"`,
- *                         default), or HiDe's head trained for `tiiEpochs` after each task on
- *                         features sampled from the classes' TII Gaussians (`"head"`, same SGD
- *                         schedule as the alignment); or the nearest class mean. The class's
+ *                         argmax of a linear TII head over the seen classes — HiDe's head
+ *                         trained for `tiiEpochs` after each task on features sampled from the
+ *                         classes' TII Gaussians (`tiiRule: "head"`, default; same SGD schedule
+ *                         as the alignment), or the closed-form Gaussian discriminant of the TII
+ *                         statistics (`"lda"`); or the nearest class mean. The class's
  *                         task names the adapter; the batch is grouped by predicted task
  * classifier alignment    after each task t ≥ 1 (HiDe: not after the first), the model's head is
  *                         trained on features sampled from the WTP Gaussians of every seen class
@@ -85,7 +85,7 @@ export interface HideLoraVitOptions {
    * w_c = Σ⁻¹μ_c, b_c = −½·μ_cᵀΣ⁻¹μ_c, what the sampled-feature head approximates; see
    * `ldaHead` in `tii.ts`) or `"nearest-mean"` (closest class mean). With the earlier default of 10
    * epochs the warm-started head underfitted the newest task's classes and routed most of its
-   * images to older adapters (`exp:hide-lora-diagnosis`, README).
+   * images to older adapters (`exp:hide-lora-diagnosis`, docs/treelora.md).
    */
   tiiRule: "head" | "nearest-mean" | "lda";
   /** Class covariance: `"full"` (default; HiDe's `covariance`) or `"diagonal"` (`variance`). */

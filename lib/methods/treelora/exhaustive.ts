@@ -5,7 +5,7 @@
  * This is what a search without the bandit and the tree would do every step:
  * n·M distances of length D, O(n·M·D) work, against the bandit's O(M·D)
  * distances for the pulled arms only (spec §3.6, Remark 1). It is the
- * reference of `experiments/bench_search.ts` and an oracle for diagnostics
+ * reference of `experiments/bench/search.ts` and an oracle for diagnostics
  * (the best arm of each site, for regret).
  *
  * The table layout is that of the bandit statistics ({@link ArmTable}):
