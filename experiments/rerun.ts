@@ -1,0 +1,100 @@
+/**
+ * `deno task rerun RUN_DIR [--note=TEXT]` — regenerate a run folder from its
+ * own `config.json`: the stored spec (methods, options, schedule, seeds,
+ * orders, data, backbone) runs again, on the track it names, into the same
+ * folder, replacing its results. This is how the committed runs are brought
+ * up to the current code when `deno task report` marks them stale.
+ *
+ * The BLAS request is taken from the file only when it is `auto` or `off`: a
+ * library path stored in a results folder is refused (pass `--blas PATH` to
+ * the experiment yourself). `--note=TEXT` adds a line to the new
+ * `config.json`'s `notes` (e.g. that timings were measured under contention)
+ * and re-renders the report.
+ *
+ * @module
+ */
+
+import { basename, dirname, join, normalize, resolve } from "@std/path";
+import { flagHelp, type FlagSpec, parseFlags } from "../lib/flags.ts";
+import { readJson, writeJsonAtomic } from "../lib/io.ts";
+import { writeRunReport } from "../lib/report/run_report.ts";
+import { runExperiment } from "../lib/run/runner.ts";
+import { LM_TRACK, type TraceSpec } from "../lib/tracks/lm_trace.ts";
+import { type SplitCifarSpec, VIT_TRACK } from "../lib/tracks/vit_class_incremental.ts";
+
+/** Flags of `deno task rerun`. */
+export const RERUN_FLAGS: Record<string, FlagSpec> = {
+  note: { type: "string", help: "--note=TEXT: a note for the new config.json's `notes`" },
+  quiet: { type: "boolean", help: "no progress output" },
+  help: { type: "boolean", help: "print this help" },
+};
+
+/**
+ * Regenerate the run in `runDir` from its config.json; returns the exit code.
+ *
+ * @example
+ * ```ts ignore
+ * Deno.exit(await rerun(["results/trace/default"]));
+ * ```
+ */
+export async function rerun(args: string[]): Promise<number> {
+  let runDir: string;
+  let notes: string[];
+  let quiet: boolean;
+  try {
+    const flags = parseFlags(args.filter((a) => a.startsWith("--")), RERUN_FLAGS);
+    if (flags.help) {
+      console.log(flagHelp("deno task rerun RUN_DIR [flags]", RERUN_FLAGS));
+      return 0;
+    }
+    const dirs = args.filter((a) => !a.startsWith("--"));
+    if (dirs.length !== 1) throw new Error("give exactly one RUN_DIR");
+    runDir = dirs[0];
+    notes = flags.note === undefined ? [] : [flags.note as string];
+    quiet = flags.quiet === true;
+  } catch (err) {
+    console.error(`error: ${(err as Error).message}`);
+    return 2;
+  }
+  try {
+    // deno-lint-ignore no-explicit-any
+    const config = await readJson<any>(join(runDir, "config.json"));
+    if (!config.spec) throw new Error(`${runDir}/config.json has no "spec"`);
+    const spec = structuredClone(config.spec);
+    const dir = resolve(runDir);
+    if (basename(dirname(dir)) !== spec.experiment) {
+      throw new Error(`${runDir} is not under a folder named ${spec.experiment}`);
+    }
+    if (spec.blas !== undefined && spec.blas !== "auto" && spec.blas !== "off") {
+      throw new Error(
+        `${runDir}/config.json asks for the BLAS library ${JSON.stringify(spec.blas)}; ` +
+          "a library path is never taken from a results folder",
+      );
+    }
+    // Relative to the working directory as given, so config.json names no machine path.
+    const given = normalize(runDir).replace(/[\\/]+$/, "");
+    spec.output = { ...spec.output, resultsDir: dirname(dirname(given)), runId: basename(dir) };
+    spec.output.overwrite = true;
+    spec.resume = false;
+    spec.quiet = quiet || spec.quiet;
+    const result = config.track === "lm"
+      ? await runExperiment(spec as TraceSpec, LM_TRACK)
+      : await runExperiment(spec as SplitCifarSpec, VIT_TRACK);
+    if (notes.length > 0) {
+      const path = join(result.runDir, "config.json");
+      const fresh = await readJson<Record<string, unknown>>(path);
+      fresh.notes = notes.map((n) => `added after the run: ${n}`);
+      await writeJsonAtomic(path, fresh);
+      await writeRunReport(result.runDir, { png: "auto" });
+    }
+    console.log(result.runDir);
+    return 0;
+  } catch (err) {
+    console.error(`error: ${(err as Error).message}`);
+    return 1;
+  }
+}
+
+if (import.meta.main) {
+  Deno.exit(await rerun(Deno.args));
+}
