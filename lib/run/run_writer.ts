@@ -217,15 +217,7 @@ export class RunWriter {
           train_images: timing.trainImages,
           images_per_second: round(timing.imagesPerSecond),
         });
-        for (const [component, seconds] of Object.entries(timing.components)) {
-          this.#components.push({
-            ...tag,
-            task: taskIndex + 1,
-            component,
-            seconds: round(seconds),
-          });
-        }
-        await this.#taskFinished(run, { taskIndex, summary });
+        await this.#taskFinished(run, { taskIndex, summary, components: timing.components });
       },
       losses: async (records: LossRecord[]) => {
         for (const r of records) {
@@ -294,14 +286,6 @@ export class RunWriter {
           tokens_per_second: round(timing.tokensPerSecond),
           generated_tokens: timing.generatedTokens,
         });
-        for (const [component, seconds] of Object.entries(timing.components)) {
-          this.#components.push({
-            ...tag,
-            task: taskIndex + 1,
-            component,
-            seconds: round(seconds),
-          });
-        }
         const lines = predictions.flatMap((list, j) =>
           list.map((p) => JSON.stringify({ task: options.taskNames[j], ...p }))
         );
@@ -310,16 +294,27 @@ export class RunWriter {
           join(this.dir, "predictions", slug(method), runFolder(run), name),
           lines.join("\n") + "\n",
         );
-        await this.#taskFinished(run, { taskIndex, summary });
+        await this.#taskFinished(run, { taskIndex, summary, components: timing.components });
       },
     };
   }
 
-  /** After a task's rows: the method's own summary, the status, and every table, at once. */
+  /**
+   * After a task's rows: its component timings, the method's own summary, the status, and every
+   * table, at once.
+   */
   async #taskFinished(
     run: RunKey,
-    options: { taskIndex: number; summary: unknown },
+    options: { taskIndex: number; summary: unknown; components: Record<string, number> },
   ): Promise<void> {
+    for (const [component, seconds] of Object.entries(options.components)) {
+      this.#components.push({
+        ...keyColumns(run),
+        task: options.taskIndex + 1,
+        component,
+        seconds: round(seconds),
+      });
+    }
     if (options.summary) {
       const file = `task-${String(options.taskIndex + 1).padStart(2, "0")}.json`;
       await writeJsonAtomic(

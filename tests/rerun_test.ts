@@ -1,0 +1,74 @@
+import { assertEquals, assertStringIncludes } from "@std/assert";
+import { join } from "@std/path";
+import { SPEC } from "../experiments/split_cifar.ts";
+import { rerun } from "../experiments/rerun.ts";
+import { readJson, writeJsonAtomic } from "../lib/io.ts";
+import { runSplitCifar, type SplitCifarSpec } from "../lib/tracks/vit_class_incremental.ts";
+
+function tinySpec(root: string): SplitCifarSpec {
+  const spec = structuredClone(SPEC);
+  spec.data.synthetic = { seed: 3, trainPerClass: 4, testPerClass: 2 };
+  spec.data.numTasks = 2;
+  spec.backbone = {
+    ...spec.backbone,
+    preset: "micro",
+    lora: { rank: 2, alpha: 4, dropout: 0.1 },
+    pretrain: { seed: 1, trainPerClass: 2, testPerClass: 1, steps: 2, batchSize: 16, lr: 1e-3 },
+  };
+  spec.methods = [{ name: "seqlora" }, { name: "hide-treelora" }];
+  spec.train = { ...spec.train, epochs: 1, batchSize: 16, maxStepsPerEpoch: 2, curveEvery: 1 };
+  spec.backend = "cpu";
+  spec.blas = "off";
+  spec.output = {
+    resultsDir: join(root, "results"),
+    cacheDir: join(root, "cache"),
+    runId: "r",
+    overwrite: false,
+  };
+  spec.quiet = true;
+  return spec;
+}
+
+Deno.test("rerun regenerates a run from its own config.json with the same numbers, and records a note", async () => {
+  const root = await Deno.makeTempDir();
+  const { runDir } = await runSplitCifar(tinySpec(root));
+  const before = await Deno.readTextFile(join(runDir, "matrix.csv"));
+  await Deno.writeTextFile(join(runDir, "matrix.csv"), "tampered\n");
+  const log = console.log;
+  console.log = () => {};
+  try {
+    assertEquals(await rerun([runDir, "--quiet", "--note=timings under contention"]), 0);
+  } finally {
+    console.log = log;
+  }
+  assertEquals(await Deno.readTextFile(join(runDir, "matrix.csv")), before);
+  const config = await readJson<{ notes: string[]; spec: { output: { overwrite: boolean } } }>(
+    join(runDir, "config.json"),
+  );
+  assertEquals(config.notes, ["added after the run: timings under contention"]);
+  assertStringIncludes(
+    await Deno.readTextFile(join(runDir, "REPORT.md")),
+    "added after the run: timings under contention",
+  );
+  await Deno.remove(root, { recursive: true });
+});
+
+Deno.test("rerun never loads a BLAS library named in a results folder", async () => {
+  const root = await Deno.makeTempDir();
+  const dir = join(root, "results", "split-cifar", "x");
+  await Deno.mkdir(dir, { recursive: true });
+  const spec = { ...tinySpec(root), blas: "/tmp/evil.so" };
+  await writeJsonAtomic(join(dir, "config.json"), { spec });
+  const errors: string[] = [];
+  const error = console.error;
+  console.error = (m: string) => errors.push(m);
+  try {
+    assertEquals(await rerun([dir]), 1);
+    assertEquals(await rerun([]), 2);
+  } finally {
+    console.error = error;
+  }
+  assertStringIncludes(errors.join("\n"), "a library path is never taken from a results folder");
+  assertStringIncludes(errors.join("\n"), "give exactly one RUN_DIR");
+  await Deno.remove(root, { recursive: true });
+});
