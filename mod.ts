@@ -1,14 +1,31 @@
 /**
  * treelora: a reproducible continual-learning harness on Deno and TensorFlow.js.
  *
- * The public API: experiments' building blocks (data, models, methods,
- * trainer, metrics, reports) and the experiment runners.
+ * The public API for a Deno script of your own: run an experiment spec on a
+ * track (`runExperiment` with `VIT_TRACK` or `LM_TRACK`, or the shorthands
+ * `runSplitCifar` / `runTrace`), build a method (`createMethod` from the
+ * registry, or your own {@link ContinualMethod}; docs/how_to_add_a_method.md),
+ * train it on a stream (`trainClassIncremental`, `trainLmIncremental`), and
+ * read a run folder back (`readCsvRows` on its CSV files, `writeRunReport` to
+ * re-render it, `runStaleness` to ask whether the code changed since).
  *
- * @example
+ * @example Run a spec: SeqLoRA and TreeLoRA on the default ViT stream, two seeds
  * ```ts ignore
- * import { runSplitCifar } from "./mod.ts";
+ * import { runExperiment, VIT_TRACK } from "./mod.ts";
  * import { SPEC } from "./experiments/split_cifar.ts";
- * await runSplitCifar({ ...SPEC, methods: [{ name: "treelora" }] });
+ * const spec = {
+ *   ...structuredClone(SPEC),
+ *   methods: [{ name: "seqlora" }, { name: "treelora", options: { lambda: 0.3 } }],
+ *   seedList: [0, 1],
+ * };
+ * const { runDir } = await runExperiment(spec, VIT_TRACK);
+ * ```
+ *
+ * @example Read a run folder: the final average accuracy of each method and seed
+ * ```ts ignore
+ * import { readCsvRows } from "./mod.ts";
+ * const rows = await readCsvRows("results/split-cifar/default/metrics.csv");
+ * const final = rows.filter((r) => r.metric === "acc_final");
  * ```
  *
  * @module
@@ -133,7 +150,7 @@ export type { BlasRequest, BlasStatus } from "./lib/native_blas.ts";
 export type { MethodStyles } from "./lib/report/method_style.ts";
 export type { RunReport } from "./lib/report/run_report.ts";
 export type { PlotSpec } from "./lib/report/render.ts";
-export type { Staleness } from "./lib/report/staleness.ts";
+export { type GitRunner, runStaleness, type Staleness } from "./lib/report/staleness.ts";
 export type { InitBackendOptions } from "./lib/run/backend.ts";
 export type { RunKey, RunWriter } from "./lib/run/run_writer.ts";
 export type { OutputSpec, StreamOrder } from "./lib/run/spec.ts";

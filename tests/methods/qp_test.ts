@@ -1,17 +1,13 @@
 import { assert, assertAlmostEquals, assertEquals, assertThrows } from "@std/assert";
 import { gemDual, gemProject, gramMatrix, solveBoundedQp } from "../../lib/methods/qp.ts";
 import { Rng } from "../../lib/random.ts";
+import { assertArrayAlmostEquals } from "../helpers.ts";
 
 const dot = (a: ArrayLike<number>, b: ArrayLike<number>) => {
   let s = 0;
   for (let i = 0; i < a.length; i++) s += a[i] * b[i];
   return s;
 };
-
-function assertClose(got: ArrayLike<number>, want: ArrayLike<number>, tol: number) {
-  assertEquals(got.length, want.length);
-  for (let i = 0; i < want.length; i++) assertAlmostEquals(got[i], want[i], tol, `index ${i}`);
-}
 
 /** Solve a small dense system by Gaussian elimination with partial pivoting. */
 function solve(a: number[][], b: number[]): number[] {
@@ -72,15 +68,15 @@ Deno.test("qp: one violated constraint is the closed-form projection g − (g·m
   const r = gemProject([m], g, { margin: 0, eps: 0 });
   assert(r.projected);
   const mm = dot(m, m);
-  assertClose(r.gradient, g.map((x, i) => x - (c / mm) * m[i]), 1e-14);
+  assertArrayAlmostEquals(r.gradient, g.map((x, i) => x - (c / mm) * m[i]), 1e-14);
   assertAlmostEquals(dot(r.gradient, m), 0, 1e-14);
-  assertClose(r.v!, [-c / mm], 1e-15);
+  assertArrayAlmostEquals(r.v!, [-c / mm], 1e-15);
   // With a margin and a ridge: v = max(margin, −c/(m·m + eps)), g̃ = g + v·m.
   for (const [margin, eps] of [[0.05, 1e-3], [0.5, 1e-3], [0.2, 0.5]]) {
     const v = Math.max(margin, -c / (mm + eps));
     const s = gemProject([m], g, { margin, eps });
-    assertClose(s.v!, [v], 1e-14);
-    assertClose(s.gradient, g.map((x, i) => x + v * m[i]), 1e-13);
+    assertArrayAlmostEquals(s.v!, [v], 1e-14);
+    assertArrayAlmostEquals(s.gradient, g.map((x, i) => x + v * m[i]), 1e-13);
     // KKT: ⟨m, g̃⟩ ≥ −eps·v, with equality when the bound is inactive.
     const ip = dot(s.gradient, m);
     assert(ip >= -eps * v - 1e-12, `${ip}`);
@@ -95,18 +91,18 @@ Deno.test("qp: two orthogonal memories are projected out independently; a satisf
   const m2 = [0, 0, 1, 1];
   const g = [-1, 3, -2, 0.5]; // g·m1 = −2, g·m2 = −1.5
   const r = gemProject([m1, m2], g, { margin: 0, eps: 0 });
-  assertClose(r.v!, [2 / 4, 1.5 / 2], 1e-15);
-  assertClose(r.gradient, [0, 3, -1.25, 1.25], 1e-14);
+  assertArrayAlmostEquals(r.v!, [2 / 4, 1.5 / 2], 1e-15);
+  assertArrayAlmostEquals(r.gradient, [0, 3, -1.25, 1.25], 1e-14);
   assertAlmostEquals(dot(r.gradient, m1), 0, 1e-14);
   assertAlmostEquals(dot(r.gradient, m2), 0, 1e-14);
   // Only m1 violated: m2's dual sits at its bound (0, or the margin which it then adds).
   const h = [-1, 3, 2, 0.5];
   const s = gemProject([m1, m2], h, { margin: 0, eps: 0 });
-  assertClose(s.v!, [0.5, 0], 1e-15);
-  assertClose(s.gradient, [0, 3, 2, 0.5], 1e-14);
+  assertArrayAlmostEquals(s.v!, [0.5, 0], 1e-15);
+  assertArrayAlmostEquals(s.gradient, [0, 3, 2, 0.5], 1e-14);
   const u = gemProject([m1, m2], h, { margin: 0.1, eps: 0 });
-  assertClose(u.v!, [0.5, 0.1], 1e-15);
-  assertClose(u.gradient, [0, 3, 2.1, 0.6], 1e-14);
+  assertArrayAlmostEquals(u.v!, [0.5, 0.1], 1e-15);
+  assertArrayAlmostEquals(u.gradient, [0, 3, 2.1, 0.6], 1e-14);
 });
 
 Deno.test("qp: three memories, one violated but inactive at the solution (hand value)", () => {
@@ -115,9 +111,9 @@ Deno.test("qp: three memories, one violated but inactive at the solution (hand v
   const g = [-1, -1, 1];
   assert(dot(mem[2], g) < 0, "the third constraint is violated by g");
   const r = gemProject(mem, g, { margin: 0, eps: 0 });
-  assertClose(r.v!, [1, 1, 0], 1e-14);
-  assertClose(r.gradient, [0, 0, 1], 1e-14);
-  assertClose(r.dots, [-1, -1, -2], 0);
+  assertArrayAlmostEquals(r.v!, [1, 1, 0], 1e-14);
+  assertArrayAlmostEquals(r.gradient, [0, 0, 1], 1e-14);
+  assertArrayAlmostEquals(r.dots, [-1, -1, -2], 0);
 });
 
 Deno.test("qp: no violated constraint leaves g unchanged (no margin added)", () => {
@@ -157,7 +153,7 @@ Deno.test("qp: KKT and the brute-force optimum on random cases (t = 1..8), margi
       // The constraint in terms of g̃: ⟨mᵢ, g̃⟩ = wᵢ − eps·vᵢ ≥ −eps·vᵢ.
       assert(dot(mem[i], r.gradient) >= -eps * v[i] - 1e-9 * scale);
     }
-    assertClose(v, bruteForce(p, Array.from(r.dots), margin), 1e-8);
+    assertArrayAlmostEquals(v, bruteForce(p, Array.from(r.dots), margin), 1e-8);
   }
   assert(projected > 60, `${projected} projected cases`);
 });
@@ -184,13 +180,17 @@ Deno.test("qp: up to 50 constraints, rank-deficient memories with eps > 0, KKT h
 
 Deno.test("qp: solveBoundedQp with a lower bound; gemDual symmetrises and adds eps", () => {
   // min ½(v₀² + v₁²) − v₀ + v₁ s.t. v ≥ 0 → (1, 0); with v ≥ 2 → (2, 2).
-  assertClose(solveBoundedQp([[1, 0], [0, 1]], [-1, 1]).v, [1, 0], 0);
-  assertClose(solveBoundedQp([[1, 0], [0, 1]], [-1, 1], { lower: 2 }).v, [2, 2], 0);
-  assertClose(solveBoundedQp([[1, 0], [0, 1]], [-1, 1], { lower: -3 }).v, [1, -1], 1e-15);
+  assertArrayAlmostEquals(solveBoundedQp([[1, 0], [0, 1]], [-1, 1]).v, [1, 0], 0);
+  assertArrayAlmostEquals(solveBoundedQp([[1, 0], [0, 1]], [-1, 1], { lower: 2 }).v, [2, 2], 0);
+  assertArrayAlmostEquals(
+    solveBoundedQp([[1, 0], [0, 1]], [-1, 1], { lower: -3 }).v,
+    [1, -1],
+    1e-15,
+  );
   // An asymmetric "Gram" input is symmetrised: [[4, 2], [0, 4]] → [[4, 1], [1, 4]].
   const v = gemDual([[4, 2], [0, 4]], [-5, -5], { margin: 0, eps: 0 });
-  assertClose(v, [1, 1], 1e-15);
-  assertClose(gemDual([[4]], [-2], { margin: 0, eps: 1 }), [0.4], 1e-15);
+  assertArrayAlmostEquals(v, [1, 1], 1e-15);
+  assertArrayAlmostEquals(gemDual([[4]], [-2], { margin: 0, eps: 1 }), [0.4], 1e-15);
   assertEquals(solveBoundedQp([], []).v.length, 0);
 });
 
@@ -206,5 +206,5 @@ Deno.test("qp: non-finite input, bad shapes and constants, a non-definite P are 
   // Linearly dependent memories without eps: the active set never needs the singular block.
   const r = gemProject([[1, 1], [2, 2]], [-1, -1], { margin: 0, eps: 0 });
   assert(r.projected);
-  assertClose(r.gradient, [0, 0], 1e-15);
+  assertArrayAlmostEquals(r.gradient, [0, 0], 1e-15);
 });

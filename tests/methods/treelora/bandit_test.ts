@@ -21,11 +21,7 @@ import {
 } from "../../../lib/methods/treelora/bandit.ts";
 import { buildTree, type KDNode } from "../../../lib/methods/treelora/kd_tree.ts";
 import { resolveTreeLoraOptions } from "../../../lib/methods/treelora/options.ts";
-
-function assertArrayAlmost(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number) {
-  assertEquals(actual.length, expected.length);
-  for (let i = 0; i < expected.length; i++) assertAlmostEquals(actual[i], expected[i], tol);
-}
+import { assertArrayAlmostEquals } from "../../helpers.ts";
 
 const CODE = { fixShift: false, banditPrefersSimilar: false } as const;
 
@@ -49,19 +45,19 @@ Deno.test("code bandit: spec §4.5 numeric check (one module, two arms)", () => 
   const table = { numArms: 2, numSites: 1, S: [-10, -3], N: [2, 1] };
   // Before the shift: avgDist + w = [6.4747, 5.0856]; after +min: [11.5603, 10.1712]
   const scores = codeBanditScores(table, { t: 4, T: 100, ...CODE });
-  assertArrayAlmost(scores, [11.5603, 10.1712], 1e-4);
+  assertArrayAlmostEquals(scores, [11.5603, 10.1712], 1e-4);
   const p = codeBanditProbabilities(table, { t: 4, T: 100, ...CODE });
-  assertArrayAlmost(p, [0.7311, 0.2689], 1e-4);
+  assertArrayAlmostEquals(p, [0.7311, 0.2689], 1e-4);
   // Arm 2 unpulled: S = [-10, 0], N = [2, 0]
   const q = codeBanditProbabilities(
     { numArms: 2, numSites: 1, S: [-10, 0], N: [2, 0] },
     { t: 4, T: 100, ...CODE },
   );
-  assertArrayAlmost(q, [0.2689, 0.7311], 1e-4);
+  assertArrayAlmostEquals(q, [0.2689, 0.7311], 1e-4);
   // Same through a CodeBandit restored to those statistics.
   const bandit = new CodeBandit({ numSites: 1, ...CODE, treeBias: true });
   bandit.restore(stateOf("code_softmax", 1, [-10, -3], [2, 1], 3));
-  assertArrayAlmost(bandit.probabilities({ t: 4, T: 100 }), [0.7311, 0.2689], 1e-4);
+  assertArrayAlmostEquals(bandit.probabilities({ t: 4, T: 100 }), [0.7311, 0.2689], 1e-4);
 });
 
 Deno.test("code bandit: banditPrefersSimilar favours the closer arm; the shift alone is inert", () => {
@@ -72,7 +68,7 @@ Deno.test("code bandit: banditPrefersSimilar favours the closer arm; the shift a
     fixShift: true,
     banditPrefersSimilar: true,
   });
-  assertArrayAlmost(similar, [0.2689, 0.7311], 1e-4);
+  assertArrayAlmostEquals(similar, [0.2689, 0.7311], 1e-4);
   // Range normalisation is shift-invariant: fixShift changes nothing without a tree bias.
   const fixed = codeBanditProbabilities(table, {
     t: 4,
@@ -80,7 +76,7 @@ Deno.test("code bandit: banditPrefersSimilar favours the closer arm; the shift a
     fixShift: true,
     banditPrefersSimilar: false,
   });
-  assertArrayAlmost(fixed, codeBanditProbabilities(table, { t: 4, T: 100, ...CODE }), 1e-9);
+  assertArrayAlmostEquals(fixed, codeBanditProbabilities(table, { t: 4, T: 100, ...CODE }), 1e-9);
   // ...but it does with one and three arms (the multiplication is not shift-invariant; with two
   // arms the range normalisation always leaves a gap of 1).
   const three = { numArms: 3, numSites: 1, S: [-10, -3, -16], N: [2, 1, 2] };
@@ -446,16 +442,16 @@ Deno.test("codeBanditSearchProbabilities: root level = softmax of Σ_d scores by
   const scores = codeBanditScores(table, options);
   const totals = [0, 1, 2, 3].map((k) => scores[2 * k] + scores[2 * k + 1]);
   const z = totals.reduce((a, v) => a + Math.exp(v - Math.max(...totals)), 0);
-  assertArrayAlmost(p.root!, totals.map((v) => Math.exp(v - Math.max(...totals)) / z), 1e-12);
+  assertArrayAlmostEquals(p.root!, totals.map((v) => Math.exp(v - Math.max(...totals)) / z), 1e-12);
   // Arms 0 and 1 share a root child, so their conditional tables are the same.
-  assertArrayAlmost(p.conditional[0], p.conditional[1], 0);
+  assertArrayAlmostEquals(p.conditional[0], p.conditional[1], 0);
   for (let d = 0; d < 2; d++) {
     assertAlmostEquals([0, 1, 2, 3].reduce((a, k) => a + p.marginal[k * 2 + d], 0), 1, 1e-12);
   }
   // Without the bias the site level is codeBanditProbabilities.
   const flat = codeBanditSearchProbabilities(table, { ...options, treeBias: false });
   assertEquals(flat.root, null);
-  assertArrayAlmost(flat.marginal, codeBanditProbabilities(table, options), 0);
+  assertArrayAlmostEquals(flat.marginal, codeBanditProbabilities(table, options), 0);
   // Monte Carlo: a CodeBandit with these statistics draws arm k at site d with p.marginal.
   const bandit = new CodeBandit({
     numSites: 2,

@@ -7,13 +7,9 @@ import {
   paperL1Penalty,
   regularizerTau,
 } from "../../../lib/methods/treelora/regularizer.ts";
+import { assertArrayAlmostEquals } from "../../helpers.ts";
 
 await tf.setBackend("cpu");
-
-function assertArrayAlmost(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number) {
-  assertEquals(actual.length, expected.length);
-  for (let i = 0; i < expected.length; i++) assertAlmostEquals(actual[i], expected[i], tol);
-}
 
 /** Two sites with A of shape [2, 3] (r = 2, d_in = 3). */
 const A0 = [
@@ -106,7 +102,7 @@ Deno.test("code regulariser: D_sum > 0 -> a descent step on -R moves A toward P"
   // Gradient of L_task − R: −(τ·L/(D_sum − 1e−5))·P_d (spec §4.6).
   const c = (tau * taskLoss) / (m.dBefore - 1e-5);
   for (let d = 0; d < 2; d++) {
-    assertArrayAlmost(grads[d], Array.from(P_POS[d], (p) => -c * p), 1e-5);
+    assertArrayAlmostEquals(grads[d], Array.from(P_POS[d], (p) => -c * p), 1e-5);
   }
   // fixSign keeps the same direction here.
   const fixed = codeStep(P_POS, { taskLoss, tau, fixSign: true, lr: 0.01 });
@@ -137,7 +133,7 @@ Deno.test("code regulariser: gradient is invariant to rescaling P (the ×M facto
   const options = { taskLoss: 1.1, tau: 0.4, fixSign: false, lr: 0 };
   const base = codeStep(P_POS, options);
   const scaled = codeStep(P_POS.map((p) => p.map((x) => 7 * x)), options);
-  for (let d = 0; d < 2; d++) assertArrayAlmost(scaled.grads[d], base.grads[d], 1e-5);
+  for (let d = 0; d < 2; d++) assertArrayAlmostEquals(scaled.grads[d], base.grads[d], 1e-5);
   assertAlmostEquals(scaled.r, base.r, 1e-5);
 });
 
@@ -156,7 +152,7 @@ Deno.test("paper penalty: hand-computed value and gradient, no leaks", () => {
   assertEquals(tf.memory().numTensors, before);
   assertAlmostEquals(out.value, 2, 1e-6);
   // λ·sign(A − P): [0.5, -0.5, ·, -0.5]; at the exact tie TF.js's |x|' is -1, so -0.5.
-  assertArrayAlmost(out.grad, [0.5, -0.5, -0.5, -0.5], 1e-6);
+  assertArrayAlmostEquals(out.grad, [0.5, -0.5, -0.5, -0.5], 1e-6);
   a.dispose();
   assertThrows(() => paperL1Penalty([], { targets: [], lambda: 1 }));
   assertThrows(() =>
@@ -178,10 +174,10 @@ Deno.test("paper penalty on a linearised gradient signature: value from ḡ, gra
     return { value: value.dataSync()[0], grad: Array.from(grads[a.name].dataSync()), sig };
   });
   assertEquals(tf.memory().numTensors, before);
-  assertArrayAlmost(out.sig, gBar, 1e-7);
+  assertArrayAlmostEquals(out.sig, gBar, 1e-7);
   // 2·(0.1 + 0.2 + 0.7) = 2
   assertAlmostEquals(out.value, 2, 1e-6);
-  assertArrayAlmost(out.grad, [2, -2, -2], 1e-6);
+  assertArrayAlmostEquals(out.grad, [2, -2, -2], 1e-6);
   a.dispose();
   assertThrows(() => linearizedSignature(tf.zeros([2]), new Float32Array(3)));
 });
