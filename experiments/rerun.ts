@@ -7,7 +7,9 @@
  *
  * The BLAS request is taken from the file only when it is `auto` or `off`: a
  * library path stored in a results folder is refused (pass `--blas PATH` to
- * the experiment yourself). `--note=TEXT` adds a line to the new
+ * the experiment yourself). The old run's checkpoints, predictions and method
+ * summaries are removed first, so nothing of it can be resumed into the new
+ * one; a shard, or a sweep merged from shards, is refused (rerun its shards). `--note=TEXT` adds a line to the new
  * `config.json`'s `notes` (e.g. that timings were measured under contention)
  * and re-renders the report.
  *
@@ -77,7 +79,28 @@ export async function rerun(args: string[]): Promise<number> {
     spec.output.overwrite = true;
     spec.resume = false;
     spec.quiet = quiet || spec.quiet;
-    const result = config.track === "lm"
+    // config.json's `track` is the track that made the run; runs made before the field existed
+    // are ViT runs (the LM track always wrote it).
+    const track = config.track ?? "vit";
+    if (track !== "vit" && track !== "lm") {
+      throw new Error(
+        `${runDir}/config.json names the track "${track}", which rerun does not know`,
+      );
+    }
+    if (spec.shard || config.grid?.mergedFrom) {
+      throw new Error(
+        `${runDir} is one shard of a sweep, or merged from shards: rerun each shard with its own ` +
+          "command (docs/resume_and_sweeps.md), then `deno task report` merges them",
+      );
+    }
+    // A fresh run: no checkpoint, prediction or method summary of the old run may survive into
+    // it (a later --resume would otherwise continue from the old run's state).
+    for (const sub of ["checkpoints", "predictions", "methods"]) {
+      await Deno.remove(join(runDir, sub), { recursive: true }).catch((err) => {
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
+      });
+    }
+    const result = track === "lm"
       ? await runExperiment(spec as TraceSpec, LM_TRACK)
       : await runExperiment(spec as SplitCifarSpec, VIT_TRACK);
     if (notes.length > 0) {

@@ -34,6 +34,8 @@ Deno.test("rerun regenerates a run from its own config.json with the same number
   const { runDir } = await runSplitCifar(tinySpec(root));
   const before = await Deno.readTextFile(join(runDir, "matrix.csv"));
   await Deno.writeTextFile(join(runDir, "matrix.csv"), "tampered\n");
+  // A leftover of the old run that the new one does not write must not survive.
+  await Deno.writeTextFile(join(runDir, "checkpoints", "stale.json"), "{}");
   const log = console.log;
   console.log = () => {};
   try {
@@ -42,6 +44,10 @@ Deno.test("rerun regenerates a run from its own config.json with the same number
     console.log = log;
   }
   assertEquals(await Deno.readTextFile(join(runDir, "matrix.csv")), before);
+  await Deno.stat(join(runDir, "checkpoints")); // the new run's checkpoints
+  let leftover = true;
+  await Deno.stat(join(runDir, "checkpoints", "stale.json")).catch(() => (leftover = false));
+  assertEquals(leftover, false);
   const config = await readJson<{ notes: string[]; spec: { output: { overwrite: boolean } } }>(
     join(runDir, "config.json"),
   );
@@ -70,5 +76,19 @@ Deno.test("rerun never loads a BLAS library named in a results folder", async ()
   }
   assertStringIncludes(errors.join("\n"), "a library path is never taken from a results folder");
   assertStringIncludes(errors.join("\n"), "give exactly one RUN_DIR");
+  // A shard is refused, and so is a track rerun does not know.
+  await writeJsonAtomic(join(dir, "config.json"), {
+    spec: { ...tinySpec(root), shard: { index: 1, count: 2 } },
+  });
+  console.error = (m: string) => errors.push(m);
+  try {
+    assertEquals(await rerun([dir]), 1);
+    await writeJsonAtomic(join(dir, "config.json"), { track: "tabular", spec: tinySpec(root) });
+    assertEquals(await rerun([dir]), 1);
+  } finally {
+    console.error = error;
+  }
+  assertStringIncludes(errors.join("\n"), "is one shard of a sweep");
+  assertStringIncludes(errors.join("\n"), 'names the track "tabular"');
   await Deno.remove(root, { recursive: true });
 });

@@ -143,3 +143,60 @@ Deno.test("README.md: the headline table is copied from the REPORT.md it names",
     });
   }
 });
+
+/**
+ * The result tables of a page: each Markdown table whose first header cell is `method`, with the
+ * run it cites (the nearest `results/…/REPORT.md` link or path before it on the page).
+ */
+function resultTables(page: string): { source: string; rows: string[][] }[] {
+  const out: { source: string; rows: string[][] }[] = [];
+  const lines = page.split("\n");
+  let source: string | null = null;
+  for (let i = 0; i < lines.length; i++) {
+    for (const m of lines[i].matchAll(/(results\/[\w.-]+\/[\w.-]+)\/(?:REPORT\.md)?/g)) {
+      source = m[1];
+    }
+    if (/^\|\s*method\s*\|/.test(lines[i]) && source !== null) {
+      let j = i;
+      while (j < lines.length && /^\|.*\|\s*$/.test(lines[j])) j++;
+      out.push({ source, rows: tableRows(lines.slice(i, j).join("\n")) });
+      i = j - 1;
+    }
+  }
+  return out;
+}
+
+Deno.test("every results table in README.md and docs/ is copied from the run it cites", async () => {
+  const pages = ["README.md"];
+  for await (const e of Deno.readDir(join(ROOT, "docs"))) {
+    if (e.isFile && e.name.endsWith(".md")) pages.push(`docs/${e.name}`);
+  }
+  const mismatches: string[] = [];
+  let checked = 0;
+  for (const page of pages.sort()) {
+    for (const { source, rows } of resultTables(await read(page))) {
+      const summary = tableRows(await read(join(source, "summary.md")));
+      const [header, , ...body] = rows;
+      const sourceHeader = summary[0];
+      for (const row of body) {
+        const match = summary.find((r) => r[0] === row[0] && r !== sourceHeader);
+        if (match === undefined) {
+          mismatches.push(`${page}: ${source} has no row for ${row[0]}`);
+          continue;
+        }
+        header.forEach((column, i) => {
+          const j = sourceHeader.indexOf(column);
+          if (j < 0) mismatches.push(`${page}: ${source} has no column ${column}`);
+          else if (row[i] !== match[j]) {
+            mismatches.push(
+              `${page}: ${row[0]} ${column} is ${row[i]}, ${source} says ${match[j]}`,
+            );
+          }
+          checked++;
+        });
+      }
+    }
+  }
+  assertEquals(mismatches, [], "update the tables from the runs' summary.md");
+  assert(checked > 100, `only ${checked} cells checked`);
+});
