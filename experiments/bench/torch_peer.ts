@@ -155,7 +155,15 @@ async function runPython(python: string, args: string[]): Promise<{ code: number
       env: { PYTHONUNBUFFERED: "1" },
     }).output();
   } catch (err) {
-    throw new Error(`cannot run ${python}: ${(err as Error).message}`);
+    const denied = err instanceof Deno.errors.NotCapable ||
+      err instanceof Deno.errors.PermissionDenied;
+    throw new Error(
+      denied
+        ? `cannot run ${python}: \`deno task bench\` may start only /usr/bin/python3 (and cat); ` +
+          `for another interpreter run \`deno run --allow-read --allow-write=results --allow-env ` +
+          `--allow-ffi --allow-run=cat,${python} experiments/bench/mod.ts --python ${python}\``
+        : `cannot run ${python}: ${(err as Error).message}`,
+    );
   }
   const out = new TextDecoder().decode(output.stdout);
   if (output.code !== 0) {
