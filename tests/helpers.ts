@@ -14,6 +14,10 @@ import { assertAlmostEquals, assertEquals } from "@std/assert";
 import type { ContinualMethod } from "../lib/methods/method.ts";
 import type { LoraSite } from "../lib/models/backbone.ts";
 import { Rng } from "../lib/random.ts";
+import { parseFlags } from "../lib/flags.ts";
+import { applyFlags, experimentFlags } from "../lib/run/cli.ts";
+import type { ExperimentSpec } from "../lib/run/spec.ts";
+import type { ExperimentTrack } from "../lib/run/track.ts";
 
 /**
  * The largest absolute element-wise difference of two arrays; asserts first
@@ -103,4 +107,16 @@ export function countingTensors(method: ContinualMethod, counts: number[]): Cont
       counts.push(tf.memory().numTensors);
     },
   };
+}
+
+/**
+ * The spec an experiment's command line would build: `args` parsed against the common and the
+ * track's flags and applied to a copy of `base` (what `runCli` does before running).
+ */
+export function specFromArgs<S extends ExperimentSpec, Stream>(
+  base: S,
+  args: string[],
+  track: ExperimentTrack<S, Stream>,
+): S {
+  return applyFlags(base, { flags: parseFlags(args, experimentFlags(track)), track });
 }

@@ -8,23 +8,10 @@ import { SPEC as CIFAR } from "../../experiments/split_cifar.ts";
 import { SPEC as TRACE } from "../../experiments/trace.ts";
 import { readJson } from "../../lib/io.ts";
 import { readCsvRows } from "../../lib/report/tables.ts";
-import { type FlagValues, parseFlags } from "../../lib/flags.ts";
-import {
-  runSplitCifar,
-  type SplitCifarSpec,
-  VIT_TRACK,
-} from "../../lib/tracks/vit_class_incremental.ts";
-import { applyFlags, experimentFlags } from "../../lib/run/cli.ts";
-import { LM_TRACK, runTrace, type TraceSpec } from "../../lib/tracks/lm_trace.ts";
+import { runSplitCifar, VIT_TRACK } from "../../lib/tracks/vit_class_incremental.ts";
+import { LM_TRACK, runTrace } from "../../lib/tracks/lm_trace.ts";
 import { writeTinyHfLlama, writeTinyHfVit } from "../models/hf_fixtures.ts";
-
-const SPLIT_CIFAR_FLAGS = experimentFlags(VIT_TRACK);
-const applySplitCifarFlags = (base: SplitCifarSpec, flags: FlagValues) =>
-  applyFlags(base, { flags, track: VIT_TRACK });
-
-const TRACE_FLAGS = experimentFlags(LM_TRACK);
-const applyTraceFlags = (base: TraceSpec, flags: FlagValues) =>
-  applyFlags(base, { flags, track: LM_TRACK });
+import { specFromArgs } from "../helpers.ts";
 
 Deno.test("exp:split-cifar --weights DIR trains on a Hugging Face-layout ViT checkpoint; --backbone checks its shape", async () => {
   const root = await Deno.makeTempDir();
@@ -34,24 +21,21 @@ Deno.test("exp:split-cifar --weights DIR trains on a Hugging Face-layout ViT che
     seed: 3,
     preprocessor: { image_mean: [0.5, 0.5, 0.5], image_std: [0.25, 0.25, 0.25] },
   });
-  const spec = applySplitCifarFlags(
-    CIFAR,
-    parseFlags([
-      `--weights=${ckpt}`,
-      "--tasks=2",
-      "--epochs=1",
-      "--max-steps-per-epoch=2",
-      "--batch-size=8",
-      "--train-per-class=2",
-      "--test-per-class=1",
-      "--methods=seqlora,treelora",
-      "--backend=wasm",
-      `--results-dir=${join(root, "results")}`,
-      `--cache-dir=${join(root, "cache")}`,
-      "--out=hf",
-      "--quiet",
-    ], SPLIT_CIFAR_FLAGS),
-  );
+  const spec = specFromArgs(CIFAR, [
+    `--weights=${ckpt}`,
+    "--tasks=2",
+    "--epochs=1",
+    "--max-steps-per-epoch=2",
+    "--batch-size=8",
+    "--train-per-class=2",
+    "--test-per-class=1",
+    "--methods=seqlora,treelora",
+    "--backend=wasm",
+    `--results-dir=${join(root, "results")}`,
+    `--cache-dir=${join(root, "cache")}`,
+    "--out=hf",
+    "--quiet",
+  ], VIT_TRACK);
   const { runDir } = await runSplitCifar(spec);
   // deno-lint-ignore no-explicit-any
   const config = await readJson<any>(join(runDir, "config.json"));
@@ -66,10 +50,7 @@ Deno.test("exp:split-cifar --weights DIR trains on a Hugging Face-layout ViT che
   wrongShape.output.runId = "hf-b16";
   await assertRejects(() => runSplitCifar(wrongShape), Error, "does not describe a vit-b16");
   // vit-b16 without weights is refused with the reason.
-  const noWeights = applySplitCifarFlags(
-    CIFAR,
-    parseFlags(["--backbone=vit-b16", "--quiet"], SPLIT_CIFAR_FLAGS),
-  );
+  const noWeights = specFromArgs(CIFAR, ["--backbone=vit-b16", "--quiet"], VIT_TRACK);
   noWeights.output.resultsDir = join(root, "r2");
   noWeights.output.cacheDir = join(root, "cache");
   await assertRejects(() => runSplitCifar(noWeights), Error, "needs real weights");
@@ -81,22 +62,19 @@ Deno.test("exp:trace --model DIR trains and generates with a Hugging Face-layout
   const ckpt = join(root, "llama");
   await Deno.mkdir(ckpt);
   await writeTinyHfLlama(ckpt, { seed: 5 });
-  const spec = applyTraceFlags(
-    TRACE,
-    parseFlags([
-      `--model=${ckpt}`,
-      "--max-steps-per-epoch=1",
-      "--epochs=1",
-      "--reduced-epochs=1",
-      "--max-new-tokens=3",
-      "--methods=seqlora,treelora",
-      "--backend=wasm",
-      `--results-dir=${join(root, "results")}`,
-      `--cache-dir=${join(root, "cache")}`,
-      "--out=hf",
-      "--quiet",
-    ], TRACE_FLAGS),
-  );
+  const spec = specFromArgs(TRACE, [
+    `--model=${ckpt}`,
+    "--max-steps-per-epoch=1",
+    "--epochs=1",
+    "--reduced-epochs=1",
+    "--max-new-tokens=3",
+    "--methods=seqlora,treelora",
+    "--backend=wasm",
+    `--results-dir=${join(root, "results")}`,
+    `--cache-dir=${join(root, "cache")}`,
+    "--out=hf",
+    "--quiet",
+  ], LM_TRACK);
   spec.data.synthetic = { seed: 1, train: 2, eval: 1, test: 2 };
   spec.train.maxLength = 48;
   spec.train.maxPromptLength = 40;
@@ -107,8 +85,7 @@ Deno.test("exp:trace --model DIR trains and generates with a Hugging Face-layout
   assertEquals(config.model.decoder.layers, 2);
   assertEquals((await readCsvRows(join(runDir, "matrix.csv"))).length, 2 * 36);
   assertThrows(
-    () =>
-      applyTraceFlags(TRACE, parseFlags([`--model=${ckpt}`, "--preset=byte-tiny"], TRACE_FLAGS)),
+    () => specFromArgs(TRACE, [`--model=${ckpt}`, "--preset=byte-tiny"], LM_TRACK),
     Error,
     "--model brings its own shape",
   );

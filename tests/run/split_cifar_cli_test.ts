@@ -1,18 +1,9 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import { SPEC } from "../../experiments/split_cifar.ts";
-import { type FlagValues, parseFlags } from "../../lib/flags.ts";
-import { applyFlags, experimentFlags } from "../../lib/run/cli.ts";
-import {
-  resolveLoraBlocks,
-  type SplitCifarSpec,
-  VIT_TRACK,
-} from "../../lib/tracks/vit_class_incremental.ts";
+import { resolveLoraBlocks, VIT_TRACK } from "../../lib/tracks/vit_class_incremental.ts";
+import { specFromArgs } from "../helpers.ts";
 
-const SPLIT_CIFAR_FLAGS = experimentFlags(VIT_TRACK);
-const applySplitCifarFlags = (base: SplitCifarSpec, flags: FlagValues) =>
-  applyFlags(base, { flags, track: VIT_TRACK });
-
-const apply = (args: string[]) => applySplitCifarFlags(SPEC, parseFlags(args, SPLIT_CIFAR_FLAGS));
+const apply = (args: string[]) => specFromArgs(SPEC, args, VIT_TRACK);
 
 Deno.test("flags map onto the spec; the base spec is not mutated", () => {
   const s = apply([

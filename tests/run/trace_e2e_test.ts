@@ -4,32 +4,24 @@ import { join } from "@std/path";
 import { SPEC } from "../../experiments/trace.ts";
 import { readJson } from "../../lib/io.ts";
 import { readCsvRows } from "../../lib/report/tables.ts";
-import { type FlagValues, parseFlags } from "../../lib/flags.ts";
 import { LM_TRACK, runTrace, type TraceSpec } from "../../lib/tracks/lm_trace.ts";
-import { applyFlags, experimentFlags } from "../../lib/run/cli.ts";
-
-const TRACE_FLAGS = experimentFlags(LM_TRACK);
-const applyTraceFlags = (base: TraceSpec, flags: FlagValues) =>
-  applyFlags(base, { flags, track: LM_TRACK });
+import { specFromArgs } from "../helpers.ts";
 
 function tinySpec(root: string): TraceSpec {
-  const spec = applyTraceFlags(
-    SPEC,
-    parseFlags([
-      "--preset=byte-micro",
-      "--pretrain-steps=2",
-      "--max-steps-per-epoch=2",
-      "--epochs=1",
-      "--reduced-epochs=1",
-      "--max-new-tokens=3",
-      "--backend=wasm",
-      "--blas=off",
-      `--results-dir=${join(root, "results")}`,
-      `--cache-dir=${join(root, "cache")}`,
-      "--out=e2e",
-      "--quiet",
-    ], TRACE_FLAGS),
-  );
+  const spec = specFromArgs(SPEC, [
+    "--preset=byte-micro",
+    "--pretrain-steps=2",
+    "--max-steps-per-epoch=2",
+    "--epochs=1",
+    "--reduced-epochs=1",
+    "--max-new-tokens=3",
+    "--backend=wasm",
+    "--blas=off",
+    `--results-dir=${join(root, "results")}`,
+    `--cache-dir=${join(root, "cache")}`,
+    "--out=e2e",
+    "--quiet",
+  ], LM_TRACK);
   spec.data.synthetic = { seed: 1, train: 4, eval: 2, test: 2 };
   spec.model.pretrain.corpusLines = 50;
   return spec;
@@ -90,13 +82,14 @@ Deno.test("trace on the real TRACE-500 copy: a task without a train split stops 
     return;
   }
   const root = await Deno.makeTempDir();
-  const spec = applyTraceFlags(
-    SPEC,
-    parseFlags(
-      ["--data-dir", dir, "--order", "trace", `--cache-dir=${join(root, "c")}`, "--quiet"],
-      TRACE_FLAGS,
-    ),
-  );
+  const spec = specFromArgs(SPEC, [
+    "--data-dir",
+    dir,
+    "--order",
+    "trace",
+    `--cache-dir=${join(root, "c")}`,
+    "--quiet",
+  ], LM_TRACK);
   spec.output.resultsDir = join(root, "results");
   await assertRejects(() => runTrace(spec), Error, "MeetingBank");
   await Deno.remove(root, { recursive: true });
@@ -156,25 +149,22 @@ Deno.test("trace --orders over the O-LoRA benchmark: an order column, runs = ord
     return;
   }
   const root = await Deno.makeTempDir();
-  const spec = applyTraceFlags(
-    SPEC,
-    parseFlags([
-      `--data-dir=${dir}`,
-      "--orders=olora-1,olora-2",
-      "--seeds=0,1",
-      "--preset=byte-micro",
-      "--pretrain-steps=2",
-      "--max-steps-per-epoch=1",
-      "--epochs=1",
-      "--max-new-tokens=2",
-      "--max-train=2",
-      "--max-test=2",
-      "--methods=seqlora",
-      `--results-dir=${join(root, "results")}`,
-      `--cache-dir=${join(root, "cache")}`,
-      "--quiet",
-    ], TRACE_FLAGS),
-  );
+  const spec = specFromArgs(SPEC, [
+    `--data-dir=${dir}`,
+    "--orders=olora-1,olora-2",
+    "--seeds=0,1",
+    "--preset=byte-micro",
+    "--pretrain-steps=2",
+    "--max-steps-per-epoch=1",
+    "--epochs=1",
+    "--max-new-tokens=2",
+    "--max-train=2",
+    "--max-test=2",
+    "--methods=seqlora",
+    `--results-dir=${join(root, "results")}`,
+    `--cache-dir=${join(root, "cache")}`,
+    "--quiet",
+  ], LM_TRACK);
   spec.model.pretrain.corpusLines = 50;
   const { runDir } = await runTrace(spec);
   const matrix = await readCsvRows(join(runDir, "matrix.csv"));
