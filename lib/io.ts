@@ -6,10 +6,113 @@
  * over the target (rename is atomic within one file system). A run killed
  * mid-write leaves either the old file or the new one, never a torn one.
  *
+ * Inside {@link withWriteRoots} (the experiments and the report run in it),
+ * every write is checked first by {@link assertWritable}: the path must lie
+ * under one of the roots, and no folder between the root and the file, nor
+ * the file itself, may be a symbolic link, so that a link planted in a
+ * results folder cannot redirect output elsewhere.
+ *
  * @module
  */
 
-import { dirname } from "@std/path";
+import { dirname, join, relative, resolve, SEPARATOR } from "@std/path";
+
+/** The active write roots (absolute), innermost last; empty = no restriction. */
+const rootStack: string[][] = [];
+
+/**
+ * Run `fn` with writes restricted to `roots`: every {@link writeFileAtomic} (and
+ * {@link removeInside}) inside it is checked by {@link assertWritable}. Nested calls replace the
+ * roots for their duration.
+ *
+ * @example
+ * ```ts
+ * import { withWriteRoots, writeFileAtomic } from "./io.ts";
+ * await withWriteRoots(["/tmp"], () => writeFileAtomic("/tmp/treelora-io.txt", "ok\n"));
+ * ```
+ */
+export async function withWriteRoots<T>(
+  roots: readonly string[],
+  fn: () => Promise<T>,
+): Promise<T> {
+  rootStack.push(roots.map((r) => resolve(r)));
+  try {
+    return await fn();
+  } finally {
+    rootStack.pop();
+  }
+}
+
+/**
+ * Throw unless `path` may be written under the active write roots (see
+ * {@link withWriteRoots}; no roots = no check): it must lie under a root, and no existing path
+ * component below the root (the folders and the file) may be a symbolic link. The error names
+ * the path refused and why.
+ *
+ * @example
+ * ```ts
+ * import { assertWritable, withWriteRoots } from "./io.ts";
+ * await withWriteRoots(["/tmp/results"], () => assertWritable("/tmp/results/a/b.csv"));
+ * ```
+ */
+export async function assertWritable(path: string): Promise<void> {
+  const roots = rootStack.at(-1);
+  if (!roots) return;
+  const abs = resolve(path);
+  const root = roots.find((r) =>
+    abs === r || abs.startsWith(r.endsWith(SEPARATOR) ? r : r + SEPARATOR)
+  );
+  if (!root) {
+    throw new Error(`refusing to write ${path}: it lies outside ${roots.join(" and ")}`);
+  }
+  let current = root;
+  for (const part of relative(root, abs).split(SEPARATOR).filter((p: string) => p !== "")) {
+    current = join(current, part);
+    let info: Deno.FileInfo;
+    try {
+      info = await Deno.lstat(current);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return;
+      throw err;
+    }
+    if (info.isSymlink) {
+      throw new Error(
+        `refusing to write ${path}: ${current} is a symbolic link (outputs are never written ` +
+          `through links; they stay under ${root})`,
+      );
+    }
+  }
+}
+
+/**
+ * Check that `name` is one safe path segment (a run folder or experiment name): letters,
+ * digits and `._+=@,-`, starting with a letter or digit, at most 200 characters; no
+ * separators, `..` or control characters. Returns it.
+ *
+ * @example
+ * ```ts
+ * import { safeSegment } from "./io.ts";
+ * safeSegment("default", "--out"); // "default"
+ * ```
+ */
+export function safeSegment(name: string, what: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._+=@,-]{0,199}$/.test(name)) {
+    throw new Error(
+      `${what} must be one folder name (letters, digits and ._+=@,- , starting with a letter ` +
+        `or digit, at most 200 characters; no / or ..), got ${JSON.stringify(name)}`,
+    );
+  }
+  return name;
+}
+
+/**
+ * Remove `path` (recursively) after {@link assertWritable} allowed it. Links inside are removed,
+ * never followed.
+ */
+export async function removeInside(path: string): Promise<void> {
+  await assertWritable(path);
+  await Deno.remove(path, { recursive: true });
+}
 
 /**
  * Write bytes or text to `path` atomically, creating parent directories.
@@ -21,6 +124,7 @@ import { dirname } from "@std/path";
  * ```
  */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  await assertWritable(path);
   const dir = dirname(path);
   await Deno.mkdir(dir, { recursive: true });
   const tmp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;

@@ -43,6 +43,7 @@
 
 import * as tf from "@tensorflow/tfjs";
 import type { DataType } from "./tensor.ts";
+import { elfExports } from "./elf_symbols.ts";
 
 /** `--blas` request: search the usual libraries, use none, or open this path. */
 export type BlasRequest = "auto" | "off" | (string & Record<never, never>);
@@ -152,17 +153,36 @@ let offReason = "native BLAS not configured (initBackend sets it up)";
 /** Fallback lines already printed (each is printed once per process). */
 const warned = new Set<string>();
 
-/** Library names tried by `"auto"`, in order, for this OS. */
-export function blasCandidates(os: string = Deno.build.os): string[] {
+/**
+ * Directories where system BLAS libraries live, per OS: `"auto"` looks only here, and the
+ * `exp:*`, `rerun` and `bench` tasks of deno.json grant `--allow-ffi` for exactly these paths
+ * (a test checks the two lists agree). A library elsewhere needs the task's command with a
+ * wider `--allow-ffi=DIR` typed by the user (docs/security.md).
+ */
+export const BLAS_DIRS: Readonly<Record<string, readonly string[]>> = {
+  linux: [
+    "/usr/lib/x86_64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/usr/lib64",
+    "/usr/lib",
+    "/usr/local/lib",
+    "/opt/OpenBLAS/lib",
+    "/opt/intel/oneapi/mkl/latest/lib",
+  ],
+  darwin: [
+    "/System/Library/Frameworks/Accelerate.framework",
+    "/opt/homebrew/opt/openblas/lib",
+    "/usr/local/opt/openblas/lib",
+    "/opt/intel/oneapi/mkl/latest/lib",
+  ],
+  windows: [],
+};
+
+/** File names tried by `"auto"` in each of {@link BLAS_DIRS}, in order, for this OS. */
+function blasNames(os: string): string[] {
   switch (os) {
     case "darwin":
-      return [
-        "/System/Library/Frameworks/Accelerate.framework/Accelerate",
-        "/opt/homebrew/opt/openblas/lib/libopenblas.dylib",
-        "/usr/local/opt/openblas/lib/libopenblas.dylib",
-        "libmkl_rt.2.dylib",
-        "libmkl_rt.dylib",
-      ];
+      return ["Accelerate", "libopenblas.dylib", "libmkl_rt.2.dylib", "libmkl_rt.dylib"];
     case "windows":
       return ["libopenblas.dll", "openblas.dll", "mkl_rt.2.dll", "mkl_rt.dll"];
     default:
@@ -170,12 +190,79 @@ export function blasCandidates(os: string = Deno.build.os): string[] {
   }
 }
 
-function ffiGranted(): boolean {
+/**
+ * Library paths tried by `"auto"`, in order, for this OS: every name in every directory of
+ * {@link BLAS_DIRS} (full paths, so that a path-restricted `--allow-ffi` covers them; on
+ * Windows, where the tasks grant no directory, the bare names).
+ */
+export function blasCandidates(os: string = Deno.build.os): string[] {
+  const dirs = BLAS_DIRS[os] ?? BLAS_DIRS.linux;
+  const names = blasNames(os);
+  if (dirs.length === 0) return names;
+  return dirs.flatMap((d) => names.map((n) => `${d}/${n}`));
+}
+
+function ffiGranted(path: string): boolean {
   try {
-    return Deno.permissions.querySync({ name: "ffi" }).state === "granted";
+    return Deno.permissions.querySync({ name: "ffi", path }).state === "granted";
   } catch {
     return false;
   }
+}
+
+/**
+ * Why the file at `path` must not be loaded as a BLAS library, or null when it may: on Linux
+ * it must be an ELF shared object whose dynamic symbol table defines `cblas_sgemm` (read from
+ * the file, before `dlopen` runs any of its code). Elsewhere the file must exist; the symbol
+ * is then checked by `dlopen` itself.
+ */
+export function blasFileRefusal(path: string, os: string = Deno.build.os): string | null {
+  try {
+    if (!Deno.statSync(path).isFile) return `${path} is not a file`;
+  } catch (err) {
+    return `${path}: ${firstLine((err as Error).message)}`;
+  }
+  if (os !== "linux") return null;
+  try {
+    const { names } = elfExports(path);
+    return names.has("cblas_sgemm")
+      ? null
+      : `${path} does not export cblas_sgemm: not a BLAS library, not loaded`;
+  } catch (err) {
+    return `${firstLine((err as Error).message)}; not loaded`;
+  }
+}
+
+/**
+ * Copy a NUL-terminated C string out of native memory. `Deno.UnsafePointerView` needs
+ * unrestricted `--allow-ffi`; libc's `strncpy` into a buffer of ours needs only the path of
+ * libc, which lies in {@link BLAS_DIRS}. Returns null when libc cannot be opened.
+ */
+function readCString(pointer: Deno.PointerObject, maxBytes = 512): string | null {
+  for (const dir of BLAS_DIRS[Deno.build.os] ?? []) {
+    const path = `${dir}/libc.so.6`;
+    if (!ffiGranted(path)) continue;
+    try {
+      Deno.statSync(path);
+    } catch {
+      continue;
+    }
+    const libc = Deno.dlopen(
+      path,
+      {
+        strncpy: { parameters: ["buffer", "pointer", "usize"], result: "pointer" },
+      } as const,
+    );
+    try {
+      const buf = new Uint8Array(maxBytes + 1);
+      libc.symbols.strncpy(buf, pointer, BigInt(maxBytes));
+      const end = buf.indexOf(0);
+      return new TextDecoder().decode(buf.subarray(0, end < 0 ? maxBytes : end));
+    } finally {
+      libc.close();
+    }
+  }
+  return null;
 }
 
 function open(path: string): Loaded {
@@ -183,7 +270,7 @@ function open(path: string): Loaded {
   let flavour = "unknown BLAS";
   if (lib.symbols.openblas_get_config) {
     const p = lib.symbols.openblas_get_config();
-    flavour = p ? Deno.UnsafePointerView.getCString(p) : "OpenBLAS";
+    flavour = (p ? readCString(p) : null) ?? "OpenBLAS";
   } else if (lib.symbols.MKL_Set_Num_Threads) {
     flavour = "MKL";
   } else if (path.includes("Accelerate")) {
@@ -194,12 +281,24 @@ function open(path: string): Loaded {
 
 /** Open the requested library or return why not. */
 function load(request: string): Loaded | string {
-  if (!ffiGranted()) return "--allow-ffi is not granted";
   if (typeof Deno.dlopen !== "function") return "this Deno has no Deno.dlopen";
-  const paths = request === "auto" ? blasCandidates() : [request];
+  const auto = request === "auto";
+  const paths = auto ? blasCandidates() : [request];
   if (loaded && paths.includes(loaded.path)) return loaded;
   const failures: string[] = [];
+  let present = 0;
   for (const path of paths) {
+    if (auto && path.includes("/") && !existsSync(path)) continue;
+    present++;
+    if (!ffiGranted(path)) {
+      failures.push(`${path}: --allow-ffi does not cover it`);
+      continue;
+    }
+    const refusal = blasFileRefusal(path);
+    if (refusal) {
+      failures.push(refusal);
+      continue;
+    }
     try {
       // A library opened before stays open: unloading a BLAS whose worker threads exist is
       // not safe everywhere, and a second handle costs nothing.
@@ -209,10 +308,21 @@ function load(request: string): Loaded | string {
       failures.push(`${path}: ${firstLine((err as Error).message)}`);
     }
   }
-  return request === "auto"
-    ? `no BLAS library found (tried ${paths.join(", ")}; on Debian: apt-get install ` +
-      `libopenblas0-pthread)`
-    : `cannot open ${failures.join("; ")}`;
+  if (auto && present === 0) {
+    return `no BLAS library found (looked for ${blasNames(Deno.build.os).join(", ")} in ${
+      (BLAS_DIRS[Deno.build.os] ?? []).join(", ")
+    }; on Debian: apt-get install libopenblas0-pthread)`;
+  }
+  return `cannot use ${failures.join("; ")}`;
+}
+
+function existsSync(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function firstLine(s: string): string {

@@ -120,3 +120,50 @@ export function specFromArgs<S extends ExperimentSpec, Stream>(
 ): S {
   return applyFlags(base, { flags: parseFlags(args, experimentFlags(track)), track });
 }
+
+/**
+ * A hand-built ELF64 shared object with one `.dynstr` and one `.dynsym`: each symbol is
+ * defined (section index 5) or undefined (index 0).
+ */
+export function tinyElf(
+  symbols: { name: string; defined: boolean }[],
+  options: { bigEndian?: boolean } = {},
+): Uint8Array {
+  const le = !options.bigEndian;
+  const enc = new TextEncoder();
+  const strParts: number[] = [0];
+  const offsets: number[] = [];
+  for (const s of symbols) {
+    offsets.push(strParts.length);
+    strParts.push(...enc.encode(s.name), 0);
+  }
+  const strOff = 64;
+  const symOff = strOff + strParts.length;
+  const symSize = 24 * (symbols.length + 1);
+  const shOff = symOff + symSize;
+  const bytes = new Uint8Array(shOff + 3 * 64);
+  const v = new DataView(bytes.buffer);
+  bytes.set([0x7f, 0x45, 0x4c, 0x46, 2, le ? 1 : 2, 1], 0);
+  v.setUint16(0x10, 3, le); // ET_DYN
+  v.setBigUint64(0x28, BigInt(shOff), le);
+  v.setUint16(0x34, 64, le);
+  v.setUint16(0x3a, 64, le);
+  v.setUint16(0x3c, 3, le);
+  bytes.set(strParts, strOff);
+  symbols.forEach((s, i) => {
+    const at = symOff + 24 * (i + 1);
+    v.setUint32(at, offsets[i], le);
+    v.setUint16(at + 6, s.defined ? 5 : 0, le);
+  });
+  const section = (i: number, type: number, offset: number, size: number, link = 0, ent = 0) => {
+    const at = shOff + 64 * i;
+    v.setUint32(at + 4, type, le);
+    v.setBigUint64(at + 0x18, BigInt(offset), le);
+    v.setBigUint64(at + 0x20, BigInt(size), le);
+    v.setUint32(at + 0x28, link, le);
+    v.setBigUint64(at + 0x38, BigInt(ent), le);
+  };
+  section(1, 3, strOff, strParts.length);
+  section(2, 11, symOff, symSize, 1, 24);
+  return bytes;
+}

@@ -2,6 +2,9 @@ import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
 import { initBackend, nativeMatMulStatus, setNativeMatMul } from "../lib/run/backend.ts";
 import {
+  BLAS_DIRS,
+  blasCandidates,
+  blasFileRefusal,
   configureNativeMatMul,
   planMatMul,
   setAliasingCopies,
@@ -11,6 +14,7 @@ import { createVitClassifier } from "../lib/models/vit_classifier.ts";
 import { VIT_PRESETS } from "../lib/models/vit.ts";
 import { createAdam, optimizerStep } from "../lib/train/step.ts";
 import { Rng } from "../lib/random.ts";
+import { tinyElf, withTempDir } from "./helpers.ts";
 
 // Load the wasm backend's kernels, then see whether a native BLAS library is there.
 await initBackend("wasm");
@@ -304,7 +308,7 @@ Deno.test("blas 'off' and an unusable path leave the stock kernel and say why", 
   }
   const bad = await initBackend("wasm", { blas: "/nonexistent/libopenblas.so.0" });
   assert(!bad.blas.enabled);
-  assertStringIncludes(bad.blas.note, "cannot open /nonexistent/libopenblas.so.0");
+  assertStringIncludes(bad.blas.note, "cannot use /nonexistent/libopenblas.so.0");
   assertStringIncludes(bad.blas.note, "stock wasm BatchMatMul");
   assert(tf.getKernel("BatchMatMul", "wasm") === stockKernel);
 
@@ -331,7 +335,10 @@ Deno.test("without --allow-ffi the backend falls back to the stock kernel with o
     assert(out.success, stderr);
     const blas = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
     assertEquals(blas.enabled, false);
-    assertStringIncludes(blas.note, "--allow-ffi is not granted");
+    assertStringIncludes(
+      blas.note,
+      HAVE_BLAS ? "--allow-ffi does not cover it" : "no BLAS library found",
+    );
     assertEquals(stderr.split("\n").filter((l) => l.includes("native BLAS")).length, 1, stderr);
   } finally {
     await Deno.remove(script);
@@ -411,4 +418,52 @@ Deno.test({
     tf.dispose([a, b]);
     await initBackend("wasm");
   },
+});
+
+Deno.test("--blas refuses, before dlopen, a file that does not export cblas_sgemm", async () => {
+  await withTempDir("treelora-blas-", async (dir) => {
+    const fake = `${dir}/libfake.so`;
+    await Deno.writeFile(fake, tinyElf([{ name: "sgemm_", defined: true }]));
+    assertEquals(
+      blasFileRefusal(fake, "linux"),
+      `${fake} does not export cblas_sgemm: not a BLAS library, not loaded`,
+    );
+    const real = `${dir}/libok.so`;
+    await Deno.writeFile(real, tinyElf([{ name: "cblas_sgemm", defined: true }]));
+    assertEquals(blasFileRefusal(real, "linux"), null);
+    const config = new URL("../deno.json", import.meta.url).pathname;
+    assertStringIncludes(blasFileRefusal(config, "linux")!, "is not an ELF shared object");
+    const libc = "/usr/lib/x86_64-linux-gnu/libc.so.6";
+    if (Deno.build.os === "linux" && (await Deno.stat(libc).catch(() => null))) {
+      assertStringIncludes(blasFileRefusal(libc, "linux")!, "does not export cblas_sgemm");
+      const info = await initBackend("wasm", { blas: libc });
+      assert(!info.blas.enabled);
+      assertStringIncludes(info.blas.note, "does not export cblas_sgemm");
+      await initBackend("wasm");
+    }
+  });
+});
+
+Deno.test("the tasks' --allow-ffi lists are exactly BLAS_DIRS (linux and darwin); auto tries full paths", async () => {
+  const config = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+  const expected = [...new Set([...BLAS_DIRS.linux, ...BLAS_DIRS.darwin])].join(",");
+  for (
+    const task of [
+      "exp:split-cifar",
+      "exp:treelora-vit",
+      "exp:hide-lora-diagnosis",
+      "exp:trace",
+      "rerun",
+      "bench",
+    ]
+  ) {
+    const ffi = (config.tasks[task] as string).split(" ").filter((a) =>
+      a.startsWith("--allow-ffi")
+    );
+    assertEquals(ffi, [`--allow-ffi=${expected}`], task);
+  }
+  for (const path of blasCandidates("linux")) {
+    assert(BLAS_DIRS.linux.some((d) => path.startsWith(d + "/")), path);
+  }
+  assertEquals(blasCandidates("linux")[0], "/usr/lib/x86_64-linux-gnu/libopenblas.so.0");
 });
