@@ -155,7 +155,7 @@ export type { InitBackendOptions } from "./lib/run/backend.ts";
 export type { RunKey, RunWriter } from "./lib/run/run_writer.ts";
 export type { OutputSpec, StreamOrder } from "./lib/run/spec.ts";
 export type { HfTokenizer, HfTokenizerOptions } from "./lib/text/hf_tokenizer.ts";
-export type { TrainerCheckpoint } from "./lib/train/checkpoint.ts";
+export type { CheckpointOwner, TrainerCheckpoint } from "./lib/train/checkpoint.ts";
 export type { RunRecorder } from "./lib/train/class_incremental.ts";
 export type { EvalRow } from "./lib/train/evaluate.ts";
 export type { ExampleReadHook } from "./lib/train/example_access.ts";

@@ -7,9 +7,9 @@
  *
  * The BLAS request is taken from the file only when it is `auto` or `off`: a
  * library path stored in a results folder is refused (pass `--blas PATH` to
- * the experiment yourself). The old run's checkpoints, predictions and method
- * summaries are removed first, so nothing of it can be resumed into the new
- * one; a shard, or a sweep merged from shards, is refused (rerun its shards). `--note=TEXT` adds a line to the new
+ * the experiment yourself); the cache is `.cache`, whatever the file says. The
+ * old run folder is emptied first (checkpoints, predictions, plots, method
+ * summaries), so nothing of it can be resumed into the new one; a shard, or a sweep merged from shards, is refused (rerun its shards). `--note=TEXT` adds a line to the new
  * `config.json`'s `notes` (e.g. that timings were measured under contention)
  * and re-renders the report.
  *
@@ -18,7 +18,7 @@
 
 import { basename, dirname, join, normalize, resolve } from "@std/path";
 import { flagHelp, type FlagSpec, parseFlags } from "../lib/flags.ts";
-import { readJson, writeJsonAtomic } from "../lib/io.ts";
+import { readJson, withWriteRoots, writeJsonAtomic } from "../lib/io.ts";
 import { writeRunReport } from "../lib/report/run_report.ts";
 import { runExperiment } from "../lib/run/runner.ts";
 import { LM_TRACK, type TraceSpec } from "../lib/tracks/lm_trace.ts";
@@ -93,22 +93,21 @@ export async function rerun(args: string[]): Promise<number> {
           "command (docs/resume_and_sweeps.md), then `deno task report` merges them",
       );
     }
-    // A fresh run: no checkpoint, prediction or method summary of the old run may survive into
-    // it (a later --resume would otherwise continue from the old run's state).
-    for (const sub of ["checkpoints", "predictions", "methods"]) {
-      await Deno.remove(join(runDir, sub), { recursive: true }).catch((err) => {
-        if (!(err instanceof Deno.errors.NotFound)) throw err;
-      });
-    }
+    // Where the run caches is not taken from the results folder either.
+    spec.output.cacheDir = ".cache";
+    // A fresh run: `overwrite` empties the folder first (RunWriter.create), so no checkpoint,
+    // prediction, plot or method summary of the old run survives into the new one.
     const result = track === "lm"
       ? await runExperiment(spec as TraceSpec, LM_TRACK)
       : await runExperiment(spec as SplitCifarSpec, VIT_TRACK);
     if (notes.length > 0) {
-      const path = join(result.runDir, "config.json");
-      const fresh = await readJson<Record<string, unknown>>(path);
-      fresh.notes = notes.map((n) => `added after the run: ${n}`);
-      await writeJsonAtomic(path, fresh);
-      await writeRunReport(result.runDir, { png: "auto" });
+      await withWriteRoots([spec.output.resultsDir], async () => {
+        const path = join(result.runDir, "config.json");
+        const fresh = await readJson<Record<string, unknown>>(path);
+        fresh.notes = notes.map((n) => `added after the run: ${n}`);
+        await writeJsonAtomic(path, fresh);
+        await writeRunReport(result.runDir, { png: "auto" });
+      });
     }
     console.log(result.runDir);
     return 0;

@@ -93,3 +93,39 @@ function parseNumber(name: string, v: string): number {
   if (!Number.isFinite(n)) throw new Error(`--${name}: "${v}" is not a number`);
   return n;
 }
+
+/**
+ * Split a command line into flags (parsed against `specs`, both `--name=value` and
+ * `--name value` forms) and positional arguments (e.g. run folders), in order.
+ *
+ * @example
+ * ```ts
+ * import { parseCommand } from "./flags.ts";
+ * const { flags, positionals } = parseCommand(["--results-dir", "out", "out/a"], {
+ *   "results-dir": { type: "string", help: "root" },
+ * });
+ * // flags["results-dir"] = "out"; positionals = ["out/a"]
+ * ```
+ */
+export function parseCommand(
+  args: string[],
+  specs: Record<string, FlagSpec>,
+): { flags: FlagValues; positionals: string[] } {
+  const flagArgs: string[] = [];
+  const positionals: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (!a.startsWith("--")) {
+      positionals.push(a);
+      continue;
+    }
+    flagArgs.push(a);
+    const name = a.slice(2);
+    const spec = specs[name];
+    // `--name value`: the next argument is the value of a non-boolean flag.
+    if (!a.includes("=") && spec && spec.type !== "boolean" && i + 1 < args.length) {
+      flagArgs.push(args[++i]);
+    }
+  }
+  return { flags: parseFlags(flagArgs, specs), positionals };
+}

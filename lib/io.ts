@@ -177,3 +177,20 @@ export async function exists(path: string): Promise<boolean> {
     throw err;
   }
 }
+
+/**
+ * The SHA-256 of bytes or text, as 64 lowercase hex digits.
+ *
+ * @example
+ * ```ts
+ * import { sha256Hex } from "./io.ts";
+ * await sha256Hex("abc"); // "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+ * ```
+ */
+export async function sha256Hex(data: string | Uint8Array): Promise<string> {
+  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  const digest = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>),
+  );
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}

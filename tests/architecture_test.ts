@@ -20,7 +20,7 @@ const LAYERS: string[][] = [
   ["lib/data", "lib/text"],
   ["lib/metrics"],
   ["lib/io.ts", "lib/random.ts", "lib/native_blas.ts", "lib/flags.ts"],
-  ["lib/tensor.ts"],
+  ["lib/tensor.ts", "lib/elf_symbols.ts"],
 ];
 
 const ROOT = resolve(dirname(fromFileUrl(import.meta.url)), "..");

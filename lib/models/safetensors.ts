@@ -173,6 +173,7 @@ export function decodeSafetensors(
   const dataLength = bytes.length - dataStart;
   const metadata: Record<string, string> = {};
   const tensors = new Map<string, TensorData>();
+  const spans: { name: string; begin: number; end: number }[] = [];
   for (const [name, raw] of Object.entries(header)) {
     if (name === "__metadata__") {
       if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
@@ -216,10 +217,39 @@ export function decodeSafetensors(
           `data_offsets give ${end - begin}`,
       );
     }
+    if (end > begin) spans.push({ name, begin, end });
     tensors.set(name, {
       shape: (shape as number[]).slice(),
       data: toFloat32(bytes, dataStart + begin, count, dtype as string),
     });
+  }
+  // The tensors tile the data section exactly, back to back from offset 0 (as the reference
+  // implementation requires): overlapping ranges, a hole or unused bytes at the end mean a
+  // corrupt header (e.g. a header length one byte off would read every tensor shifted).
+  spans.sort((a, b) => a.begin - b.begin);
+  let covered = 0;
+  for (let i = 0; i < spans.length; i++) {
+    if (i > 0 && spans[i].begin < spans[i - 1].end) {
+      fail(
+        `tensors "${spans[i - 1].name}" [${spans[i - 1].begin}, ${spans[i - 1].end}] and ` +
+          `"${spans[i].name}" [${spans[i].begin}, ${spans[i].end}] overlap in the data section ` +
+          "(each tensor must have its own bytes)",
+      );
+    }
+    if (spans[i].begin !== covered) {
+      fail(
+        `bytes [${covered}, ${spans[i].begin}) of the data section belong to no tensor ` +
+          `(tensor "${spans[i].name}" starts at ${spans[i].begin}); tensors must be stored back ` +
+          "to back",
+      );
+    }
+    covered = spans[i].end;
+  }
+  if (covered !== dataLength) {
+    fail(
+      `the tensors cover ${covered} of the ${dataLength} bytes of the data section ` +
+        "(a header length or offsets that do not match the file)",
+    );
   }
   return { tensors, metadata };
 }

@@ -5,9 +5,9 @@
  * @module
  */
 
-import { join, relative } from "@std/path";
-import { exists, readJson, writeFileAtomic } from "../io.ts";
-import { flagHelp, type FlagSpec, parseFlags } from "../flags.ts";
+import { dirname, join, relative, resolve } from "@std/path";
+import { exists, readJson, withWriteRoots, writeFileAtomic } from "../io.ts";
+import { flagHelp, type FlagSpec, parseCommand } from "../flags.ts";
 import { writeHtmlReport } from "./html.ts";
 import { writeRunReport } from "./run_report.ts";
 import { mergeShards, shardDirs } from "./shards.ts";
@@ -22,21 +22,31 @@ export const REPORT_FLAGS: Record<string, FlagSpec> = {
 
 /**
  * Every folder under `root` that holds a run (config.json and matrix.csv), sorted. A folder of
- * `shard-i-of-n` sub-folders is a sharded sweep: its shards are merged into it first.
+ * `shard-i-of-n` sub-folders is a sharded sweep: its shards are merged into it first; a shard
+ * that cannot be merged is skipped and named through `options.onSkip` (with the reason), and
+ * a sweep none of whose shards can be merged is skipped whole.
  *
  * @example
  * ```ts ignore
- * const runs = await findRunDirs("results");
+ * const runs = await findRunDirs("results", { onSkip: (path, why) => console.error(path, why) });
  * ```
  */
-export async function findRunDirs(root: string): Promise<string[]> {
+export async function findRunDirs(
+  root: string,
+  options: { onSkip?: (path: string, reason: string) => void } = {},
+): Promise<string[]> {
   const out: string[] = [];
+  const onSkip = options.onSkip ?? (() => {});
   async function walk(dir: string, depth: number): Promise<void> {
     if (depth > 4) return;
     if ((await shardDirs(dir)).length > 0) {
       // A sharded sweep: merge its shards into the folder, then report the folder.
-      await mergeShards(dir);
-      out.push(dir);
+      try {
+        await mergeShards(dir, { onSkip });
+        out.push(dir);
+      } catch (err) {
+        onSkip(dir, (err as Error).message);
+      }
       return;
     }
     if (await exists(join(dir, "config.json")) && await exists(join(dir, "matrix.csv"))) {
@@ -60,23 +70,47 @@ export async function findRunDirs(root: string): Promise<string[]> {
  * ```
  */
 export async function runReportCli(args: string[]): Promise<number> {
-  let dirs: string[];
+  let given: string[];
   let root: string;
   let png: boolean | "auto";
   try {
-    const flags = parseFlags(args.filter((a) => a.startsWith("--")), REPORT_FLAGS);
+    const { flags, positionals } = parseCommand(args, REPORT_FLAGS);
     if (flags.help) {
       console.log(flagHelp("deno task report [flags] [RUN_DIR ...]", REPORT_FLAGS));
       return 0;
     }
     root = (flags["results-dir"] as string | undefined) ?? "results";
     png = flags["no-png"] ? false : "auto";
-    const given = args.filter((a) => !a.startsWith("--"));
-    dirs = given.length > 0 ? given : await findRunDirs(root);
+    given = positionals;
   } catch (err) {
     console.error(`error: ${(err as Error).message}`);
     return 2;
   }
+  // Writes stay under the results root (and the folders of run folders named on the command
+  // line), never through a symbolic link (lib/io.ts).
+  const roots = [root, ...given.map((d) => dirname(resolve(d)))];
+  try {
+    return await withWriteRoots(roots, () => reportAll({ root, given, png }));
+  } catch (err) {
+    console.error(`error: ${firstLine((err as Error).message)}`);
+    return 1;
+  }
+}
+
+function firstLine(text: string): string {
+  return text.split("\n")[0];
+}
+
+async function reportAll(
+  options: { root: string; given: string[]; png: boolean | "auto" },
+): Promise<number> {
+  const { root, given, png } = options;
+  const skipped: string[] = [];
+  const onSkip = (path: string, reason: string) => {
+    skipped.push(path);
+    console.error(`skipped ${path}: ${firstLine(reason)}`);
+  };
+  const dirs = given.length > 0 ? given : await findRunDirs(root, { onSkip });
   if (dirs.length === 0) {
     console.error(`no run folders (config.json + matrix.csv) under ${root}`);
     return 1;
@@ -116,8 +150,16 @@ export async function runReportCli(args: string[]): Promise<number> {
       }
     } catch (err) {
       failed++;
-      console.error(`${dir}: ${(err as Error).message}`);
+      console.error(`${dir}: ${firstLine((err as Error).message)}`);
     }
+  }
+  if (skipped.length > 0) {
+    index.push(
+      "## Skipped",
+      "",
+      ...skipped.map((p) => `- ${relative(root, p)}: could not be merged (see the report's log)`),
+      "",
+    );
   }
   if (dirs.every((d) => d.startsWith(root))) {
     await writeFileAtomic(join(root, "REPORT.md"), index.join("\n") + "\n");
@@ -126,8 +168,8 @@ export async function runReportCli(args: string[]): Promise<number> {
       console.log(`${html.path}: ${html.runs.length} runs, ${html.figures} figures`);
     } catch (err) {
       failed++;
-      console.error(`${join(root, "index.html")}: ${(err as Error).message}`);
+      console.error(`${join(root, "index.html")}: ${firstLine((err as Error).message)}`);
     }
   }
-  return failed > 0 ? 1 : 0;
+  return failed > 0 || skipped.length > 0 ? 1 : 0;
 }

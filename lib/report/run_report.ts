@@ -147,10 +147,13 @@ export async function writeRunReport(
   const tiiRows = await optional("task_identity.csv");
   const learningRows = await optional("learning_curve.csv");
   const status = (await exists(join(runDir, "status.json")))
-    ? await readJson<{ complete: boolean }>(join(runDir, "status.json"))
+    ? await readJson<{ complete: boolean; warnings?: unknown }>(join(runDir, "status.json"))
     : null;
   if (status && !status.complete) {
     warnings.push("the run is incomplete: tables cover the finished tasks only");
+  }
+  if (status && Array.isArray(status.warnings)) {
+    for (const w of status.warnings) warnings.push(`**training**: ${String(w)}`);
   }
   const numTasks = Number(config.data?.numTasks ?? Math.max(...matrix.map((r) => Number(r.task))));
   // The LM track stores a `score` per task (its own metric) and counts examples, not images.

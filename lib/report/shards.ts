@@ -33,16 +33,59 @@ interface Grid {
   methods: string[];
 }
 
+/** What one shard holds once read and checked. */
+interface ShardData {
+  path: string;
+  index: number;
+  count: number;
+  // deno-lint-ignore no-explicit-any
+  config: any;
+  status: { complete: boolean; finished: Record<string, number> };
+  tables: Map<string, Row[]>;
+}
+
+/** Read a shard's config, status and tables; throws (naming the file) when one is unreadable. */
+async function readShard(s: { path: string; index: number; count: number }): Promise<ShardData> {
+  // deno-lint-ignore no-explicit-any
+  const config = await readJson<any>(join(s.path, "config.json"));
+  const grid = config?.grid;
+  if (
+    !grid || !Array.isArray(grid.orders) || !Array.isArray(grid.seeds) ||
+    !Array.isArray(grid.methods)
+  ) {
+    throw new Error(`${join(s.path, "config.json")}: no grid { orders, seeds, methods }`);
+  }
+  const status = await readJson<ShardData["status"]>(join(s.path, "status.json"));
+  if (!status || typeof status.finished !== "object" || status.finished === null) {
+    throw new Error(`${join(s.path, "status.json")}: expected { finished, complete }`);
+  }
+  const tables = new Map<string, Row[]>();
+  for (const table of TABLES) {
+    const path = join(s.path, table);
+    if (await exists(path)) tables.set(table, await readCsvRows(path));
+  }
+  return { ...s, config, status, tables };
+}
+
+function gridKey(grid: Grid): string {
+  return JSON.stringify([grid.orders, grid.seeds, grid.methods]);
+}
+
 /**
  * Merge the shard folders of `dir` into `dir` (tables, config.json, status.json).
- * Returns the number of shards merged and whether every shard is there and complete.
+ * Returns the number of shards merged and whether every shard is there and complete. A shard
+ * that cannot be read, or whose grid differs from the others', is skipped and named through
+ * `options.onSkip` (the merged run is then incomplete); with no `onSkip` it is an error.
  *
  * @example
  * ```ts ignore
  * const { shards, complete } = await mergeShards("results/split-cifar/sweep");
  * ```
  */
-export async function mergeShards(dir: string): Promise<{ shards: number; complete: boolean }> {
+export async function mergeShards(
+  dir: string,
+  options: { onSkip?: (path: string, reason: string) => void } = {},
+): Promise<{ shards: number; complete: boolean }> {
   const shards = await shardDirs(dir);
   if (shards.length === 0) throw new Error(`${dir}: no shard-i-of-n folders to merge`);
   const count = shards[0].count;
@@ -51,13 +94,30 @@ export async function mergeShards(dir: string): Promise<{ shards: number; comple
       `${dir}: shard folders disagree on n (${shards.map((s) => s.count).join(", ")})`,
     );
   }
-  const withResults = [];
+  const skip = (path: string, reason: string) => {
+    if (!options.onSkip) throw new Error(`${path}: ${reason}`);
+    options.onSkip(path, reason);
+  };
+  const withResults: ShardData[] = [];
   for (const s of shards) {
-    if (await exists(join(s.path, "matrix.csv"))) withResults.push(s);
+    if (!(await exists(join(s.path, "matrix.csv")))) continue;
+    let data: ShardData;
+    try {
+      data = await readShard(s);
+    } catch (err) {
+      skip(s.path, (err as Error).message);
+      continue;
+    }
+    if (
+      withResults.length > 0 && gridKey(data.config.grid) !== gridKey(withResults[0].config.grid)
+    ) {
+      skip(s.path, `its grid differs from ${withResults[0].path}'s (another sweep's shard)`);
+      continue;
+    }
+    withResults.push(data);
   }
   if (withResults.length === 0) throw new Error(`${dir}: no shard has results yet`);
-  // deno-lint-ignore no-explicit-any
-  const config = await readJson<any>(join(withResults[0].path, "config.json"));
+  const config = withResults[0].config;
   const grid: Grid = config.grid;
   const rank = (r: Row) => {
     const o = grid.orders.findIndex((x) =>
@@ -70,9 +130,7 @@ export async function mergeShards(dir: string): Promise<{ shards: number; comple
   for (const table of TABLES) {
     const rows: { row: Row; at: number }[] = [];
     for (const s of withResults) {
-      const path = join(s.path, table);
-      if (!(await exists(path))) continue;
-      (await readCsvRows(path)).forEach((row, at) => rows.push({ row, at }));
+      (s.tables.get(table) ?? []).forEach((row, at) => rows.push({ row, at }));
     }
     if (rows.length === 0) continue;
     rows.sort((a, b) => rank(a.row) - rank(b.row) || a.at - b.at);
@@ -81,11 +139,8 @@ export async function mergeShards(dir: string): Promise<{ shards: number; comple
   let complete = withResults.length === count;
   const finished: Record<string, number> = {};
   for (const s of withResults) {
-    const status = await readJson<{ complete: boolean; finished: Record<string, number> }>(
-      join(s.path, "status.json"),
-    );
-    complete &&= status.complete;
-    Object.assign(finished, status.finished);
+    complete &&= s.status.complete;
+    Object.assign(finished, s.status.finished);
   }
   await writeJsonAtomic(join(dir, "config.json"), {
     ...config,

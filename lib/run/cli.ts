@@ -11,6 +11,7 @@ import type { BackendName, BlasRequest } from "./backend.ts";
 import { methodNames } from "../methods/registry.ts";
 import type { EpochSchedule } from "../train/schedule.ts";
 import { flagHelp, type FlagSpec, type FlagValues, parseFlags } from "../flags.ts";
+import { safeSegment } from "../io.ts";
 import { resumeSpec, runExperiment } from "./runner.ts";
 import type { ExperimentSpec, StreamOrder } from "./spec.ts";
 import type { ExperimentTrack } from "./track.ts";
@@ -28,26 +29,38 @@ export const COMMON_FLAGS: Record<string, FlagSpec> = {
   },
   epochs: {
     type: "int-list",
-    help: "epochs per task of the methods without their own budget: one number, or one per task",
+    help: "epochs per task of the methods without their own budget: one number, or one per task " +
+      "(integers 1–1000)",
   },
   "reduced-epochs": {
     type: "int-list",
     help:
-      "epochs per task of the spec's methods that have their own (reduced) budget, e.g. TreeLoRA's",
+      "epochs per task of the spec's methods that have their own (reduced) budget, e.g. TreeLoRA's " +
+      "(integers 1–1000)",
   },
-  "batch-size": { type: "number", help: "training batch size" },
-  lr: { type: "number", help: "Adam learning rate (constant)" },
-  clip: { type: "number", help: "global gradient-norm clip (0 disables)" },
-  "max-steps-per-epoch": { type: "number", help: "cap steps per epoch (smoke runs; recorded)" },
-  seed: { type: "number", help: "run seed: sets the data, init and method seeds" },
+  "batch-size": { type: "number", help: "training batch size (integer 1–65536)" },
+  lr: { type: "number", help: "Adam learning rate (constant; 0 < lr ≤ 1)" },
+  clip: { type: "number", help: "global gradient-norm clip (0 disables; 0–10⁶)" },
+  "max-steps-per-epoch": {
+    type: "number",
+    help: "cap steps per epoch (smoke runs; recorded; integer 1–10⁷)",
+  },
+  seed: {
+    type: "number",
+    help: "run seed: sets the data, init and method seeds (integer 0 to 2³²−1)",
+  },
   seeds: {
     type: "int-list",
     help:
-      "several run seeds (e.g. 0,1,2): every method runs once per seed; mean ± std in the tables",
+      "several run seeds (e.g. 0,1,2; distinct integers 0 to 2³²−1): every method runs once per " +
+      "seed; mean ± std in the tables",
   },
-  "data-seed": { type: "number", help: "seed of the data stream (shuffles) only" },
-  "init-seed": { type: "number", help: "seed of the init stream (LoRA, head) only" },
-  "method-seed": { type: "number", help: "seed of the method stream (dropout, sampling) only" },
+  "data-seed": { type: "number", help: "seed of the data stream (shuffles) only (0 to 2³²−1)" },
+  "init-seed": { type: "number", help: "seed of the init stream (LoRA, head) only (0 to 2³²−1)" },
+  "method-seed": {
+    type: "number",
+    help: "seed of the method stream (dropout, sampling) only (0 to 2³²−1)",
+  },
   orders: {
     type: "string-list",
     help: "several stream orders (the track's --help says which); tables get an order column",
@@ -63,35 +76,107 @@ export const COMMON_FLAGS: Record<string, FlagSpec> = {
       "native BLAS matmul on the wasm/cpu backends: auto (find OpenBLAS/MKL/Accelerate; default) " +
       "| off | PATH of a BLAS library",
   },
-  out: { type: "string", help: "run folder name under results/<experiment>/" },
+  out: {
+    type: "string",
+    help: "run folder name under results/<experiment>/ (one folder name: letters, digits, ._+=@,-)",
+  },
   "results-dir": { type: "string", help: "results root" },
   "cache-dir": { type: "string", help: "cache for generated data and pre-trained backbones" },
   resume: {
     type: "string",
-    help: "continue the run in RUN_DIR from its config.json and checkpoints (no other flags)",
+    help: "continue the run in RUN_DIR from its config.json and checkpoints (only --blas, " +
+      "--cache-dir and --quiet may come with it)",
   },
-  overwrite: { type: "boolean", help: "replace a run folder that already holds results" },
+  overwrite: {
+    type: "boolean",
+    help: "replace a run folder that already holds results (the old folder is emptied first)",
+  },
+  "stop-on-divergence": {
+    type: "boolean",
+    help: "stop the run when a loss diverges (above 10× its first value for 10 logged steps; " +
+      "default: a warning in the log, status.json and REPORT.md)",
+  },
   quiet: { type: "boolean", help: "no progress output" },
   help: { type: "boolean", help: "print this help" },
 };
 
 const BACKENDS = ["auto", "tensorflow", "wasm", "cpu", "webgpu"];
 
+/** The largest count any flag accepts unless it names a smaller one (10⁷). */
+export const MAX_COUNT = 10_000_000;
+
 /**
- * A flag value that must be a positive integer.
+ * A flag value that must be a positive integer, at most `options.max` (default
+ * {@link MAX_COUNT}: a count beyond it is a typo, and would run for ever).
  *
  * @example
  * ```ts
  * import { positiveInt } from "./cli.ts";
- * positiveInt("batch-size", 32); // 32
+ * positiveInt("batch-size", 32, { max: 65536 }); // 32
  * ```
  */
-export function positiveInt(name: string, value: number): number {
-  if (!Number.isInteger(value) || value <= 0) {
-    throw new Error(`--${name} must be a positive integer, got ${value}`);
+export function positiveInt(name: string, value: number, options: { max?: number } = {}): number {
+  const max = options.max ?? MAX_COUNT;
+  if (!Number.isInteger(value) || value <= 0 || value > max) {
+    throw new Error(`--${name} must be an integer from 1 to ${max}, got ${value}`);
   }
   return value;
 }
+
+/**
+ * A flag value that must be a finite number in a range: `above` (exclusive) or `min`
+ * (inclusive) below, `max` (inclusive) above.
+ *
+ * @example
+ * ```ts
+ * import { numberInRange } from "./cli.ts";
+ * numberInRange("lr", 1e-3, { above: 0, max: 1 }); // 0.001
+ * ```
+ */
+export function numberInRange(
+  name: string,
+  value: number,
+  options: { above?: number; min?: number; max: number; below?: boolean },
+): number {
+  const low = options.above !== undefined
+    ? value > options.above
+    : options.min === undefined || value >= options.min;
+  const high = options.below ? value < options.max : value <= options.max;
+  if (!Number.isFinite(value) || !low || !high) {
+    const from = options.above !== undefined
+      ? `above ${options.above}`
+      : options.min !== undefined
+      ? `from ${options.min}`
+      : "";
+    throw new Error(
+      `--${name} must be a number ${from} ${options.below ? "and below" : "up to"} ${options.max}` +
+        `, got ${value}`,
+    );
+  }
+  return value;
+}
+
+/** Seeds are integers the RNG takes as they are: 0 ≤ seed < 2³². */
+export const SEED_LIMIT = 2 ** 32;
+
+/**
+ * A seed flag value: an integer in [0, 2³²) (the RNG's range: larger values would alias).
+ *
+ * @example
+ * ```ts
+ * import { seedValue } from "./cli.ts";
+ * seedValue("seed", 7); // 7
+ * ```
+ */
+export function seedValue(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 0 || value >= SEED_LIMIT) {
+    throw new Error(`--${name} must be an integer from 0 to ${SEED_LIMIT - 1}, got ${value}`);
+  }
+  return value;
+}
+
+/** Epochs per task beyond this are refused (the longest schedule of the paper is 20). */
+export const MAX_EPOCHS = 1000;
 
 /**
  * Parse `--shard i/n`.
@@ -154,7 +239,7 @@ export function applyFlags<S extends ExperimentSpec, Stream>(
   const numTasks = track.plannedTasks(spec);
   const schedule = (name: string): EpochSchedule => {
     const e = f[name] as number[];
-    e.forEach((v) => positiveInt(name, v));
+    e.forEach((v) => positiveInt(name, v, { max: MAX_EPOCHS }));
     if (e.length !== 1 && e.length !== numTasks) {
       throw new Error(
         `--${name} lists ${e.length} numbers; give one, or one per task (${numTasks})`,
@@ -169,22 +254,25 @@ export function applyFlags<S extends ExperimentSpec, Stream>(
   }
   const train = spec.train as unknown as Record<string, unknown>;
   if (num("batch-size") !== undefined) {
-    train.batchSize = positiveInt("batch-size", num("batch-size")!);
+    train.batchSize = positiveInt("batch-size", num("batch-size")!, { max: 65536 });
   }
-  if (num("lr") !== undefined) train.lr = num("lr")!;
-  if (num("clip") !== undefined) train.clipNorm = num("clip")!;
+  if (num("lr") !== undefined) train.lr = numberInRange("lr", num("lr")!, { above: 0, max: 1 });
+  if (num("clip") !== undefined) {
+    train.clipNorm = numberInRange("clip", num("clip")!, { min: 0, max: 1e6 });
+  }
   if (num("max-steps-per-epoch") !== undefined) {
     train.maxStepsPerEpoch = positiveInt("max-steps-per-epoch", num("max-steps-per-epoch")!);
   }
 
   // Seeds, shard.
   if (num("seed") !== undefined) {
-    const s = num("seed")!;
+    const s = seedValue("seed", num("seed")!);
     spec.seed = s;
     spec.seeds = { data: s, init: s, method: s };
   }
   if (f.seeds !== undefined) {
     const list = f.seeds as number[];
+    list.forEach((v) => seedValue("seeds", v));
     if (new Set(list).size !== list.length) {
       throw new Error(`--seeds lists a seed twice: ${list.join(",")}`);
     }
@@ -193,9 +281,11 @@ export function applyFlags<S extends ExperimentSpec, Stream>(
     }
     spec.seedList = list;
   }
-  if (num("data-seed") !== undefined) spec.seeds.data = num("data-seed")!;
-  if (num("init-seed") !== undefined) spec.seeds.init = num("init-seed")!;
-  if (num("method-seed") !== undefined) spec.seeds.method = num("method-seed")!;
+  if (num("data-seed") !== undefined) spec.seeds.data = seedValue("data-seed", num("data-seed")!);
+  if (num("init-seed") !== undefined) spec.seeds.init = seedValue("init-seed", num("init-seed")!);
+  if (num("method-seed") !== undefined) {
+    spec.seeds.method = seedValue("method-seed", num("method-seed")!);
+  }
   if (f.shard !== undefined) spec.shard = parseShard(f.shard as string);
 
   // Methods, backend, output.
@@ -219,7 +309,20 @@ export function applyFlags<S extends ExperimentSpec, Stream>(
     } catch (err) {
       throw new Error(`--method-options is not valid JSON: ${(err as Error).message}`);
     }
+    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+      throw new Error(
+        `--method-options must be a JSON object of objects keyed by method label, got ${
+          f["method-options"]
+        }`,
+      );
+    }
     for (const [label, options] of Object.entries(parsed)) {
+      if (options === null || typeof options !== "object" || Array.isArray(options)) {
+        throw new Error(
+          `--method-options: the options of "${label}" must be an object ` +
+            `(e.g. {"${label}": {"lambda": 0.3}}), got ${JSON.stringify(options)}`,
+        );
+      }
       const entry = spec.methods.find((m) => (m.label ?? m.name) === label);
       if (!entry) {
         throw new Error(
@@ -241,11 +344,12 @@ export function applyFlags<S extends ExperimentSpec, Stream>(
     if (f.blas === "") throw new Error(`--blas must be auto, off or a library path, got ""`);
     spec.blas = f.blas as BlasRequest;
   }
-  if (f.out !== undefined) spec.output.runId = f.out as string;
+  if (f.out !== undefined) spec.output.runId = safeSegment(f.out as string, "--out");
   if (f["results-dir"] !== undefined) spec.output.resultsDir = f["results-dir"] as string;
   if (f["cache-dir"] !== undefined) spec.output.cacheDir = f["cache-dir"] as string;
   if (f.overwrite) spec.output.overwrite = true;
   if (f.quiet) spec.quiet = true;
+  if (f["stop-on-divergence"]) spec.stopOnDivergence = true;
   return spec;
 }
 
@@ -273,12 +377,18 @@ export async function runCli<S extends ExperimentSpec, Stream>(
       return 0;
     }
     if (flags.resume !== undefined) {
-      // A resumed run keeps its own configuration: only --quiet may come with --resume.
-      spec = await resumeSpec<S>(
-        flags.resume as string,
-        Object.keys(flags).filter((k) => k !== "resume" && k !== "quiet" && flags[k] !== false),
-      );
-      if (flags.quiet) spec.quiet = true;
+      // A resumed run keeps its own configuration: only --quiet, --blas and --cache-dir (what
+      // this machine loads and where it caches, never taken from the run folder) may come with it.
+      const allowed = ["resume", "quiet", "blas", "cache-dir"];
+      if (flags.blas === "") throw new Error(`--blas must be auto, off or a library path, got ""`);
+      spec = await resumeSpec<S>(flags.resume as string, {
+        otherFlags: Object.keys(flags).filter((k) => !allowed.includes(k) && flags[k] !== false),
+        track: track.name,
+        blas: flags.blas as BlasRequest | undefined,
+        cacheDir: flags["cache-dir"] as string | undefined,
+      });
+      // Progress output is this command's choice too, not the stored run's.
+      spec.quiet = flags.quiet === true;
     } else {
       spec = applyFlags(options.spec, { flags, track });
     }

@@ -24,9 +24,17 @@
  */
 
 import { join } from "@std/path";
-import { exists, readJson, writeFileAtomic, writeJsonAtomic } from "../io.ts";
+import {
+  assertWritable,
+  exists,
+  readJson,
+  removeInside,
+  sha256Hex,
+  writeFileAtomic,
+  writeJsonAtomic,
+} from "../io.ts";
 import { readCsvRows, tableToCsv } from "../report/tables.ts";
-import { saveCheckpoint } from "../train/checkpoint.ts";
+import { type CheckpointOwner, saveCheckpoint } from "../train/checkpoint.ts";
 import type { LossRecord, RunRecorder, TaskTiming } from "../train/class_incremental.ts";
 import type { LmRunRecorder } from "../train/lm_incremental.ts";
 import type { EvalRow } from "../train/evaluate.ts";
@@ -71,6 +79,34 @@ export interface RunStatus {
   complete: boolean;
   /** Last update time. */
   updatedAt: string;
+  /**
+   * The run's identity (token drawn at creation, hash of its spec): stored in every checkpoint
+   * and checked on resume, so that a checkpoint of an earlier run in the folder is never loaded.
+   */
+  owner: CheckpointOwner;
+  /** Warnings raised while the run trained (e.g. a diverging loss); REPORT.md lists them. */
+  warnings?: string[];
+}
+
+/**
+ * Divergence: the logged `total` loss of a run (method, seed, order) is above
+ * `DIVERGENCE_FACTOR` × its first logged value for `DIVERGENCE_WINDOW` logged steps in a row.
+ */
+export const DIVERGENCE_FACTOR = 10;
+/** Logged steps in a row above the factor that count as divergence (see {@link DIVERGENCE_FACTOR}). */
+export const DIVERGENCE_WINDOW = 10;
+
+/** SHA-256 of a run config's `spec` as serialised into config.json (the spec hash of {@link CheckpointOwner}). */
+async function specHash(config: unknown): Promise<string> {
+  return await sha256Hex(JSON.stringify((config as { spec?: unknown })?.spec ?? null));
+}
+
+/** True when `dir` holds the files of a run (config.json, status.json or matrix.csv). */
+async function isRunFolder(dir: string): Promise<boolean> {
+  for (const f of ["config.json", "status.json", "matrix.csv"]) {
+    if (await exists(join(dir, f))) return true;
+  }
+  return false;
 }
 
 /**
@@ -92,19 +128,73 @@ export class RunWriter {
   #tii: Row[] = [];
   #curve: Row[] = [];
   #status: RunStatus;
+  #divergence = new Map<string, { first: number; above: number; warned: boolean }>();
+  #onDivergence: { stop: boolean; log: (line: string) => void } = {
+    stop: false,
+    log: () => {},
+  };
 
-  private constructor(dir: string, numTasks: number) {
+  private constructor(dir: string, numTasks: number, owner: CheckpointOwner) {
     this.dir = dir;
-    this.#status = { finished: {}, numTasks, complete: false, updatedAt: new Date().toISOString() };
+    this.#status = {
+      finished: {},
+      numTasks,
+      complete: false,
+      updatedAt: new Date().toISOString(),
+      owner,
+    };
+  }
+
+  /**
+   * What a diverging loss does (see {@link DIVERGENCE_FACTOR}): always a warning in status.json
+   * (and so in REPORT.md) and through `log`; with `stop` the run also stops with an error after
+   * writing the losses (finished tasks and their checkpoints stay on disk).
+   */
+  onDivergence(options: { stop: boolean; log: (line: string) => void }): void {
+    this.#onDivergence = options;
+  }
+
+  /** The run's identity, stored in and checked against its checkpoints. */
+  get owner(): CheckpointOwner {
+    return this.#status.owner;
   }
 
   /**
    * Reopen an existing run folder to continue it: its tables are loaded, and
-   * {@link RunWriter.truncate} drops what a resumed method will redo.
+   * {@link RunWriter.truncate} drops what a resumed method will redo. Refused, naming the file,
+   * when status.json has no run identity or config.json's spec is not the one the run started
+   * with.
    */
   static async reopen(dir: string): Promise<RunWriter> {
-    const status = await readJson<RunStatus>(join(dir, "status.json"));
-    const writer = new RunWriter(dir, status.numTasks);
+    const statusPath = join(dir, "status.json");
+    const status = await readJson<RunStatus>(statusPath);
+    const owner = status?.owner;
+    if (
+      !owner || typeof owner.token !== "string" || typeof owner.specSha256 !== "string" ||
+      !Number.isInteger(status.numTasks) || status.numTasks < 1 ||
+      typeof status.finished !== "object" || status.finished === null
+    ) {
+      throw new Error(
+        `${statusPath}: expected { finished, numTasks, owner: { token, specSha256 } } ` +
+          "(a run written by an older version cannot be resumed; run it again)",
+      );
+    }
+    for (const [key, n] of Object.entries(status.finished)) {
+      if (!Number.isInteger(n) || (n as number) < 0 || (n as number) > status.numTasks) {
+        throw new Error(
+          `${statusPath}: finished["${key}"] is ${JSON.stringify(n)}; expected a count from 0 ` +
+            `to ${status.numTasks}`,
+        );
+      }
+    }
+    const configPath = join(dir, "config.json");
+    if ((await specHash(await readJson(configPath))) !== owner.specSha256) {
+      throw new Error(
+        `${configPath}: its spec is not the one this run started with (hash differs from ` +
+          `status.json): the folder was edited; not resumed`,
+      );
+    }
+    const writer = new RunWriter(dir, status.numTasks, owner);
     writer.#status = { ...status, complete: false };
     const load = async (name: string) =>
       (await exists(join(dir, name))) ? (await readCsvRows(join(dir, name))) as Row[] : [];
@@ -158,23 +248,42 @@ export class RunWriter {
     ]);
   }
 
-  /** Create the folder and write `config.json`. Refuses to overwrite a folder that has results. */
+  /**
+   * Create the folder and write `config.json`. Refuses a folder that holds a run's results
+   * unless `overwrite`; with `overwrite` (or when the folder holds only an unfinished run's
+   * config/status) the old run folder is removed first, checkpoints and plots included. A
+   * non-empty folder that is not a run folder is never cleared.
+   */
   static async create(
     dir: string,
     options: { config: unknown; numTasks: number; overwrite?: boolean },
   ): Promise<RunWriter> {
+    await assertWritable(dir);
+    let entries: string[] = [];
     try {
-      const st = await Deno.stat(join(dir, "matrix.csv"));
-      if (st.isFile && !options.overwrite) {
+      for await (const e of Deno.readDir(dir)) entries.push(e.name);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+      entries = [];
+    }
+    if (entries.length > 0) {
+      if (!(await isRunFolder(dir))) {
+        throw new Error(
+          `${dir} is not empty and is not a run folder (no config.json, status.json or ` +
+            "matrix.csv): choose another --out; it is never cleared",
+        );
+      }
+      const hasResults = entries.includes("matrix.csv") || entries.includes("checkpoints");
+      if (hasResults && !options.overwrite) {
         throw new Error(
           `${dir} already holds a run (matrix.csv exists); choose another --out or pass --overwrite`,
         );
       }
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
+      await removeInside(dir);
     }
     await Deno.mkdir(dir, { recursive: true });
-    const writer = new RunWriter(dir, options.numTasks);
+    const owner = { token: crypto.randomUUID(), specSha256: await specHash(options.config) };
+    const writer = new RunWriter(dir, options.numTasks, owner);
     await writeJsonAtomic(join(dir, "config.json"), options.config);
     await writer.#writeStatus();
     return writer;
@@ -233,8 +342,18 @@ export class RunWriter {
         if (this.#losses.length > 0) {
           await writeFileAtomic(join(this.dir, "losses.csv"), tableToCsv(this.#losses));
         }
+        const warning = this.#watchDivergence(run, records);
+        if (warning) {
+          (this.#status.warnings ??= []).push(warning);
+          await this.#writeStatus();
+          this.#onDivergence.log(`warning: ${warning}`);
+          if (this.#onDivergence.stop) {
+            throw new Error(`${warning}; stopped (--stop-on-divergence)`);
+          }
+        }
       },
-      checkpoint: (ckpt) => saveCheckpoint(this.checkpointDir(run), ckpt),
+      checkpoint: (ckpt) =>
+        saveCheckpoint(this.checkpointDir(run), ckpt, { owner: this.#status.owner }),
       curve: async (points) => {
         for (const p of points) {
           this.#curve.push({
@@ -325,6 +444,34 @@ export class RunWriter {
     this.#status.finished[keyString(run)] = options.taskIndex + 1;
     await this.#writeTables();
     await this.#writeStatus();
+  }
+
+  /** A divergence warning for the run `key` when these records complete a diverging window. */
+  #watchDivergence(key: RunKey, records: LossRecord[]): string | null {
+    const id = keyString(key);
+    for (const r of records) {
+      if (r.term !== "total") continue;
+      let state = this.#divergence.get(id);
+      if (!state) {
+        state = { first: r.value, above: 0, warned: false };
+        this.#divergence.set(id, state);
+        continue;
+      }
+      state.above = state.first > 0 && r.value > DIVERGENCE_FACTOR * state.first
+        ? state.above + 1
+        : 0;
+      if (state.above >= DIVERGENCE_WINDOW && !state.warned) {
+        state.warned = true;
+        return `${key.method} seed ${key.seed}${
+          key.order === undefined ? "" : ` order ${key.order}`
+        }: the loss diverged (${r.value.toPrecision(4)} at task ${r.task + 1}, epoch ${
+          r.epoch + 1
+        }, step ${r.step + 1}, above ${DIVERGENCE_FACTOR}× the first logged loss ${
+          state.first.toPrecision(4)
+        } for ${DIVERGENCE_WINDOW} logged steps in a row)`;
+      }
+    }
+    return null;
   }
 
   /** Mark the run complete. */

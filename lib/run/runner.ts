@@ -13,8 +13,8 @@
 
 import * as tf from "@tensorflow/tfjs";
 import { basename, dirname, join, resolve } from "@std/path";
-import { type BackendInfo, initBackend } from "./backend.ts";
-import { readJson } from "../io.ts";
+import { type BackendInfo, type BlasRequest, initBackend } from "./backend.ts";
+import { readJson, safeSegment, withWriteRoots } from "../io.ts";
 import { type SeedConfig, seedStreams } from "../random.ts";
 import { createMethod } from "../methods/registry.ts";
 import { writeRunReport } from "../report/run_report.ts";
@@ -46,6 +46,20 @@ export interface ExperimentResult {
  * ```
  */
 export async function runExperiment<S extends ExperimentSpec, Stream>(
+  spec: S,
+  track: ExperimentTrack<S, Stream>,
+): Promise<ExperimentResult> {
+  safeSegment(spec.experiment, "the experiment name");
+  if (spec.output.runId !== null) safeSegment(spec.output.runId, "--out");
+  // Every file the run writes (results, cached data and backbones) stays under these two roots
+  // and is never written through a symbolic link (lib/io.ts).
+  return await withWriteRoots(
+    [spec.output.resultsDir, spec.output.cacheDir],
+    () => runInRoots(spec, track),
+  );
+}
+
+async function runInRoots<S extends ExperimentSpec, Stream>(
   spec: S,
   track: ExperimentTrack<S, Stream>,
 ): Promise<ExperimentResult> {
@@ -94,6 +108,10 @@ export async function runExperiment<S extends ExperimentSpec, Stream>(
     config,
     numTasks: prepared.numTasks,
     overwrite: spec.output.overwrite,
+  });
+  writer.onDivergence({
+    stop: spec.stopOnDivergence === true,
+    log: (line) => console.error(line),
   });
   progress.log(`run folder: ${runDir}${spec.resume ? " (resumed)" : ""}`);
 
@@ -216,7 +234,9 @@ export async function resumePoint(
   let k = done - 1;
   let checkpoint: TrainerCheckpoint | undefined;
   while (
-    k >= 0 && !(checkpoint = await loadCheckpoint(writer.checkpointDir(key), k) ?? undefined)
+    k >= 0 &&
+    !(checkpoint = await loadCheckpoint(writer.checkpointDir(key), k, { owner: writer.owner }) ??
+      undefined)
   ) k--;
   await writer.truncate(key, k + 1);
   options.progress.log(`[${key.method}] seed ${key.seed}: resuming after task ${k + 1}`);
@@ -225,25 +245,41 @@ export async function resumePoint(
 
 /**
  * The spec of the run in `runDir` (from its config.json), set to continue it. Other flags are
- * refused: a resumed run keeps its own configuration.
+ * refused: a resumed run keeps its own configuration. What decides which native code is loaded
+ * is never taken from the file: the BLAS request is `options.blas` (the `--blas` typed now) or
+ * `"auto"`, as in a fresh run; nor where it writes besides the run folder (the cache is
+ * `options.cacheDir` or `.cache`). A run of another track than `options.track` is refused.
  *
  * @example
  * ```ts ignore
- * const spec = await resumeSpec("results/split-cifar/default", []);
+ * const spec = await resumeSpec("results/split-cifar/default", { otherFlags: [], track: "vit" });
  * ```
  */
 export async function resumeSpec<S extends ExperimentSpec>(
   runDir: string,
-  otherFlags: string[],
+  options: { otherFlags: string[]; track?: string; blas?: BlasRequest; cacheDir?: string },
 ): Promise<S> {
+  const { otherFlags } = options;
   if (otherFlags.length > 0) {
     throw new Error(
-      `--resume takes the run's own config; drop ${otherFlags.map((k) => `--${k}`).join(", ")}`,
+      `--resume takes the run's own config (only --blas and --quiet may come with it); drop ${
+        otherFlags.map((k) => `--${k}`).join(", ")
+      }`,
     );
   }
-  const config = await readJson<{ spec?: S }>(join(runDir, "config.json"));
-  if (!config.spec) {
-    throw new Error(`${runDir}/config.json has no "spec" (written by an older version)`);
+  const path = join(runDir, "config.json");
+  const config = await readJson<{ spec?: S; track?: string }>(path);
+  if (!config || typeof config !== "object" || !config.spec || typeof config.spec !== "object") {
+    throw new Error(`${path} has no "spec" object (written by an older version?)`);
+  }
+  const made = config.track ?? "vit";
+  if (options.track !== undefined && made !== options.track) {
+    throw new Error(
+      `${path}: the run was made on the ${made} track; resume it with that track's experiment`,
+    );
+  }
+  if (typeof config.spec.experiment !== "string") {
+    throw new Error(`${path}: spec.experiment must be a string`);
   }
   const dir = resolve(runDir);
   const spec: S = structuredClone(config.spec);
@@ -255,7 +291,12 @@ export async function resumeSpec<S extends ExperimentSpec>(
     resultsDir: dirname(dirname(dir)),
     runId: basename(dir),
     overwrite: false,
+    // Where the run may write is not taken from the file either: the cache is `.cache` or the
+    // `--cache-dir` typed now.
+    cacheDir: options.cacheDir ?? ".cache",
   };
+  // Native code is chosen by the person typing the command, never by a results folder.
+  spec.blas = options.blas ?? "auto";
   spec.resume = true;
   return spec;
 }

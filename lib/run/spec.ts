@@ -86,6 +86,11 @@ export interface ExperimentSpec {
   /** Silence progress output. */
   quiet: boolean;
   /**
+   * Stop the run when a loss diverges (`--stop-on-divergence`); absent or false: a warning only
+   * (see `DIVERGENCE_FACTOR` in run_writer.ts).
+   */
+  stopOnDivergence?: boolean;
+  /**
    * Continue the run in `output.runId` (set by `--resume <run-dir>` from that folder's
    * config.json): finished methods are skipped, the others continue after their last
    * checkpointed task.

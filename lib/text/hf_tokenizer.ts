@@ -175,6 +175,31 @@ function checkTokenizerJson(
   if (!Array.isArray(t.added_tokens)) {
     throw new TypeError(`${source}: tokenizer.json has no "added_tokens" array`);
   }
+  // The vocabulary: token → id for the BPE, WordPiece and WordLevel models (ids are
+  // non-negative integers), [token, score] pairs for Unigram.
+  const vocab = model.vocab;
+  if (model.type === "Unigram") {
+    if (!Array.isArray(vocab)) {
+      throw new TypeError(`${source}: model.vocab of a Unigram tokenizer must be an array`);
+    }
+  } else if (vocab !== undefined) {
+    if (vocab === null || typeof vocab !== "object" || Array.isArray(vocab)) {
+      throw new TypeError(
+        `${source}: model.vocab must be an object of token → id, got ${
+          Array.isArray(vocab) ? "an array" : typeof vocab
+        }`,
+      );
+    }
+    for (const [token, id] of Object.entries(vocab as Record<string, unknown>)) {
+      if (!Number.isInteger(id) || (id as number) < 0 || (id as number) >= 2 ** 31) {
+        throw new TypeError(
+          `${source}: model.vocab[${JSON.stringify(token)}] is ${
+            JSON.stringify(id)
+          }; expected an integer id from 0 to 2^31 − 1`,
+        );
+      }
+    }
+  }
   for (const key of ["normalizer", "pre_tokenizer", "post_processor", "decoder"]) {
     if (!(key in t)) {
       throw new TypeError(`${source}: tokenizer.json lacks the "${key}" field (null is allowed)`);
@@ -214,7 +239,15 @@ export async function hfTokenizerFromJson(
   }
   const vocab = inner.get_vocab(true);
   let maxId = -1;
-  for (const id of vocab.values()) if (id > maxId) maxId = id;
+  for (const [token, id] of vocab) {
+    if (!Number.isInteger(id) || id < 0 || id >= 2 ** 31) {
+      throw new Error(
+        `${source}: token ${JSON.stringify(token)} has id ${id}; expected an integer from 0 ` +
+          "to 2^31 − 1",
+      );
+    }
+    if (id > maxId) maxId = id;
+  }
   if (maxId < 0) throw new Error(`${source}: the tokenizer has an empty vocabulary`);
   const vocabSize = maxId + 1;
 

@@ -39,7 +39,7 @@ import type { Tokenizer } from "../text/tokenizer.ts";
 import { type LmTask, type LmTrainConfig, trainLmIncremental } from "../train/lm_incremental.ts";
 import { type LmPretrainConfig, pretrainedDecoder } from "../train/lm_pretrain.ts";
 import type { Progress } from "../train/progress.ts";
-import { positiveInt } from "../run/cli.ts";
+import { numberInRange, positiveInt } from "../run/cli.ts";
 import type { FlagSpec, FlagValues } from "../flags.ts";
 import { type ExperimentResult, runExperiment } from "../run/runner.ts";
 import type { ExperimentSpec, StreamOrder } from "../run/spec.ts";
@@ -165,14 +165,20 @@ export const LM_FLAGS: Record<string, FlagSpec> = {
     type: "string",
     help: `a named order: ${Object.keys(TASK_ORDERS).join(", ")} (with --data-dir)`,
   },
-  "max-train": { type: "number", help: "cap training examples per task" },
-  "max-test": { type: "number", help: "cap test examples per task" },
+  "max-train": { type: "number", help: "cap training examples per task (integer 1–10⁷)" },
+  "max-test": { type: "number", help: "cap test examples per task (integer 1–10⁷)" },
   "missing-train": {
     type: "string",
     help: "error | eval: train on eval.json when train.json is missing",
   },
-  "max-new-tokens": { type: "number", help: "generation length cap" },
-  temperature: { type: "number", help: "0 = greedy (default); > 0 samples with the method seed" },
+  "max-new-tokens": {
+    type: "number",
+    help: "generation length cap (integer 1–4096; generation also stops at the model's context)",
+  },
+  temperature: {
+    type: "number",
+    help: "0 = greedy (default); > 0 samples with the method seed (0–100)",
+  },
   preset: { type: "string", help: "decoder preset (byte-tiny, byte-micro, …)" },
   tokenizer: { type: "string", help: "byte (default) or a path to a Hugging Face tokenizer.json" },
   model: {
@@ -180,7 +186,10 @@ export const LM_FLAGS: Record<string, FlagSpec> = {
     help:
       "a Hugging Face LLaMA-family checkpoint directory (config.json, safetensors, tokenizer.json)",
   },
-  "pretrain-steps": { type: "number", help: "LM pre-training steps (cached by config hash)" },
+  "pretrain-steps": {
+    type: "number",
+    help: "LM pre-training steps (cached by config hash) (integer 1–10⁶)",
+  },
 };
 
 function applyLmFlags(spec: TraceSpec, f: FlagValues): void {
@@ -215,9 +224,16 @@ function applyLmFlags(spec: TraceSpec, f: FlagValues): void {
     spec.data.missingTrain = v;
   }
   if (num("max-new-tokens") !== undefined) {
-    spec.train.maxNewTokens = positiveInt("max-new-tokens", num("max-new-tokens")!);
+    spec.train.maxNewTokens = positiveInt("max-new-tokens", num("max-new-tokens")!, {
+      max: MAX_NEW_TOKENS,
+    });
   }
-  if (num("temperature") !== undefined) spec.train.temperature = num("temperature")!;
+  if (num("temperature") !== undefined) {
+    spec.train.temperature = numberInRange("temperature", num("temperature")!, {
+      min: 0,
+      max: 100,
+    });
+  }
   if (f.model !== undefined) {
     if (f.preset !== undefined || f.tokenizer !== undefined) {
       throw new Error("--model brings its own shape and tokenizer: drop --preset / --tokenizer");
@@ -227,9 +243,14 @@ function applyLmFlags(spec: TraceSpec, f: FlagValues): void {
   if (f.preset !== undefined) spec.model.preset = f.preset as string;
   if (f.tokenizer !== undefined) spec.model.tokenizer = f.tokenizer as string;
   if (num("pretrain-steps") !== undefined) {
-    spec.model.pretrain.steps = positiveInt("pretrain-steps", num("pretrain-steps")!);
+    spec.model.pretrain.steps = positiveInt("pretrain-steps", num("pretrain-steps")!, {
+      max: 1_000_000,
+    });
   }
 }
+
+/** `--max-new-tokens` above this is refused; generation also stops at the model's context. */
+export const MAX_NEW_TOKENS = 4096;
 
 async function prepareLm(
   spec: TraceSpec,
@@ -258,6 +279,22 @@ async function prepareLm(
   }));
   taskLists.set(orders[0], tasks);
   for (const [order, list] of taskLists) {
+    // A task without test examples would score 0/0; one without training examples would be
+    // "learnt" without a step. Both are refused before any work starts.
+    for (const t of list) {
+      for (const split of ["train", "test"] as const) {
+        if (t[split].length === 0) {
+          throw new Error(
+            `task ${t.name}${order === null ? "" : ` (order ${order})`} has no ${split} ` +
+              `examples (${
+                spec.data.dirs
+                  ? `${t.name}/${split}.json under ${spec.data.dirs.join(" or ")}`
+                  : "synthetic data"
+              }): every task needs at least one; not run`,
+          );
+        }
+      }
+    }
     if (list.length !== tasks.length) {
       throw new Error(
         `--orders: order ${order} has ${list.length} tasks but ${orders[0]} has ${tasks.length}; ` +

@@ -27,7 +27,7 @@ import type { Rng } from "../random.ts";
 import { trainClassIncremental, type TrainConfig } from "../train/class_incremental.ts";
 import { type PretrainConfig, pretrainedBackbone } from "../train/pretrain.ts";
 import type { Progress } from "../train/progress.ts";
-import { positiveInt } from "../run/cli.ts";
+import { numberInRange, positiveInt, seedValue } from "../run/cli.ts";
 import type { FlagSpec, FlagValues } from "../flags.ts";
 import { type ExperimentResult, runExperiment } from "../run/runner.ts";
 import type { ExperimentSpec, StreamOrder } from "../run/spec.ts";
@@ -175,14 +175,20 @@ async function loadStream(
 
 /** The flags of the ViT track (the common ones are in lib/run/cli.ts). */
 export const VIT_FLAGS: Record<string, FlagSpec> = {
-  tasks: { type: "number", help: "number of tasks (classes split evenly)" },
+  tasks: { type: "number", help: "number of tasks (classes split evenly) (integer 1–10000)" },
   "order-seed": { type: "string", help: "class-order seed, or 'natural' for the natural order" },
   "data-dir": {
     type: "string",
     help: "read CIFAR-100-layout train.bin/test.bin from DIR instead of synthetic data",
   },
-  "train-per-class": { type: "number", help: "synthetic data: training images per class" },
-  "test-per-class": { type: "number", help: "synthetic data: test images per class" },
+  "train-per-class": {
+    type: "number",
+    help: "synthetic data: training images per class (integer 1–10⁷; not with --data-dir)",
+  },
+  "test-per-class": {
+    type: "number",
+    help: "synthetic data: test images per class (integer 1–10⁷; not with --data-dir)",
+  },
   preset: {
     type: "string",
     help: "ViT preset (micro, tiny, tiny-p8, small; vit-b16 with --weights)",
@@ -196,9 +202,9 @@ export const VIT_FLAGS: Record<string, FlagSpec> = {
     help:
       "a Hugging Face ViT checkpoint directory (config.json + model.safetensors) instead of pre-training",
   },
-  "lora-rank": { type: "number", help: "LoRA rank r" },
-  "lora-alpha": { type: "number", help: "LoRA alpha (scale alpha/r)" },
-  "lora-dropout": { type: "number", help: "dropout on the LoRA input" },
+  "lora-rank": { type: "number", help: "LoRA rank r (integer 1–10⁷)" },
+  "lora-alpha": { type: "number", help: "LoRA alpha (scale alpha/r) (0 < alpha ≤ 10⁴)" },
+  "lora-dropout": { type: "number", help: "dropout on the LoRA input (0 ≤ p < 1)" },
   "lora-blocks": {
     type: "string",
     help:
@@ -208,7 +214,10 @@ export const VIT_FLAGS: Record<string, FlagSpec> = {
     type: "string",
     help: "attention projections with LoRA in those blocks: a subset of q,k,v (HiDe-LoRA: k,v)",
   },
-  "pretrain-steps": { type: "number", help: "backbone pre-training steps (cached by config hash)" },
+  "pretrain-steps": {
+    type: "number",
+    help: "backbone pre-training steps (cached by config hash) (integer 1–10⁶)",
+  },
   "curve-every": {
     type: "number",
     help: "learning curve (Fig. 1): probe the current task every K steps (0 = off)",
@@ -218,19 +227,30 @@ export const VIT_FLAGS: Record<string, FlagSpec> = {
 
 function applyVitFlags(spec: SplitCifarSpec, f: FlagValues): void {
   const num = (k: string) => f[k] as number | undefined;
-  if (num("tasks") !== undefined) spec.data.numTasks = positiveInt("tasks", num("tasks")!);
+  if (num("tasks") !== undefined) {
+    spec.data.numTasks = positiveInt("tasks", num("tasks")!, { max: 10_000 });
+  }
   if (f["order-seed"] !== undefined) {
     const v = f["order-seed"] as string;
     if (v === "natural") spec.data.orderSeed = null;
     else {
       const n = Number(v);
-      if (!Number.isInteger(n)) {
+      if (v.trim() === "" || !Number.isInteger(n)) {
         throw new Error(`--order-seed must be an integer or 'natural', got ${v}`);
       }
-      spec.data.orderSeed = n;
+      spec.data.orderSeed = seedValue("order-seed", n);
     }
   }
-  if (f["data-dir"] !== undefined) spec.data.dir = f["data-dir"] as string;
+  if (f["data-dir"] !== undefined) {
+    for (const k of ["train-per-class", "test-per-class"]) {
+      if (f[k] !== undefined) {
+        throw new Error(
+          `--${k} sizes the synthetic data set; with --data-dir the files decide the sizes: drop one`,
+        );
+      }
+    }
+    spec.data.dir = f["data-dir"] as string;
+  }
   if (num("train-per-class") !== undefined) {
     spec.data.synthetic.trainPerClass = positiveInt("train-per-class", num("train-per-class")!);
   }
@@ -247,8 +267,19 @@ function applyVitFlags(spec: SplitCifarSpec, f: FlagValues): void {
   if (num("lora-rank") !== undefined) {
     spec.backbone.lora.rank = positiveInt("lora-rank", num("lora-rank")!);
   }
-  if (num("lora-alpha") !== undefined) spec.backbone.lora.alpha = num("lora-alpha")!;
-  if (num("lora-dropout") !== undefined) spec.backbone.lora.dropout = num("lora-dropout")!;
+  if (num("lora-alpha") !== undefined) {
+    spec.backbone.lora.alpha = numberInRange("lora-alpha", num("lora-alpha")!, {
+      above: 0,
+      max: 1e4,
+    });
+  }
+  if (num("lora-dropout") !== undefined) {
+    spec.backbone.lora.dropout = numberInRange("lora-dropout", num("lora-dropout")!, {
+      min: 0,
+      max: 1,
+      below: true,
+    });
+  }
   if (f["lora-blocks"] !== undefined) {
     const v = f["lora-blocks"] as string;
     spec.backbone.loraBlocks = v === "all"
@@ -276,7 +307,9 @@ function applyVitFlags(spec: SplitCifarSpec, f: FlagValues): void {
     spec.backbone.loraTargets = list as LoraTarget[];
   }
   if (num("pretrain-steps") !== undefined) {
-    spec.backbone.pretrain.steps = positiveInt("pretrain-steps", num("pretrain-steps")!);
+    spec.backbone.pretrain.steps = positiveInt("pretrain-steps", num("pretrain-steps")!, {
+      max: 1_000_000,
+    });
   }
   if (num("curve-every") !== undefined) {
     const k = num("curve-every")!;

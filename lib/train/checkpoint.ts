@@ -11,12 +11,18 @@
  * `task-NN.json` (the rest). Both are written atomically, the JSON last: a
  * checkpoint counts only when its JSON exists.
  *
+ * Verification: the JSON stores the SHA-256 of the tensor file and the
+ * {@link CheckpointOwner} of the run that wrote it (the run token and the hash
+ * of the run's spec, both from `status.json`). {@link loadCheckpoint} refuses,
+ * naming the file, a checkpoint whose tensors do not match their checksum, one
+ * without a checksum, and one written by another run.
+ *
  * @module
  */
 
 import * as tf from "@tensorflow/tfjs";
 import { join } from "@std/path";
-import { exists, readJson, writeJsonAtomic } from "../io.ts";
+import { exists, readJson, sha256Hex, writeJsonAtomic } from "../io.ts";
 import type { MethodState } from "../methods/method.ts";
 import type { AdaptedModel } from "../models/backbone.ts";
 import { loadWeights, saveWeights, type TensorData } from "../models/safetensors.ts";
@@ -42,6 +48,17 @@ export interface TrainerCheckpoint {
   rng: { data: RngState; method: RngState; dropout: RngState; generation?: RngState };
   /** The method's state. */
   method: MethodState;
+}
+
+/**
+ * The run a checkpoint belongs to: a token drawn when the run folder was created and the
+ * SHA-256 of the run's spec as written in its config.json (both kept in `status.json`).
+ */
+export interface CheckpointOwner {
+  /** Random token of the run (a UUID), new for every created (or overwritten) run folder. */
+  token: string;
+  /** SHA-256 of `JSON.stringify(config.spec)` at creation. */
+  specSha256: string;
 }
 
 /** A tensor's values under its variable's name. */
@@ -197,14 +214,19 @@ function names(dir: string, taskIndex: number) {
 }
 
 /**
- * Write a checkpoint into `dir` (tensors first, the JSON last).
+ * Write a checkpoint into `dir` (tensors first, the JSON last, with the tensor file's SHA-256
+ * and the `owner` run, when given).
  *
  * @example
  * ```ts ignore
- * await saveCheckpoint("results/x/checkpoints/seqlora/seed-0", ckpt);
+ * await saveCheckpoint("results/x/checkpoints/seqlora/seed-0", ckpt, { owner });
  * ```
  */
-export async function saveCheckpoint(dir: string, checkpoint: TrainerCheckpoint): Promise<void> {
+export async function saveCheckpoint(
+  dir: string,
+  checkpoint: TrainerCheckpoint,
+  options: { owner?: CheckpointOwner } = {},
+): Promise<void> {
   const n = names(dir, checkpoint.taskIndex);
   const tensors = new Map<string, TensorData>();
   checkpoint.variables.forEach((v, i) => tensors.set(`variable.${i}`, v));
@@ -218,6 +240,8 @@ export async function saveCheckpoint(dir: string, checkpoint: TrainerCheckpoint)
   for (const [k, v] of Object.entries(checkpoint.method.arrays)) tensors.set(`method.${k}`, v);
   await saveWeights(n.tensors, tensors, { metadata: { format: "treelora-checkpoint" } });
   await writeJsonAtomic(n.json, {
+    tensorsSha256: await sha256Hex(await Deno.readFile(n.tensors)),
+    owner: options.owner ?? null,
     taskIndex: checkpoint.taskIndex,
     variables: checkpoint.variables.length,
     ...(checkpoint.extra ? { extra: checkpoint.extra.map((e) => e.name) } : {}),
@@ -233,21 +257,88 @@ export async function saveCheckpoint(dir: string, checkpoint: TrainerCheckpoint)
 
 /**
  * Load the checkpoint after task `taskIndex` from `dir`, or null when it is not there.
+ * Verified first: the tensor file's SHA-256 must equal the one its JSON records, the JSON must
+ * describe task `taskIndex`, and with `owner` the checkpoint must have been written by that run
+ * (same token and spec hash). Each failure throws an error naming the file; nothing is resumed
+ * from a checkpoint that fails.
  *
  * @example
  * ```ts ignore
- * const ckpt = await loadCheckpoint("results/x/checkpoints/seqlora/seed-0", 3);
+ * const ckpt = await loadCheckpoint("results/x/checkpoints/seqlora/seed-0", 3, { owner });
  * ```
  */
 export async function loadCheckpoint(
   dir: string,
   taskIndex: number,
+  options: { owner?: CheckpointOwner } = {},
 ): Promise<TrainerCheckpoint | null> {
   const n = names(dir, taskIndex);
   if (!(await exists(n.json)) || !(await exists(n.tensors))) return null;
   // deno-lint-ignore no-explicit-any
   const meta = await readJson<any>(n.json);
+  const bad = (what: string) =>
+    new Error(`${n.json}: ${what}; the checkpoint is not resumed (start the run again)`);
+  if (meta === null || typeof meta !== "object") throw bad("expected a JSON object");
+  if (typeof meta.tensorsSha256 !== "string") {
+    throw bad("no tensorsSha256 checksum (written by an older version, or edited)");
+  }
+  const actual = await sha256Hex(await Deno.readFile(n.tensors));
+  if (actual !== meta.tensorsSha256) {
+    throw new Error(
+      `${n.tensors}: SHA-256 ${actual} does not match ${meta.tensorsSha256} recorded in ` +
+        `${n.json}: the checkpoint is corrupt and is not resumed (start the run again)`,
+    );
+  }
+  if (options.owner) {
+    const o = meta.owner;
+    if (!o || o.token !== options.owner.token || o.specSha256 !== options.owner.specSha256) {
+      throw bad(
+        `written by another run (run token ${o?.token ?? "none"}, this run ` +
+          `${options.owner.token}): a checkpoint left from an earlier run in this folder`,
+      );
+    }
+  }
+  if (meta.taskIndex !== taskIndex) throw bad(`taskIndex ${meta.taskIndex}, expected ${taskIndex}`);
+  for (const k of ["variables", "optimizer"]) {
+    const v = meta[k];
+    if (!(v === null && k === "optimizer") && !(Number.isInteger(v) && v >= 0 && v < 1e6)) {
+      throw bad(`"${k}" must be a count, got ${JSON.stringify(v)}`);
+    }
+  }
+  const isNames = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === "string");
+  if (!meta.method || typeof meta.method !== "object" || !isNames(meta.method.arrays)) {
+    throw bad(`expected "method": { "arrays": [names] }`);
+  }
+  if (meta.extra !== undefined && !isNames(meta.extra)) {
+    throw bad(`"extra" must be a list of variable names, got ${JSON.stringify(meta.extra)}`);
+  }
+  const isState = (v: unknown) =>
+    v !== null && typeof v === "object" && !Array.isArray(v) &&
+    [(v as RngState).hi, (v as RngState).lo].every((x) =>
+      Number.isInteger(x) && x >= 0 && x < 2 ** 32
+    );
+  if (
+    meta.rng === null || typeof meta.rng !== "object" ||
+    !["data", "method", "dropout"].every((k) => isState(meta.rng[k])) ||
+    (meta.rng.generation !== undefined && !isState(meta.rng.generation)) ||
+    !("rng" in meta.method) || (meta.method.rng !== null && !isState(meta.method.rng))
+  ) {
+    throw bad(
+      `"rng" must hold { hi, lo } states (unsigned 32-bit integers) for data, method, dropout`,
+    );
+  }
   const { tensors } = await loadWeights(n.tensors);
+  // Every tensor of the file is accounted for by the JSON, and the other way round.
+  const expected = new Set([
+    ...Array.from({ length: meta.variables }, (_, i) => `variable.${i}`),
+    ...((meta.extra ?? []) as string[]).map((e) => `extra.${e}`),
+    ...Array.from({ length: meta.optimizer ?? 0 }, (_, i) => `optimizer.${i}`),
+    ...(meta.method.arrays as string[]).map((k) => `method.${k}`),
+  ]);
+  const unlisted = [...tensors.keys()].filter((k) => !expected.has(k));
+  if (unlisted.length > 0) {
+    throw bad(`${n.tensors} holds tensors the JSON does not list: ${unlisted.join(", ")}`);
+  }
   const get = (name: string) => {
     const t = tensors.get(name);
     if (!t) {

@@ -268,17 +268,9 @@ export async function trainClassIncremental(
     const components = timer.totals();
     const accounted = Object.values(components).reduce((a, b) => a + b, 0);
     components.other = Math.max(0, trainSeconds - accounted);
-    await recorder.taskDone(ti, {
-      row,
-      timing: {
-        trainSeconds,
-        evalSeconds,
-        trainImages,
-        imagesPerSecond: trainImages / trainSeconds,
-        components,
-      },
-      summary: method.taskSummary?.(),
-    });
+    // The method's summary first (as before), then the checkpoint, then the rows and the status
+    // that point at it: a run killed in between never has a status ahead of its checkpoint.
+    const summary = method.taskSummary?.();
     if (recorder.checkpoint) {
       await recorder.checkpoint(
         await captureCheckpoint(model, {
@@ -290,6 +282,17 @@ export async function trainClassIncremental(
         }),
       );
     }
+    await recorder.taskDone(ti, {
+      row,
+      timing: {
+        trainSeconds,
+        evalSeconds,
+        trainImages,
+        imagesPerSecond: trainImages / trainSeconds,
+        components,
+      },
+      summary,
+    });
     progress?.log(
       `[${options.label ?? method.name}] task ${ti + 1}/${numTasks} done: ` +
         `avg acc ${(row.cil.reduce((a, b) => a + b, 0) / row.cil.length).toFixed(2)}% ` +

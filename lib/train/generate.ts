@@ -4,7 +4,10 @@
  * Prompts are tokenised as BOS + prompt (left-truncated, left-padded: see
  * `lm_batches.ts`), sorted by length and cut into batches so rows of similar
  * length share a batch (less padding), and generated until every row has
- * produced EOS or `maxNewTokens` tokens. Only the new tokens are returned,
+ * produced EOS or `maxNewTokens` tokens, and never past the model's context
+ * length: a batch of prompt length T with an input prefix of P embeddings
+ * generates at most `contextLength − T − P + 1` tokens (the last token is
+ * never fed back). Only the new tokens are returned,
  * decoded with special tokens skipped; EOS ends a row and is not part of it.
  *
  * Decoding is greedy (argmax, lowest id on ties) unless `temperature > 0`,
@@ -206,6 +209,12 @@ async function cachedLoop(
   let logits: Tensor2D | undefined;
   try {
     const prefix = batchPrefix(batch, options);
+    const limit = contextLimit(model, batch.shape[1], prefix, options.maxNewTokens);
+    if (limit <= 0) {
+      prefix?.dispose();
+      return state.out;
+    }
+    options = { ...options, maxNewTokens: limit };
     const ids = tf.tensor2d(batch.ids, batch.shape, "int32");
     const mask = tf.tensor2d(batch.mask, batch.shape, "int32");
     try {
@@ -238,6 +247,15 @@ async function cachedLoop(
   return state.out;
 }
 
+/**
+ * New tokens a batch may generate: `maxNewTokens`, but no position past the model's context
+ * (prompt length `t` plus the prefix's embeddings plus the fed-back tokens).
+ */
+function contextLimit(model: Decoder, t: number, prefix: Tensor | undefined, max: number): number {
+  const p = prefix ? prefix.shape[prefix.rank - 2] : 0;
+  return Math.min(max, model.config.contextLength - t - p + 1);
+}
+
 async function recomputeLoop(
   model: Decoder,
   batch: { ids: Int32Array; mask: Int32Array; shape: [number, number] },
@@ -259,6 +277,12 @@ async function recomputeLoop(
     (_, r) => Array.from(batch.mask.subarray(r * t0, (r + 1) * t0)),
   );
   const prefix = batchPrefix(batch, options);
+  const limit = contextLimit(model, t0, prefix, options.maxNewTokens);
+  if (limit <= 0) {
+    prefix?.dispose();
+    return state.out;
+  }
+  options = { ...options, maxNewTokens: limit };
   try {
     for (;;) {
       const t = rows[0].length;

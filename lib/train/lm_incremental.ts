@@ -440,21 +440,8 @@ export async function trainLmIncremental(
       });
       const evalSeconds = (performance.now() - e0) / 1000;
       Object.assign(components, evalTimer.totals());
-      await recorder.taskDone(ti, {
-        row,
-        predictions,
-        timing: {
-          trainSeconds,
-          evalSeconds,
-          trainExamples,
-          trainTokens,
-          examplesPerSecond: trainExamples / trainSeconds,
-          tokensPerSecond: trainTokens / trainSeconds,
-          generatedTokens,
-          components,
-        },
-        summary: method.taskSummary?.(),
-      });
+      // Summary, then checkpoint, then the rows and status that point at it (see the ViT trainer).
+      const summary = method.taskSummary?.();
       if (recorder.checkpoint) {
         await recorder.checkpoint(
           await captureCheckpoint(adapted, {
@@ -471,6 +458,21 @@ export async function trainLmIncremental(
           }),
         );
       }
+      await recorder.taskDone(ti, {
+        row,
+        predictions,
+        timing: {
+          trainSeconds,
+          evalSeconds,
+          trainExamples,
+          trainTokens,
+          examplesPerSecond: trainExamples / trainSeconds,
+          tokensPerSecond: trainTokens / trainSeconds,
+          generatedTokens,
+          components,
+        },
+        summary,
+      });
       const mean = row.scores.reduce((a, b) => a + b, 0) / row.scores.length;
       progress?.log(
         `[${label}] task ${ti + 1}/${numTasks} (${task.name}) done: mean score ${

@@ -66,7 +66,7 @@ async function run(method: ContinualMethod) {
       maxStepsPerEpoch: null,
       logEvery: 1,
       maxLength: 32,
-      maxPromptLength: 64,
+      maxPromptLength: 24, // below the micro model's context of 32: generation stops at the context
       maxNewTokens: 2,
       evalBatchSize: 8,
       temperature: 0,

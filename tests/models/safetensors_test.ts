@@ -172,3 +172,21 @@ Deno.test("saveWeights / loadWeights: atomic file round trip, tensors accepted, 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("safetensors: two tensors whose byte ranges overlap are refused, naming both", () => {
+  const bytes = handWritten({
+    a: { dtype: "F32", shape: [2], data_offsets: [0, 8] },
+    b: { dtype: "F32", shape: [2], data_offsets: [4, 12] },
+  }, f32le([1, 2, 3]));
+  assertThrows(
+    () => decodeSafetensors(bytes, { source: "x.safetensors" }),
+    Error,
+    `safetensors x.safetensors: tensors "a" [0, 8] and "b" [4, 12] overlap in the data section`,
+  );
+  // Adjacent ranges are fine.
+  const fine = handWritten({
+    a: { dtype: "F32", shape: [1], data_offsets: [0, 4] },
+    b: { dtype: "F32", shape: [2], data_offsets: [4, 12] },
+  }, f32le([1, 2, 3]));
+  assertEquals(Array.from(decodeSafetensors(fine).tensors.get("b")!.data), [2, 3]);
+});

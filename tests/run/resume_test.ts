@@ -75,13 +75,21 @@ Deno.test("a run killed mid-task and resumed gives the uninterrupted accuracy ma
   assert(before.length < 10 + 10, "the killed run is incomplete");
 
   await run(
-    [...args(root, "ignored").slice(0, 5), SCRIPT, `--resume=${dir}`, "--quiet"].filter((
+    // Where to cache is this command's choice (never read from the run folder): --cache-dir again.
+    [
+      ...args(root, "ignored").slice(0, 5),
+      SCRIPT,
+      `--resume=${dir}`,
+      `--cache-dir=${join(root, "cache")}`,
+      "--quiet",
+    ].filter((
       a,
       i,
       all,
     ) =>
       // the permission flags and script, then only --resume/--quiet
-      i < 4 || a === SCRIPT && all.indexOf(a) === i || a.startsWith("--resume") || a === "--quiet"
+      i < 4 || a === SCRIPT && all.indexOf(a) === i || a.startsWith("--resume") ||
+      a === "--quiet" || a.startsWith("--cache-dir")
     ),
   );
 

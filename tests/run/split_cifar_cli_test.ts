@@ -70,7 +70,11 @@ Deno.test("flags map onto the spec; the base spec is not mutated", () => {
 });
 
 Deno.test("bad flag values are errors that name the flag", () => {
-  assertThrows(() => apply(["--epochs", "0"]), Error, "--epochs must be a positive integer");
+  assertThrows(
+    () => apply(["--epochs", "0"]),
+    Error,
+    "--epochs must be an integer from 1 to 1000, got 0",
+  );
   assertThrows(() => apply(["--backend", "gpu"]), Error, "--backend must be one of");
   assertThrows(() => apply(["--order-seed", "x"]), Error, "--order-seed");
   assertThrows(() => apply(["--method-options", "{"]), Error, "--method-options is not valid JSON");

@@ -180,3 +180,36 @@ Deno.test("trace --orders over the O-LoRA benchmark: an order column, runs = ord
   assertEquals((await readCsvRows(join(runDir, "summary.csv")))[0].runs, 4);
   await Deno.remove(root, { recursive: true });
 });
+
+Deno.test("a task with an empty test split is an error before training, never a 0/0 score", async () => {
+  const root = await Deno.makeTempDir({ prefix: "treelora-empty-test-" });
+  try {
+    const data = join(root, "data");
+    for (const [task, test] of [["FOMC", 3], ["C-STANCE", 0]] as const) {
+      await Deno.mkdir(join(data, task), { recursive: true });
+      const rec = (n: number) =>
+        JSON.stringify(Array.from({ length: n }, (_, k) => ({ prompt: `q${k}`, answer: "A" })));
+      await Deno.writeTextFile(join(data, task, "train.json"), rec(4));
+      await Deno.writeTextFile(join(data, task, "eval.json"), rec(2));
+      await Deno.writeTextFile(join(data, task, "test.json"), rec(test));
+    }
+    const spec = specFromArgs(SPEC, [
+      "--data-dir",
+      data,
+      "--tasks",
+      "FOMC,C-STANCE",
+      `--cache-dir=${join(root, "c")}`,
+      "--quiet",
+    ], LM_TRACK);
+    spec.output.resultsDir = join(root, "results");
+    await assertRejects(
+      () => runTrace(spec),
+      Error,
+      `task C-STANCE has no test examples (C-STANCE/test.json under ${data})`,
+    );
+    // Nothing was trained or written for the run.
+    assertEquals(await Deno.stat(join(root, "results")).then(() => true, () => false), false);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});

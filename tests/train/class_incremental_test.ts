@@ -111,3 +111,35 @@ Deno.test("training task 1 leaves the head outputs of other tasks bit-identical"
   }
   model.dispose();
 });
+
+Deno.test("a task's checkpoint is written before the rows and status that count the task", async () => {
+  await initBackend("wasm");
+  const s = stream();
+  const model = createVitClassifier({
+    ...VIT_PRESETS.micro,
+    lora: { rank: 2, alpha: 4, dropout: 0 },
+  }, {
+    numOutputs: s.classOrder.length,
+    rng: new Rng(0),
+  });
+  const calls: string[] = [];
+  await trainClassIncremental(s, {
+    model,
+    method: createSeqLora(),
+    config: CONFIG,
+    rngs: { data: new Rng(1), method: new Rng(2) },
+    recorder: {
+      taskDone: (t) => {
+        calls.push(`taskDone ${t}`);
+        return Promise.resolve();
+      },
+      losses: () => Promise.resolve(),
+      checkpoint: (c) => {
+        calls.push(`checkpoint ${c.taskIndex}`);
+        return Promise.resolve();
+      },
+    },
+  });
+  assertEquals(calls, ["checkpoint 0", "taskDone 0", "checkpoint 1", "taskDone 1"]);
+  model.dispose();
+});

@@ -23,6 +23,7 @@ import {
   type LmTrainConfig,
   trainLmIncremental,
 } from "../../lib/train/lm_incremental.ts";
+import { generateTokens } from "../../lib/train/generate.ts";
 import { countingTensors } from "../helpers.ts";
 
 const MICRO: DecoderConfig = {
@@ -180,5 +181,60 @@ Deno.test("lmAdaptedModel exposes the decoder's sites and no head; sampling need
     Error,
     "rngs.generation",
   );
+  model.dispose();
+});
+
+Deno.test("LM trainer: a task's checkpoint is written before the rows and status that count the task", async () => {
+  await initBackend("wasm");
+  const model = createDecoder(MICRO, { rng: new Rng(0) });
+  const calls: string[] = [];
+  await trainLmIncremental(tasks(), {
+    model,
+    method: createSeqLora(),
+    tokenizer: new ByteTokenizer(),
+    score,
+    config: CONFIG,
+    rngs: { data: new Rng(1), method: new Rng(2) },
+    recorder: {
+      taskDone: (t) => {
+        calls.push(`taskDone ${t}`);
+        return Promise.resolve();
+      },
+      losses: () => Promise.resolve(),
+      checkpoint: (c) => {
+        calls.push(`checkpoint ${c.taskIndex}`);
+        return Promise.resolve();
+      },
+    },
+  });
+  assertEquals(calls, ["checkpoint 0", "taskDone 0", "checkpoint 1", "taskDone 1"]);
+  model.dispose();
+});
+
+Deno.test("generation stops at the model's context length", async () => {
+  await initBackend("wasm");
+  const model = createDecoder(MICRO, { rng: new Rng(0) });
+  const tokenizer = new ByteTokenizer();
+  const ctx = MICRO.contextLength;
+  // BOS + prompt fills ctx − 4 positions (a multiple of the padding, 8): at most 5 new tokens.
+  const prompt = "a".repeat(ctx - 4 - 1);
+  for (const kvCache of [true, false]) {
+    const [ids] = await generateTokens(model, [prompt], {
+      tokenizer,
+      maxNewTokens: 4096,
+      maxPromptLength: ctx,
+      kvCache,
+      padMultiple: 4,
+    });
+    assert(ids.length <= 5, `${ids.length} tokens generated past the context (kvCache ${kvCache})`);
+  }
+  // A prompt that fills the context leaves no room: nothing is generated.
+  const [none] = await generateTokens(model, ["b".repeat(ctx - 1)], {
+    tokenizer,
+    maxNewTokens: 4096,
+    maxPromptLength: ctx,
+    padMultiple: 1,
+  });
+  assert(none.length <= 1, "at most one token: the last position of the context");
   model.dispose();
 });
