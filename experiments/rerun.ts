@@ -26,7 +26,10 @@ import { type SplitCifarSpec, VIT_TRACK } from "../lib/tracks/vit_class_incremen
 
 /** Flags of `deno task rerun`. */
 export const RERUN_FLAGS: Record<string, FlagSpec> = {
-  note: { type: "string", help: "--note=TEXT: a note for the new config.json's `notes`" },
+  note: {
+    type: "string",
+    help: "--note=TEXT: a note for the new config.json's `notes` (may be given several times)",
+  },
   quiet: { type: "boolean", help: "no progress output" },
   help: { type: "boolean", help: "print this help" },
 };
@@ -44,7 +47,12 @@ export async function rerun(args: string[]): Promise<number> {
   let notes: string[];
   let quiet: boolean;
   try {
-    const flags = parseFlags(args.filter((a) => a.startsWith("--")), RERUN_FLAGS);
+    // `--note=TEXT` may be given several times; each becomes one line of `notes`.
+    const noteArgs = args.filter((a) => a.startsWith("--note="));
+    const flags = parseFlags(
+      args.filter((a) => a.startsWith("--") && !a.startsWith("--note=")),
+      RERUN_FLAGS,
+    );
     if (flags.help) {
       console.log(flagHelp("deno task rerun RUN_DIR [flags]", RERUN_FLAGS));
       return 0;
@@ -52,7 +60,8 @@ export async function rerun(args: string[]): Promise<number> {
     const dirs = args.filter((a) => !a.startsWith("--"));
     if (dirs.length !== 1) throw new Error("give exactly one RUN_DIR");
     runDir = dirs[0];
-    notes = flags.note === undefined ? [] : [flags.note as string];
+    notes = noteArgs.map((a) => a.slice("--note=".length));
+    if (notes.some((n) => n.trim() === "")) throw new Error("--note needs a text (--note=TEXT)");
     quiet = flags.quiet === true;
   } catch (err) {
     console.error(`error: ${(err as Error).message}`);
