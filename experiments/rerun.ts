@@ -30,6 +30,11 @@ export const RERUN_FLAGS: Record<string, FlagSpec> = {
     type: "string",
     help: "--note=TEXT: a note for the new config.json's `notes` (may be given several times)",
   },
+  "cache-dir": {
+    type: "string",
+    help:
+      "cache for generated data and pre-trained backbones (default .cache; never read from the run folder)",
+  },
   quiet: { type: "boolean", help: "no progress output" },
   help: { type: "boolean", help: "print this help" },
 };
@@ -46,6 +51,7 @@ export async function rerun(args: string[]): Promise<number> {
   let runDir: string;
   let notes: string[];
   let quiet: boolean;
+  let cacheDir: string;
   try {
     // `--note=TEXT` may be given several times; each becomes one line of `notes`.
     const noteArgs = args.filter((a) => a.startsWith("--note="));
@@ -63,6 +69,7 @@ export async function rerun(args: string[]): Promise<number> {
     notes = noteArgs.map((a) => a.slice("--note=".length));
     if (notes.some((n) => n.trim() === "")) throw new Error("--note needs a text (--note=TEXT)");
     quiet = flags.quiet === true;
+    cacheDir = (flags["cache-dir"] as string | undefined) ?? ".cache";
   } catch (err) {
     console.error(`error: ${(err as Error).message}`);
     return 2;
@@ -102,8 +109,8 @@ export async function rerun(args: string[]): Promise<number> {
           "command (docs/resume_and_sweeps.md), then `deno task report` merges them",
       );
     }
-    // Where the run caches is not taken from the results folder either.
-    spec.output.cacheDir = ".cache";
+    // Where the run caches is not taken from the results folder either: `.cache` or --cache-dir.
+    spec.output.cacheDir = cacheDir;
     // A fresh run: `overwrite` empties the folder first (RunWriter.create), so no checkpoint,
     // prediction, plot or method summary of the old run survives into the new one.
     const result = track === "lm"
