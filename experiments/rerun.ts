@@ -17,7 +17,7 @@
  */
 
 import { basename, dirname, join, normalize, resolve } from "@std/path";
-import { flagHelp, type FlagSpec, parseFlags } from "../lib/flags.ts";
+import { flagHelp, type FlagSpec, parseCommand } from "../lib/flags.ts";
 import { readJson, withWriteRoots, writeJsonAtomic } from "../lib/io.ts";
 import { writeRunReport } from "../lib/report/run_report.ts";
 import { runExperiment } from "../lib/run/runner.ts";
@@ -55,15 +55,14 @@ export async function rerun(args: string[]): Promise<number> {
   try {
     // `--note=TEXT` may be given several times; each becomes one line of `notes`.
     const noteArgs = args.filter((a) => a.startsWith("--note="));
-    const flags = parseFlags(
-      args.filter((a) => a.startsWith("--") && !a.startsWith("--note=")),
+    const { flags, positionals: dirs } = parseCommand(
+      args.filter((a) => !a.startsWith("--note=")),
       RERUN_FLAGS,
     );
     if (flags.help) {
       console.log(flagHelp("deno task rerun RUN_DIR [flags]", RERUN_FLAGS));
       return 0;
     }
-    const dirs = args.filter((a) => !a.startsWith("--"));
     if (dirs.length !== 1) throw new Error("give exactly one RUN_DIR");
     runDir = dirs[0];
     notes = noteArgs.map((a) => a.slice("--note=".length));
