@@ -110,6 +110,28 @@ export function countingTensors(method: ContinualMethod, counts: number[]): Cont
 }
 
 /**
+ * A trainer recorder (ViT or LM) that only notes the order of its calls, as `checkpoint N` and
+ * `taskDone N` (0-based task index), in `calls`.
+ */
+export function callOrderRecorder(calls: string[]): {
+  taskDone(taskIndex: number): Promise<void>;
+  losses(): Promise<void>;
+  checkpoint(checkpoint: { taskIndex: number }): Promise<void>;
+} {
+  return {
+    taskDone: (taskIndex) => {
+      calls.push(`taskDone ${taskIndex}`);
+      return Promise.resolve();
+    },
+    losses: () => Promise.resolve(),
+    checkpoint: (checkpoint) => {
+      calls.push(`checkpoint ${checkpoint.taskIndex}`);
+      return Promise.resolve();
+    },
+  };
+}
+
+/**
  * The spec an experiment's command line would build: `args` parsed against the common and the
  * track's flags and applied to a copy of `base` (what `runCli` does before running).
  */

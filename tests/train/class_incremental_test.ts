@@ -12,7 +12,7 @@ import {
   trainClassIncremental,
 } from "../../lib/train/class_incremental.ts";
 import { initBackend } from "../../lib/run/backend.ts";
-import { countingTensors } from "../helpers.ts";
+import { callOrderRecorder, countingTensors } from "../helpers.ts";
 import { CONFIG, stream } from "../methods/helpers.ts";
 
 const recorder = (rows: number[][], losses: LossRecord[]): RunRecorder => ({
@@ -128,17 +128,7 @@ Deno.test("a task's checkpoint is written before the rows and status that count 
     method: createSeqLora(),
     config: CONFIG,
     rngs: { data: new Rng(1), method: new Rng(2) },
-    recorder: {
-      taskDone: (t) => {
-        calls.push(`taskDone ${t}`);
-        return Promise.resolve();
-      },
-      losses: () => Promise.resolve(),
-      checkpoint: (c) => {
-        calls.push(`checkpoint ${c.taskIndex}`);
-        return Promise.resolve();
-      },
-    },
+    recorder: callOrderRecorder(calls),
   });
   assertEquals(calls, ["checkpoint 0", "taskDone 0", "checkpoint 1", "taskDone 1"]);
   model.dispose();

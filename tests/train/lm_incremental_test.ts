@@ -24,7 +24,7 @@ import {
   trainLmIncremental,
 } from "../../lib/train/lm_incremental.ts";
 import { generateTokens } from "../../lib/train/generate.ts";
-import { countingTensors } from "../helpers.ts";
+import { callOrderRecorder, countingTensors } from "../helpers.ts";
 
 const MICRO: DecoderConfig = {
   ...DECODER_PRESETS["byte-micro"],
@@ -195,17 +195,7 @@ Deno.test("LM trainer: a task's checkpoint is written before the rows and status
     score,
     config: CONFIG,
     rngs: { data: new Rng(1), method: new Rng(2) },
-    recorder: {
-      taskDone: (t) => {
-        calls.push(`taskDone ${t}`);
-        return Promise.resolve();
-      },
-      losses: () => Promise.resolve(),
-      checkpoint: (c) => {
-        calls.push(`checkpoint ${c.taskIndex}`);
-        return Promise.resolve();
-      },
-    },
+    recorder: callOrderRecorder(calls),
   });
   assertEquals(calls, ["checkpoint 0", "taskDone 0", "checkpoint 1", "taskDone 1"]);
   model.dispose();
