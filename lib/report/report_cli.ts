@@ -127,10 +127,13 @@ async function reportAll(
   const staleness: Record<string, Staleness> = {};
   for (const dir of dirs) {
     try {
-      const config = await readJson<{ provenance?: { gitCommit?: string | null } }>(
-        join(dir, "config.json"),
-      );
-      const stale = await runStaleness(config.provenance?.gitCommit, { repoRoot: "." });
+      const config = await readJson<
+        { track?: unknown; provenance?: { gitCommit?: string | null } }
+      >(join(dir, "config.json"));
+      const stale = await runStaleness(config.provenance?.gitCommit, {
+        repoRoot: ".",
+        track: typeof config.track === "string" ? config.track : null,
+      });
       staleness[dir] = stale;
       const r = await writeRunReport(dir, { png, staleness: stale });
       reported.push(dir);

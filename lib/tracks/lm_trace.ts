@@ -25,6 +25,7 @@ import {
   type TraceTaskData,
 } from "../data/trace.ts";
 import { hashJson } from "../data/synthetic_cache.ts";
+import { corpusOverlap, readPretrainCorpus } from "../data/pretrain_corpus.ts";
 import { exists } from "../io.ts";
 import type { LoraConfig } from "../models/backbone.ts";
 import type { TensorMap } from "../models/safetensors.ts";
@@ -77,8 +78,16 @@ export interface TraceSpec extends ExperimentSpec {
     tokenizer: string;
     /** LoRA on q and v of every layer. */
     lora: LoraConfig;
-    /** Pre-training on a generic synthetic corpus. */
-    pretrain: LmPretrainConfig & { corpusLines: number };
+    /**
+     * Pre-training: on the generic synthetic corpus (`corpusLines` lines), or, with `corpusDirs`
+     * (`--pretrain-data DIR`), on the training texts of every task folder there that is not in
+     * the stream (lib/data/pretrain_corpus.ts), `corpusMaxPerTask` examples each (null = all).
+     */
+    pretrain: LmPretrainConfig & {
+      corpusLines: number;
+      corpusDirs?: string[] | null;
+      corpusMaxPerTask?: number | null;
+    };
   };
   /** Optimisation and decoding. */
   train: LmTrainConfig;
@@ -150,6 +159,85 @@ function score(
   );
 }
 
+/** What config.json says of the pre-training corpus. */
+interface CorpusRecord {
+  kind: "synthetic" | "real";
+  description: string;
+  documents: number;
+  characters: number;
+  tasks?: { name: string; dir: string; documents: number }[];
+  excluded?: string[];
+  overlap: { checkedStreamExamples: number; overlapping: number; rule: string };
+}
+
+/**
+ * The pre-training documents (synthetic, or the non-stream tasks under `--pretrain-data`) and
+ * their record; refuses a corpus that shares an example with any task of any order of the stream.
+ */
+async function pretrainCorpus(
+  spec: TraceSpec,
+  streams: LmTask[][],
+): Promise<{ documents: string[]; record: CorpusRecord }> {
+  const p = spec.model.pretrain;
+  const streamTasks = new Map<string, LmTask>();
+  for (const list of streams) for (const t of list) streamTasks.set(t.name, t);
+  let documents: string[];
+  let record: Omit<CorpusRecord, "overlap">;
+  let overlap;
+  if (p.corpusDirs && p.corpusDirs.length > 0) {
+    const corpus = await readPretrainCorpus(p.corpusDirs, {
+      exclude: [...streamTasks.keys()],
+      maxPerTask: p.corpusMaxPerTask ?? undefined,
+    });
+    documents = corpus.documents;
+    overlap = corpusOverlap(corpus.examples, [...streamTasks.values()]);
+    record = {
+      kind: "real",
+      description: `training texts (prompt + answer) of ${corpus.tasks.length} task folders ` +
+        `under ${p.corpusDirs.join(", ")} that are not in the stream (${
+          corpus.tasks.map((t) => `${t.name} ${t.documents}`).join(", ")
+        }; left out as stream tasks: ${corpus.excluded.join(", ") || "none"}); ` +
+        `${corpus.documents.length} documents, ${corpus.characters} characters`,
+      documents: corpus.documents.length,
+      characters: corpus.characters,
+      tasks: corpus.tasks,
+      excluded: corpus.excluded,
+    };
+  } else {
+    documents = syntheticCorpus({ seed: p.seed, lines: p.corpusLines });
+    overlap = corpusOverlap(documents, [...streamTasks.values()]);
+    const characters = documents.reduce((s, d) => s + d.length, 0);
+    record = {
+      kind: "synthetic",
+      description: `the generic synthetic corpus of lib/data/synthetic_text.ts (seed ${p.seed}, ` +
+        `${p.corpusLines} lines, ${characters} characters): template sentences, arithmetic, ` +
+        "facts, code-like lines and German sentences, not real text",
+      documents: documents.length,
+      characters,
+    };
+  }
+  if (overlap.overlaps.length > 0) {
+    const shown = overlap.overlaps.slice(0, 5).map((h) => `${h.task} ${h.split} #${h.index}`);
+    throw new Error(
+      `the pre-training corpus contains ${overlap.overlaps.length} of the stream's ` +
+        `${overlap.checked} examples (${shown.join(", ")}${
+          overlap.overlaps.length > 5 ? ", …" : ""
+        }; ${overlap.rule}); pre-training on them would leak the stream: not run`,
+    );
+  }
+  return {
+    documents,
+    record: {
+      ...record,
+      overlap: {
+        checkedStreamExamples: overlap.checked,
+        overlapping: 0,
+        rule: overlap.rule,
+      },
+    },
+  };
+}
+
 /** The flags of the LM track (the common ones are in lib/run/cli.ts). */
 export const LM_FLAGS: Record<string, FlagSpec> = {
   "data-dir": {
@@ -185,6 +273,15 @@ export const LM_FLAGS: Record<string, FlagSpec> = {
     type: "string",
     help:
       "a Hugging Face LLaMA-family checkpoint directory (config.json, safetensors, tokenizer.json)",
+  },
+  "pretrain-data": {
+    type: "string-list",
+    help:
+      "pre-train on the train.json texts of the task folders here that are not in the stream (default: the synthetic corpus)",
+  },
+  "pretrain-max-per-task": {
+    type: "number",
+    help: "with --pretrain-data: keep the first N training texts of each task (integer 1–10⁷)",
   },
   "pretrain-steps": {
     type: "number",
@@ -242,6 +339,18 @@ function applyLmFlags(spec: TraceSpec, f: FlagValues): void {
   }
   if (f.preset !== undefined) spec.model.preset = f.preset as string;
   if (f.tokenizer !== undefined) spec.model.tokenizer = f.tokenizer as string;
+  if (f["pretrain-data"] !== undefined) {
+    spec.model.pretrain.corpusDirs = f["pretrain-data"] as string[];
+  }
+  if (num("pretrain-max-per-task") !== undefined) {
+    if (!spec.model.pretrain.corpusDirs) {
+      throw new Error("--pretrain-max-per-task applies to --pretrain-data; give both");
+    }
+    spec.model.pretrain.corpusMaxPerTask = positiveInt(
+      "pretrain-max-per-task",
+      num("pretrain-max-per-task")!,
+    );
+  }
   if (num("pretrain-steps") !== undefined) {
     spec.model.pretrain.steps = positiveInt("pretrain-steps", num("pretrain-steps")!, {
       max: 1_000_000,
@@ -337,9 +446,12 @@ async function prepareLm(
       );
     }
     decoderConfig = { ...preset, lora: spec.model.lora };
-    const { corpusLines, ...pretrain } = spec.model.pretrain;
+    const { corpusLines: _lines, corpusDirs: _dirs, corpusMaxPerTask: _max, ...pretrain } =
+      spec.model.pretrain;
+    const corpus = await pretrainCorpus(spec, [...taskLists.values()]);
+    progress.log(`pre-training corpus: ${corpus.record.description}`);
     const pre = await pretrainedDecoder(decoderConfig, {
-      corpus: syntheticCorpus({ seed: pretrain.seed, lines: corpusLines }),
+      corpus: corpus.documents,
       tokenizer,
       pretrain,
       cacheDir: spec.output.cacheDir,
@@ -347,10 +459,16 @@ async function prepareLm(
     });
     weights = pre.weights;
     modelRecord = {
-      pretrain: { ...spec.model.pretrain, cache: pre.path, cached: pre.cached, report: pre.report },
+      pretrain: {
+        ...spec.model.pretrain,
+        corpus: corpus.record,
+        cache: pre.path,
+        cached: pre.cached,
+        report: pre.report,
+      },
     };
     progress.log(
-      `model: ${spec.model.preset} pre-trained on a generic synthetic corpus ` +
+      `model: ${spec.model.preset} pre-trained on ${corpus.record.kind} text ` +
         `(${pre.cached ? "cached" : "trained"}: ${pre.path}; held-out loss ${
           pre.report.heldOutLoss?.toFixed(3)
         })`,

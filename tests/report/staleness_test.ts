@@ -65,3 +65,49 @@ Deno.test("no commit, a commit not in the repository, or a crafted commit string
   assertStringIncludes(missing.reason, "is not in this repository");
   assertEquals(calls, [["cat-file", "-e", `${"a".repeat(40)}^{commit}`]]);
 });
+
+Deno.test("with a track, only the lib/ files its module loads count, lib/report/ aside", async () => {
+  const repo = await Deno.makeTempDir();
+  await git(repo, "init", "-q");
+  await Deno.mkdir(join(repo, "lib", "tracks"), { recursive: true });
+  await Deno.mkdir(join(repo, "lib", "report"), { recursive: true });
+  const write = (path: string, text: string) => Deno.writeTextFile(join(repo, path), text);
+  await write(
+    "lib/tracks/lm_trace.ts",
+    'import { a } from "../a.ts";\nimport { r } from "../report/r.ts";\nexport const t = a + r;\n',
+  );
+  await write("lib/tracks/vit_class_incremental.ts", 'export * from "../v.ts";\n');
+  await write("lib/a.ts", 'export { shared as a } from "./shared.ts";\n');
+  await write("lib/shared.ts", "export const shared = 1;\n");
+  await write("lib/v.ts", "export const v = 1;\n");
+  await write("lib/report/r.ts", "export const r = 1;\n");
+  await git(repo, "add", ".");
+  await git(repo, "commit", "-q", "-m", "one");
+  const commit = await git(repo, "rev-parse", "HEAD");
+
+  // A file only the vit track loads changes: the lm run stays current and says so.
+  await write("lib/v.ts", "export const v = 2;\n");
+  let s = await runStaleness(commit, { repoRoot: repo, track: "lm" });
+  assertEquals([s.status, s.changed, s.unrelated], ["current", [], ["lib/v.ts"]]);
+  assertStringIncludes(s.reason, "1 other lib/ file(s) changed");
+  s = await runStaleness(commit, { repoRoot: repo, track: "vit" });
+  assertEquals([s.status, s.changed], ["stale", ["lib/v.ts"]]);
+  assertStringIncludes(s.reason, "that the vit track loads");
+
+  // A report module the lm track imports changes: still current (the report rewrites it).
+  await write("lib/report/r.ts", "export const r = 2;\n");
+  s = await runStaleness(commit, { repoRoot: repo, track: "lm" });
+  assertEquals([s.status, s.unrelated], ["current", ["lib/report/r.ts", "lib/v.ts"]]);
+
+  // A transitive import changes: stale, the file named.
+  await write("lib/shared.ts", "export const shared = 2;\n");
+  s = await runStaleness(commit, { repoRoot: repo, track: "lm" });
+  assertEquals([s.status, s.changed], ["stale", ["lib/shared.ts"]]);
+
+  // An unknown track (or a prototype key from a crafted config.json) compares all of lib/.
+  for (const track of ["other", "constructor", null]) {
+    s = await runStaleness(commit, { repoRoot: repo, track });
+    assertEquals(s.changed, ["lib/report/r.ts", "lib/shared.ts", "lib/v.ts"]);
+  }
+  await Deno.remove(repo, { recursive: true });
+});
