@@ -40,6 +40,7 @@ import {
   taskIdentityTable,
 } from "./paper_check.ts";
 import { methodStyles } from "./method_style.ts";
+import { formatInterval, INTERVAL_FORMULA, runIntervals } from "./intervals.ts";
 import type { Staleness } from "./staleness.ts";
 import { writePlot } from "./render.ts";
 import { formatMeanStd, readCsvRows, type Row, summariseOverSeeds, writeTable } from "./tables.ts";
@@ -236,6 +237,29 @@ export async function writeRunReport(
       row[`time_ratio_vs_${reference}`] = (Number(s.train_seconds_mean) / refTime).toFixed(2);
       return row;
     });
+  // LM runs: 95 % bootstrap intervals over test examples (from the stored predictions), beside
+  // OP and BWT in the summary and in full (per task, per run) in intervals.csv.
+  let intervalNote = "";
+  if (lm) {
+    const iv = await runIntervals(runDir, matrix, { numTasks });
+    if (iv.rows.length > 0) {
+      files.push(...(await writeTable(join(runDir, "intervals"), iv.rows, { formats: ["csv"] })));
+    }
+    for (const why of iv.skipped) warnings.push(`no bootstrap interval for ${why}`);
+    summary.forEach((row, k) => {
+      const b = iv.byMethod.get(String(row.method));
+      const out: Row = {};
+      for (const [key, value] of Object.entries(row)) {
+        out[key] = value;
+        if (key === "op_trace") out.op_trace_95ci = formatInterval(b?.op);
+        if (key === "bwt_trace") out.bwt_trace_95ci = formatInterval(b?.bwt);
+      }
+      summary[k] = out;
+    });
+    intervalNote = `\`op_trace_95ci\` and \`bwt_trace_95ci\` are ${INTERVAL_FORMULA}; ` +
+      "they cover test-sampling variation of the mean over the method's runs, not seed-to-seed " +
+      "variation (that is the ± std). Per task and per run: [intervals.csv](intervals.csv).";
+  }
   files.push(...(await writeTable(join(runDir, "summary"), summary, { formats: ["csv", "md"] })));
 
   // Plots: every method keeps its family colour and variant dash/shape (method_style.ts);
@@ -379,6 +403,7 @@ export async function writeRunReport(
     fonts: [...fonts],
     heatmaps,
     reference,
+    intervalNote,
   });
   const reportPath = join(runDir, "REPORT.md");
   await writeFileAtomic(reportPath, md);
@@ -456,6 +481,20 @@ ${rows.map((r) => `| ${cols.map((c) => String(r[c] ?? "")).join(" | ")} |`).join
 `;
 }
 
+/** How an LM run's decoder was pre-trained, from config.json (older runs lack `corpus`). */
+// deno-lint-ignore no-explicit-any
+function lmPretrainText(config: any): string {
+  const p = config.model?.pretrain;
+  if (!p) return `loaded from ${JSON.stringify(config.model?.checkpoint ?? "a checkpoint")}`;
+  const corpus = p.corpus;
+  const what = corpus
+    ? `${corpus.description}; overlap check: ${corpus.overlap?.overlapping} of ` +
+      `${corpus.overlap?.checkedStreamExamples} stream examples found in the corpus (${corpus.overlap?.rule})`
+    : "a generic synthetic corpus disjoint from the tasks";
+  return `pre-trained by the harness (${p.steps} steps of ${p.batchSize} × ${p.seqLength} tokens) ` +
+    `on ${what} (${JSON.stringify(p.report ?? {})})`;
+}
+
 function reportMarkdown(args: {
   // deno-lint-ignore no-explicit-any
   config: any;
@@ -469,6 +508,7 @@ function reportMarkdown(args: {
   tii: Row[];
   learningCurve: boolean;
   hasLosses: boolean;
+  intervalNote?: string;
 }): string {
   const { config } = args;
   const cols = args.summary.length > 0 ? Object.keys(args.summary[0]) : [];
@@ -500,7 +540,8 @@ function reportMarkdown(args: {
     ? "Score columns are each task's own metric on a 0–100 scale (accuracy, letter accuracy, ROUGE-L, " +
       "edit similarity or SARI; see the `metric` column of matrix.csv), mean ± std over runs (seeds × orders; `runs` column; std blank " +
       "for one run). `op_trace` is OP; `bwt_trace` is the paper's BWT (signed; negative = forgetting), " +
-      "`bwt_treelora_code` the released code's clipped variant."
+      "`bwt_treelora_code` the released code's clipped variant." +
+      (args.intervalNote ? ` ${args.intervalNote}` : "")
     : "Accuracy columns are class-incremental accuracy in % (no task id at test time), mean ± std over runs (seeds × orders; `runs` column)\n" +
       "(std is blank for one run).";
   const howMade = lm
@@ -510,12 +551,9 @@ function reportMarkdown(args: {
         JSON.stringify(data.metrics)
       }); ${JSON.stringify(data.sizes)} examples (train/test per task).`,
       `- Model: \`${config.model?.preset}\` decoder, tokenizer ${config.model?.tokenizer}, ${config.model?.loraSites}; ` +
-      `LoRA ${
-        JSON.stringify(config.model?.decoder?.lora)
-      }; pre-trained by the harness on a generic synthetic ` +
-      `corpus disjoint from the tasks (${
-        JSON.stringify(config.model?.pretrain?.report ?? {})
-      }), then frozen.`,
+      `LoRA ${JSON.stringify(config.model?.decoder?.lora)}; ${
+        lmPretrainText(config)
+      }, then frozen.`,
       `- Decoding: ${JSON.stringify(config.decoding)}.`,
     ].join("\n")
     : [
