@@ -308,6 +308,7 @@ export async function hfTokenizerFromJson(
           );
         }
       }
+      if (ids.length === 0) return ""; // tokenizers.js refuses an empty id list
       return inner.decode([...ids], {
         skip_special_tokens: true,
         clean_up_tokenization_spaces: false,

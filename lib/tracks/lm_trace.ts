@@ -26,7 +26,8 @@ import {
 } from "../data/trace.ts";
 import { hashJson } from "../data/synthetic_cache.ts";
 import { corpusOverlap, readPretrainCorpus } from "../data/pretrain_corpus.ts";
-import { exists } from "../io.ts";
+import { exists, sha256Hex, writeFileAtomic, writeJsonAtomic } from "../io.ts";
+import { BPE_TRAINER_VERSION, SPECIAL_TOKENS, trainBpe } from "../text/bpe_trainer.ts";
 import type { LoraConfig } from "../models/backbone.ts";
 import type { TensorMap } from "../models/safetensors.ts";
 import { formatBytes } from "../models/safetensors_index.ts";
@@ -98,9 +99,105 @@ export interface TraceSpec extends ExperimentSpec {
   orderList?: string[] | null;
 }
 
-async function loadTokenizer(spec: TraceSpec): Promise<Tokenizer> {
-  if (spec.model.tokenizer === "byte") return new ByteTokenizer();
-  return await loadHfTokenizer(spec.model.tokenizer);
+/** `--tokenizer bpe-N`: a byte-level BPE of N symbols trained by the harness (lib/text/bpe_trainer.ts). */
+const BPE_TOKENIZER = /^bpe-([0-9]+)$/;
+
+/**
+ * Decoder shapes of the LM track beyond lib/models/decoder.ts's presets. `bpe-tiny` is byte-tiny's
+ * shape (dim 128, 4 layers, 4 heads, SwiGLU 352, untied head, context 128) with the vocabulary of
+ * `--tokenizer bpe-2048` (2048 symbols + BOS, EOS, PAD).
+ */
+export const LM_PRESETS: Readonly<Record<string, DecoderConfig>> = Object.freeze({
+  ...DECODER_PRESETS,
+  "bpe-tiny": { ...DECODER_PRESETS["byte-tiny"], vocabSize: 2051 },
+});
+
+/** What config.json says of a tokenizer the harness trained. */
+interface TokenizerRecord {
+  kind: "byte-level" | "bpe-trained" | "file";
+  description: string;
+  path?: string;
+  sha256?: string;
+  vocabSize: number;
+  bytesPerToken?: number;
+}
+
+/**
+ * The run's tokenizer: bytes, a tokenizer.json file, or (`bpe-N`) a byte-level BPE trained on the
+ * pre-training corpus, cached under `<cacheDir>/tokenizers/` by the corpus and N.
+ */
+async function loadTokenizer(
+  spec: TraceSpec,
+  corpus: { documents: string[]; record: CorpusRecord },
+  progress: Progress,
+): Promise<{ tokenizer: Tokenizer; record: TokenizerRecord }> {
+  const name = spec.model.tokenizer;
+  if (name === "byte") {
+    const tokenizer = new ByteTokenizer();
+    return {
+      tokenizer,
+      record: { kind: "byte-level", description: "UTF-8 bytes", vocabSize: tokenizer.vocabSize },
+    };
+  }
+  const bpe = BPE_TOKENIZER.exec(name);
+  if (!bpe) {
+    const tokenizer = await loadHfTokenizer(name);
+    return {
+      tokenizer,
+      record: { kind: "file", description: name, path: name, vocabSize: tokenizer.vocabSize },
+    };
+  }
+  const symbols = Number(bpe[1]);
+  if (!Number.isInteger(symbols) || symbols < 256 || symbols > 65_000) {
+    throw new Error(`--tokenizer ${name}: N must be an integer in [256, 65000]`);
+  }
+  const key = await hashJson({
+    v: BPE_TRAINER_VERSION,
+    symbols,
+    corpus: await hashJson(corpus.documents),
+  });
+  const dir = join(spec.output.cacheDir, "tokenizers", `bpe-${symbols}-${key}`);
+  const path = join(dir, "tokenizer.json");
+  if (!(await exists(path))) {
+    const t0 = performance.now();
+    const trained = trainBpe(corpus.documents, { vocabSize: symbols });
+    await writeFileAtomic(path, JSON.stringify(trained.json));
+    await writeJsonAtomic(join(dir, "tokenizer_config.json"), {
+      bos_token: SPECIAL_TOKENS[0],
+      eos_token: SPECIAL_TOKENS[1],
+      pad_token: SPECIAL_TOKENS[2],
+    });
+    progress.log(
+      `tokenizer: trained a byte-level BPE of ${symbols} symbols on the pre-training corpus ` +
+        `(${trained.words} distinct words, ${
+          ((performance.now() - t0) / 1000).toFixed(1)
+        } s): ${path}`,
+    );
+  }
+  const tokenizer = await loadHfTokenizer(path);
+  let tokens = 0;
+  let bytes = 0;
+  const encoder = new TextEncoder();
+  for (const doc of corpus.documents.slice(0, 500)) {
+    tokens += tokenizer.encode(doc).length;
+    bytes += encoder.encode(doc).length;
+  }
+  return {
+    tokenizer,
+    record: {
+      kind: "bpe-trained",
+      description:
+        `byte-level BPE (GPT-2 scheme, lib/text/bpe_trainer.ts v${BPE_TRAINER_VERSION}) ` +
+        `of ${symbols} symbols + ${
+          SPECIAL_TOKENS.join(", ")
+        }, trained by the harness on the pre-training ` +
+        `corpus (${corpus.record.kind}, ${corpus.record.documents} documents)`,
+      path,
+      sha256: await sha256Hex(await Deno.readFile(path)),
+      vocabSize: tokenizer.vocabSize,
+      bytesPerToken: tokens > 0 ? Math.round((bytes / tokens) * 100) / 100 : undefined,
+    },
+  };
 }
 
 async function loadTasks(spec: TraceSpec, progress: Progress, taskList: string[]): Promise<{
@@ -267,8 +364,16 @@ export const LM_FLAGS: Record<string, FlagSpec> = {
     type: "number",
     help: "0 = greedy (default); > 0 samples with the method seed (0–100)",
   },
-  preset: { type: "string", help: "decoder preset (byte-tiny, byte-micro, …)" },
-  tokenizer: { type: "string", help: "byte (default) or a path to a Hugging Face tokenizer.json" },
+  preset: {
+    type: "string",
+    help:
+      "decoder preset (byte-tiny, byte-micro, bpe-tiny = byte-tiny's shape for --tokenizer bpe-2048, …)",
+  },
+  tokenizer: {
+    type: "string",
+    help:
+      "byte (default), bpe-N (a byte-level BPE of N symbols trained on the pre-training corpus, cached), or a path to a Hugging Face tokenizer.json",
+  },
   model: {
     type: "string",
     help:
@@ -282,6 +387,18 @@ export const LM_FLAGS: Record<string, FlagSpec> = {
   "pretrain-max-per-task": {
     type: "number",
     help: "with --pretrain-data: keep the first N training texts of each task (integer 1–10⁷)",
+  },
+  "max-length": {
+    type: "number",
+    help: "training sequence length in tokens (integer 2–the preset's context; default 128)",
+  },
+  "max-prompt-length": {
+    type: "number",
+    help: "prompt tokens kept at generation (left truncation; integer 1–max-length; default 112)",
+  },
+  "pretrain-seq-length": {
+    type: "number",
+    help: "tokens per pre-training window (integer 2–the preset's context; default 128)",
   },
   "pretrain-steps": {
     type: "number",
@@ -349,6 +466,29 @@ function applyLmFlags(spec: TraceSpec, f: FlagValues): void {
     spec.model.pretrain.corpusMaxPerTask = positiveInt(
       "pretrain-max-per-task",
       num("pretrain-max-per-task")!,
+    );
+  }
+  if (num("max-length") !== undefined) {
+    spec.train.maxLength = positiveInt("max-length", num("max-length")!, { max: 65_536 });
+  }
+  if (num("max-prompt-length") !== undefined) {
+    spec.train.maxPromptLength = positiveInt("max-prompt-length", num("max-prompt-length")!, {
+      max: 65_536,
+    });
+  }
+  if (spec.train.maxPromptLength >= spec.train.maxLength + 1) {
+    throw new Error(
+      `--max-prompt-length ${spec.train.maxPromptLength} must not exceed --max-length ` +
+        `${spec.train.maxLength}`,
+    );
+  }
+  if (num("pretrain-seq-length") !== undefined) {
+    spec.model.pretrain.seqLength = positiveInt(
+      "pretrain-seq-length",
+      num("pretrain-seq-length")!,
+      {
+        max: 65_536,
+      },
     );
   }
   if (num("pretrain-steps") !== undefined) {
@@ -430,15 +570,26 @@ async function prepareLm(
     modelRecord = { checkpoint: ckpt.provenance, memory, notes: ckpt.notes };
     progress.log(`model: ${spec.model.dir} (${memory})`);
   } else {
-    tokenizer = await loadTokenizer(spec);
-    const preset = DECODER_PRESETS[spec.model.preset];
+    const preset = Object.hasOwn(LM_PRESETS, spec.model.preset)
+      ? LM_PRESETS[spec.model.preset]
+      : undefined;
     if (!preset) {
       throw new Error(
         `unknown decoder preset "${spec.model.preset}"; known: ${
-          Object.keys(DECODER_PRESETS).join(", ")
+          Object.keys(LM_PRESETS).join(", ")
         }`,
       );
     }
+    if (spec.train.maxLength > preset.contextLength) {
+      throw new Error(
+        `--max-length ${spec.train.maxLength} exceeds the context of preset ${spec.model.preset} ` +
+          `(${preset.contextLength} tokens)`,
+      );
+    }
+    const corpus = await pretrainCorpus(spec, [...taskLists.values()]);
+    progress.log(`pre-training corpus: ${corpus.record.description}`);
+    const tok = await loadTokenizer(spec, corpus, progress);
+    tokenizer = tok.tokenizer;
     if (preset.vocabSize < tokenizer.vocabSize) {
       throw new Error(
         `decoder preset ${spec.model.preset} has a vocabulary of ${preset.vocabSize}, ` +
@@ -448,8 +599,6 @@ async function prepareLm(
     decoderConfig = { ...preset, lora: spec.model.lora };
     const { corpusLines: _lines, corpusDirs: _dirs, corpusMaxPerTask: _max, ...pretrain } =
       spec.model.pretrain;
-    const corpus = await pretrainCorpus(spec, [...taskLists.values()]);
-    progress.log(`pre-training corpus: ${corpus.record.description}`);
     const pre = await pretrainedDecoder(decoderConfig, {
       corpus: corpus.documents,
       tokenizer,
@@ -459,6 +608,7 @@ async function prepareLm(
     });
     weights = pre.weights;
     modelRecord = {
+      tokenizerDetails: tok.record,
       pretrain: {
         ...spec.model.pretrain,
         corpus: corpus.record,
