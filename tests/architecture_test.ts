@@ -8,6 +8,7 @@
  */
 import { assertEquals } from "@std/assert";
 import { dirname, fromFileUrl, join, relative, resolve } from "@std/path";
+import { relativeImports } from "../lib/report/import_closure.ts";
 
 /** The layers of lib/, top first; a layer is a list of folders or base files. */
 const LAYERS: string[][] = [
@@ -41,19 +42,6 @@ function unitOf(path: string): string {
 function rankOf(path: string, layers: string[][]): number {
   const unit = unitOf(path);
   return layers.findIndex((layer) => layer.includes(unit));
-}
-
-/** Relative module specifiers of a source text: static imports, re-exports, literal dynamic imports. */
-function importsOf(text: string): string[] {
-  const out: string[] = [];
-  const code = text.replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "");
-  const patterns = [
-    /\b(?:import|export)\s[^;]*?\bfrom\s*["'](\.{1,2}\/[^"']+)["']/g,
-    /\bimport\s*["'](\.{1,2}\/[^"']+)["']/g,
-    /\bimport\(\s*["'](\.{1,2}\/[^"']+)["']\s*\)/g,
-  ];
-  for (const re of patterns) for (const m of code.matchAll(re)) out.push(m[1]);
-  return out;
 }
 
 /**
@@ -121,7 +109,7 @@ async function libEdges(): Promise<Edge[]> {
       if (entry.isDirectory) await walk(path);
       else if (entry.name.endsWith(".ts")) {
         const text = await Deno.readTextFile(join(ROOT, path));
-        for (const spec of importsOf(text)) {
+        for (const spec of relativeImports(text)) {
           const to = relative(ROOT, resolve(ROOT, dir, spec)).replaceAll("\\", "/");
           if (to.startsWith("lib/")) edges.push({ from: path, to });
           else edges.push({ from: path, to: `outside lib: ${to}` });
@@ -181,7 +169,7 @@ const d = await import("./d.ts");
 import { tf } from "@tensorflow/tfjs";
 const g = await import(name);
 `;
-  assertEquals(importsOf(text).sort(), [
+  assertEquals(relativeImports(text).sort(), [
     "../b/b.ts",
     "./a.ts",
     "./c.ts",
