@@ -41,6 +41,7 @@ import {
 } from "./paper_check.ts";
 import { methodStyles } from "./method_style.ts";
 import { formatInterval, INTERVAL_FORMULA, runIntervals } from "./intervals.ts";
+import { oloraTable10Section } from "./olora_table.ts";
 import type { Staleness } from "./staleness.ts";
 import { writePlot } from "./render.ts";
 import { formatMeanStd, readCsvRows, type Row, summariseOverSeeds, writeTable } from "./tables.ts";
@@ -386,6 +387,18 @@ export async function writeRunReport(
     warnings.push("no font file found: PNG copies skipped, SVG only");
   }
 
+  const table10 = lm
+    ? oloraTable10Section(wide, {
+      nameOf: (label) =>
+        String((config.methods ?? []).find((m: Row) => m.label === label)?.name ?? label),
+      scale:
+        `\`${config.model?.preset}\` decoder (${config.model?.decoder?.dim}-dim, ${config.model?.decoder?.layers} layers), tokenizer ${
+          config.model?.tokenizerDetails?.description ?? config.model?.tokenizer
+        }, LoRA ${JSON.stringify(config.model?.decoder?.lora)}; ${
+          JSON.stringify(config.data?.sizes)
+        } examples (train/test per task); epochs per task per method in the Methods list`,
+    })
+    : "";
   const paper = lm ? [] : paperClaimCheck(methodStats, {
     reference: "hide-lora",
     candidates: ["hide-treelora", "hide-treelora-reduced-epochs"],
@@ -404,6 +417,7 @@ export async function writeRunReport(
     heatmaps,
     reference,
     intervalNote,
+    table10,
   });
   const reportPath = join(runDir, "REPORT.md");
   await writeFileAtomic(reportPath, md);
@@ -509,6 +523,7 @@ function reportMarkdown(args: {
   learningCurve: boolean;
   hasLosses: boolean;
   intervalNote?: string;
+  table10?: string;
 }): string {
   const { config } = args;
   const cols = args.summary.length > 0 ? Object.keys(args.summary[0]) : [];
@@ -608,7 +623,7 @@ Every value per seed, with its formula, is in [metrics.csv](metrics.csv); the ra
 [matrix.csv](matrix.csv), per-task timings in [timings.csv](timings.csv) and
 [components.csv](components.csv).
 
-${paperSection(args.paper)}${tiiSection(args.tii)}## More figures
+${paperSection(args.paper)}${args.table10 ?? ""}${tiiSection(args.tii)}## More figures
 
 ![forgetting after each task](plots/forgetting_curve.svg)
 ![training time per method, mean ± std](plots/training_time_per_method.svg)
