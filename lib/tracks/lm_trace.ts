@@ -82,12 +82,14 @@ export interface TraceSpec extends ExperimentSpec {
     /**
      * Pre-training: on the generic synthetic corpus (`corpusLines` lines), or, with `corpusDirs`
      * (`--pretrain-data DIR`), on the training texts of every task folder there that is not in
-     * the stream (lib/data/pretrain_corpus.ts), `corpusMaxPerTask` examples each (null = all).
+     * the stream or in `corpusExclude` (lib/data/pretrain_corpus.ts), `corpusMaxPerTask` examples
+     * each (null = all).
      */
     pretrain: LmPretrainConfig & {
       corpusLines: number;
       corpusDirs?: string[] | null;
       corpusMaxPerTask?: number | null;
+      corpusExclude?: string[] | null;
     };
   };
   /** Optimisation and decoding. */
@@ -283,7 +285,7 @@ async function pretrainCorpus(
   let overlap;
   if (p.corpusDirs && p.corpusDirs.length > 0) {
     const corpus = await readPretrainCorpus(p.corpusDirs, {
-      exclude: [...streamTasks.keys()],
+      exclude: [...streamTasks.keys(), ...(p.corpusExclude ?? [])],
       maxPerTask: p.corpusMaxPerTask ?? undefined,
     });
     documents = corpus.documents;
@@ -293,7 +295,9 @@ async function pretrainCorpus(
       description: `training texts (prompt + answer) of ${corpus.tasks.length} task folders ` +
         `under ${p.corpusDirs.join(", ")} that are not in the stream (${
           corpus.tasks.map((t) => `${t.name} ${t.documents}`).join(", ")
-        }; left out as stream tasks: ${corpus.excluded.join(", ") || "none"}); ` +
+        }; left out as stream tasks or by --pretrain-exclude: ${
+          corpus.excluded.join(", ") || "none"
+        }); ` +
         `${corpus.documents.length} documents, ${corpus.characters} characters`,
       documents: corpus.documents.length,
       characters: corpus.characters,
@@ -384,6 +388,11 @@ export const LM_FLAGS: Record<string, FlagSpec> = {
     help:
       "pre-train on the train.json texts of the task folders here that are not in the stream (default: the synthetic corpus)",
   },
+  "pretrain-exclude": {
+    type: "string",
+    help:
+      "with --pretrain-data: task names (or order names) also left out of the corpus, comma-separated",
+  },
   "pretrain-max-per-task": {
     type: "number",
     help: "with --pretrain-data: keep the first N training texts of each task (integer 1–10⁷)",
@@ -458,6 +467,12 @@ function applyLmFlags(spec: TraceSpec, f: FlagValues): void {
   if (f.tokenizer !== undefined) spec.model.tokenizer = f.tokenizer as string;
   if (f["pretrain-data"] !== undefined) {
     spec.model.pretrain.corpusDirs = f["pretrain-data"] as string[];
+  }
+  if (f["pretrain-exclude"] !== undefined) {
+    if (!spec.model.pretrain.corpusDirs) {
+      throw new Error("--pretrain-exclude applies to --pretrain-data; give both");
+    }
+    spec.model.pretrain.corpusExclude = parseTaskList(f["pretrain-exclude"] as string);
   }
   if (num("pretrain-max-per-task") !== undefined) {
     if (!spec.model.pretrain.corpusDirs) {
