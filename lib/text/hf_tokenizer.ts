@@ -257,9 +257,23 @@ export async function hfTokenizerFromJson(
     configKey: string,
     candidates: string[],
   ) => {
+    // token_to_id returns whatever the file's added_tokens say (an array, a string, …): an id is
+    // used only when it is an integer inside the vocabulary.
+    const checked = (token: string): number | undefined => {
+      const id: unknown = inner.token_to_id(token);
+      if (id === undefined || id === null) return undefined;
+      if (typeof id !== "number" || !Number.isInteger(id) || id < 0 || id >= vocabSize) {
+        throw new Error(
+          `${source}: the ${role} token ${JSON.stringify(token)} has id ${
+            JSON.stringify(id)
+          }; expected an integer in 0..${vocabSize - 1}`,
+        );
+      }
+      return id;
+    };
     const wanted = explicit ?? configToken(config, configKey);
     if (wanted !== undefined) {
-      const id = inner.token_to_id(wanted);
+      const id = checked(wanted);
       if (id === undefined) {
         throw new Error(
           `${source}: the ${role} token ${JSON.stringify(wanted)} ` +
@@ -274,7 +288,7 @@ export async function hfTokenizerFromJson(
       return id;
     }
     for (const c of candidates) {
-      const id = inner.token_to_id(c);
+      const id = checked(c);
       if (id !== undefined) return id;
     }
     return undefined;

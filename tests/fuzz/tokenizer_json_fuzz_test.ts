@@ -20,63 +20,12 @@
 import { assert } from "@std/assert";
 import { join } from "@std/path";
 import { hfTokenizersAvailable, loadHfTokenizer } from "../../lib/text/hf_tokenizer.ts";
+import { tinyTokenizerJson } from "../models/hf_fixtures.ts";
 import { attempt, describeError, FuzzLog, mutateJsonText, Prng } from "./mutate.ts";
 
 const SEED = 0x70c;
 const CASES = 200;
 const available = await hfTokenizersAvailable();
-
-function tinyTokenizerJson(): Record<string, unknown> {
-  // GPT-2's bytes_to_unicode: printable bytes map to themselves, the others to 256 + n.
-  const order: number[] = [];
-  for (let b = 33; b <= 126; b++) order.push(b);
-  for (let b = 161; b <= 172; b++) order.push(b);
-  for (let b = 174; b <= 255; b++) order.push(b);
-  const chars: string[] = new Array(256);
-  order.forEach((b) => (chars[b] = String.fromCodePoint(b)));
-  let n = 0;
-  for (let b = 0; b < 256; b++) {
-    if (!order.includes(b)) {
-      order.push(b);
-      chars[b] = String.fromCodePoint(256 + n++);
-    }
-  }
-  const vocab: Record<string, number> = {};
-  order.forEach((b, id) => (vocab[chars[b]] = id));
-  const merges = [["h", "e"], ["l", "l"], ["he", "ll"], ["hell", "o"]];
-  merges.forEach(([a, b], k) => (vocab[a + b] = 256 + k));
-  const special = (id: number, content: string) => ({
-    id,
-    content,
-    single_word: false,
-    lstrip: false,
-    rstrip: false,
-    normalized: false,
-    special: true,
-  });
-  const byteLevel = { type: "ByteLevel", add_prefix_space: false, trim_offsets: true };
-  return {
-    version: "1.0",
-    truncation: null,
-    padding: null,
-    added_tokens: [special(260, "<|endoftext|>"), special(261, "<|pad|>")],
-    normalizer: null,
-    pre_tokenizer: { ...byteLevel, use_regex: true },
-    post_processor: { ...byteLevel, use_regex: true },
-    decoder: { ...byteLevel, use_regex: true },
-    model: {
-      type: "BPE",
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: null,
-      end_of_word_suffix: null,
-      fuse_unk: false,
-      byte_fallback: false,
-      vocab,
-      merges: merges.map((m) => m.join(" ")),
-    },
-  };
-}
 
 async function fuzzTokenizer(checkUse: boolean): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "treelora-fuzz-tokenizer-" });
