@@ -413,6 +413,14 @@ export const LM_FLAGS: Record<string, FlagSpec> = {
     type: "number",
     help: "LM pre-training steps (cached by config hash) (integer 1–10⁶)",
   },
+  "pretrain-lr": {
+    type: "number",
+    help: "LM pre-training peak learning rate (0 < lr ≤ 1; default 1e-3)",
+  },
+  "pretrain-warmup": {
+    type: "number",
+    help: "LM pre-training warm-up steps (integer 0–10⁶; default 15)",
+  },
 };
 
 function applyLmFlags(spec: TraceSpec, f: FlagValues): void {
@@ -510,6 +518,19 @@ function applyLmFlags(spec: TraceSpec, f: FlagValues): void {
     spec.model.pretrain.steps = positiveInt("pretrain-steps", num("pretrain-steps")!, {
       max: 1_000_000,
     });
+  }
+  if (num("pretrain-lr") !== undefined) {
+    spec.model.pretrain.lr = numberInRange("pretrain-lr", num("pretrain-lr")!, {
+      above: 0,
+      max: 1,
+    });
+  }
+  if (num("pretrain-warmup") !== undefined) {
+    const w = num("pretrain-warmup")!;
+    if (!Number.isInteger(w) || w < 0 || w > 1_000_000) {
+      throw new Error(`--pretrain-warmup must be an integer in 0–10⁶, got ${w}`);
+    }
+    spec.model.pretrain.warmupSteps = w;
   }
 }
 
