@@ -453,6 +453,7 @@ Deno.test("the tasks' --allow-ffi lists are exactly BLAS_DIRS (linux and darwin)
       "exp:treelora-vit",
       "exp:hide-lora-diagnosis",
       "exp:trace",
+      "exp:olora-table10",
       "rerun",
       "bench",
     ]

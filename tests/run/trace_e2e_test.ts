@@ -213,3 +213,81 @@ Deno.test("a task with an empty test split is an error before training, never a 
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("--pretrain-data: the corpus, its overlap check and a harness-trained BPE are recorded; an overlapping corpus stops the run", async () => {
+  const root = await Deno.makeTempDir({ prefix: "treelora-pretrain-data-" });
+  try {
+    const data = join(root, "stream");
+    const other = join(root, "other");
+    const rec = (prefix: string, n: number) =>
+      Array.from({ length: n }, (_, k) => ({
+        prompt: `${prefix} sentence number ${k} about the weather and the market. Answer:`,
+        answer: k % 2 === 0 ? "A" : "B",
+      }));
+    for (const task of ["FOMC", "C-STANCE"]) {
+      await Deno.mkdir(join(data, task), { recursive: true });
+      await Deno.writeTextFile(join(data, task, "train.json"), JSON.stringify(rec(task, 4)));
+      await Deno.writeTextFile(join(data, task, "test.json"), JSON.stringify(rec(`t ${task}`, 3)));
+      await Deno.writeTextFile(join(data, task, "eval.json"), JSON.stringify(rec(`e ${task}`, 2)));
+    }
+    await Deno.mkdir(join(other, "NumGLUE-cm"), { recursive: true });
+    await Deno.mkdir(join(other, "FOMC"), { recursive: true }); // a stream task: left out
+    const corpus = rec("an unrelated", 30);
+    await Deno.writeTextFile(join(other, "NumGLUE-cm", "train.json"), JSON.stringify(corpus));
+    await Deno.writeTextFile(join(other, "FOMC", "train.json"), JSON.stringify(rec("FOMC", 4)));
+    const args = (out: string) => [
+      "--data-dir",
+      data,
+      "--tasks",
+      "FOMC,C-STANCE",
+      "--pretrain-data",
+      other,
+      "--tokenizer",
+      "bpe-2048",
+      "--preset",
+      "bpe-tiny",
+      "--pretrain-steps=2",
+      "--max-steps-per-epoch=1",
+      "--epochs=1",
+      "--reduced-epochs=1",
+      "--max-new-tokens=2",
+      "--methods=seqlora",
+      "--backend=wasm",
+      "--blas=off",
+      `--results-dir=${join(root, "results")}`,
+      `--cache-dir=${join(root, "cache")}`,
+      `--out=${out}`,
+      "--quiet",
+    ];
+    const { runDir } = await runTrace(specFromArgs(SPEC, args("ok"), LM_TRACK));
+    // deno-lint-ignore no-explicit-any
+    const config = await readJson<any>(join(runDir, "config.json"));
+    const c = config.model.pretrain.corpus;
+    assertEquals([c.kind, c.documents, c.excluded], ["real", 30, ["FOMC"]]);
+    assertEquals(c.tasks.map((t: { name: string }) => t.name), ["NumGLUE-cm"]);
+    assertEquals(c.overlap.checkedStreamExamples, 2 * (4 + 3));
+    assertEquals(c.overlap.overlapping, 0);
+    const tok = config.model.tokenizerDetails;
+    assertEquals(tok.kind, "bpe-trained");
+    assert(tok.path.startsWith(join(root, "cache", "tokenizers")));
+    const bytes = await Deno.readFile(tok.path);
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+    assertEquals(tok.sha256, Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join(""));
+    // The report adds the bootstrap intervals.
+    const summary = await readCsvRows(join(runDir, "summary.csv"));
+    assert(/^\[-?[0-9.]+, -?[0-9.]+\]$/.test(String(summary[0].op_trace_95ci)));
+    assertEquals((await readCsvRows(join(runDir, "intervals.csv"))).length, 4); // OP, BWT, 2 finals
+
+    // A corpus holding a stream example (re-spaced and re-cased) stops the run before training.
+    const leaked = [...corpus, { ...rec("C-STANCE", 4)[2] }];
+    leaked[30].prompt = leaked[30].prompt.toUpperCase().replace(" ", "   ");
+    await Deno.writeTextFile(join(other, "NumGLUE-cm", "train.json"), JSON.stringify(leaked));
+    await assertRejects(
+      () => runTrace(specFromArgs(SPEC, args("leak"), LM_TRACK)),
+      Error,
+      "the pre-training corpus contains 1 of the stream's 14 examples (C-STANCE train #2",
+    );
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
