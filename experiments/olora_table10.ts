@@ -55,7 +55,7 @@ export const SPEC: TraceSpec = {
     { name: "hide-lora" },
     { name: "treelora" },
   ],
-  train: { ...TRACE.train, epochs: 4, maxPromptLength: 120 },
+  train: { ...TRACE.train, epochs: 3, maxPromptLength: 120 },
   seedList: [0, 1, 2],
 };
 
