@@ -42,6 +42,7 @@ import {
 import { methodStyles } from "./method_style.ts";
 import { formatInterval, INTERVAL_FORMULA, runIntervals } from "./intervals.ts";
 import { oloraTable10Section } from "./olora_table.ts";
+import { taskTable } from "./task_table.ts";
 import type { Staleness } from "./staleness.ts";
 import { writePlot } from "./render.ts";
 import { formatMeanStd, readCsvRows, type Row, summariseOverSeeds, writeTable } from "./tables.ts";
@@ -387,6 +388,10 @@ export async function writeRunReport(
     warnings.push("no font file found: PNG copies skipped, SVG only");
   }
 
+  const perTask = lm ? await taskTable(runDir, matrix, methodOrder) : [];
+  if (perTask.length > 0) {
+    files.push(...(await writeTable(join(runDir, "tasks"), perTask, { formats: ["csv"] })));
+  }
   const table10 = lm
     ? oloraTable10Section(wide, {
       nameOf: (label) =>
@@ -418,6 +423,7 @@ export async function writeRunReport(
     reference,
     intervalNote,
     table10,
+    perTask,
   });
   const reportPath = join(runDir, "REPORT.md");
   await writeFileAtomic(reportPath, md);
@@ -479,6 +485,24 @@ ${lines.join("\n")}
 `;
 }
 
+function perTaskSection(rows: Row[]): string {
+  if (rows.length === 0) return "";
+  const cols = Object.keys(rows[0]);
+  return `## Per task: learned at all?
+
+Each task's score right after training it (\`learn\`, R[i,i]) and at the end (\`final\`, R[T,i]), mean
+over each method's runs, beside the majority-label rate of its test set (the accuracy of always giving
+the most frequent reference; label-scored tasks only). A learning score at or below that rate means the
+task was not learned beyond its label prior. Also in [tasks.csv](tasks.csv); per-task 95 % intervals of
+the final scores are in [intervals.csv](intervals.csv).
+
+| ${cols.join(" | ")} |
+| ${cols.map(() => "---").join(" | ")} |
+${rows.map((r) => `| ${cols.map((c) => String(r[c] ?? "")).join(" | ")} |`).join("\n")}
+
+`;
+}
+
 function tiiSection(rows: Row[]): string {
   if (rows.length === 0) return "";
   const cols = Object.keys(rows[0]);
@@ -524,6 +548,7 @@ function reportMarkdown(args: {
   hasLosses: boolean;
   intervalNote?: string;
   table10?: string;
+  perTask?: Row[];
 }): string {
   const { config } = args;
   const cols = args.summary.length > 0 ? Object.keys(args.summary[0]) : [];
@@ -623,7 +648,9 @@ Every value per seed, with its formula, is in [metrics.csv](metrics.csv); the ra
 [matrix.csv](matrix.csv), per-task timings in [timings.csv](timings.csv) and
 [components.csv](components.csv).
 
-${paperSection(args.paper)}${args.table10 ?? ""}${tiiSection(args.tii)}## More figures
+${paperSection(args.paper)}${args.table10 ?? ""}${perTaskSection(args.perTask ?? [])}${
+    tiiSection(args.tii)
+  }## More figures
 
 ![forgetting after each task](plots/forgetting_curve.svg)
 ![training time per method, mean ± std](plots/training_time_per_method.svg)
