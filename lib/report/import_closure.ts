@@ -43,7 +43,9 @@ function toPosix(path: string): string {
 /**
  * Every module `entries` load, transitively, as paths relative to `root`
  * (posix separators, sorted), the entries included. A specifier whose file
- * does not exist is listed but not read.
+ * does not exist is listed but not read. A module for which `options.skip`
+ * returns true is neither listed nor followed (what only it imports is left
+ * out too).
  *
  * @example
  * ```ts ignore
@@ -54,13 +56,18 @@ function toPosix(path: string): string {
  */
 export async function importClosure(
   entries: readonly string[],
-  options: { root: string },
+  options: { root: string; skip?: (path: string) => boolean },
 ): Promise<string[]> {
   const seen = new Set<string>();
+  const skipped = new Set<string>();
   const queue = entries.map((e) => toPosix(normalize(e)));
   while (queue.length > 0) {
     const file = queue.pop()!;
-    if (seen.has(file)) continue;
+    if (seen.has(file) || skipped.has(file)) continue;
+    if (options.skip?.(file)) {
+      skipped.add(file);
+      continue;
+    }
     seen.add(file);
     let text: string;
     try {

@@ -50,6 +50,35 @@ export function predictionsFolder(key: { method: string; seed: number; order?: u
   return join("predictions", slug(key.method), run);
 }
 
+/**
+ * Where a run cell's predictions are: `<runDir>/<predictionsFolder>`, or, in a sweep merged from
+ * shards, the same folder inside the one `shard-i-of-n/` that ran the cell; null when none has it.
+ *
+ * @example
+ * ```ts ignore
+ * const dir = await locatePredictions("results/trace/olora-orders-1-3", { method: "gem", seed: 0, order: "olora-1" });
+ * ```
+ */
+export async function locatePredictions(
+  runDir: string,
+  key: { method: string; seed: number; order?: unknown },
+): Promise<string | null> {
+  const folder = predictionsFolder(key);
+  if (await exists(join(runDir, folder))) return join(runDir, folder);
+  const shards: string[] = [];
+  try {
+    for await (const e of Deno.readDir(runDir)) {
+      if (e.isDirectory && /^shard-[0-9]+-of-[0-9]+$/.test(e.name)) shards.push(e.name);
+    }
+  } catch {
+    return null;
+  }
+  for (const shard of shards.sort()) {
+    if (await exists(join(runDir, shard, folder))) return join(runDir, shard, folder);
+  }
+  return null;
+}
+
 async function readRound(path: string, names: string[], round: number): Promise<number[][]> {
   const text = await Deno.readTextFile(path);
   const byTask = new Map<string, number[]>();
@@ -123,10 +152,9 @@ export async function runIntervals(
     for (const r of rows) names[Number(r.task) - 1] = String(r.task_name);
     const done = Math.max(...rows.map((r) => Number(r.trained_through)));
     const key: Row = { method, seed: Number(rows[0].seed), order: rows[0].order };
-    const folder = join(
-      runDir,
-      predictionsFolder({ method, seed: Number(rows[0].seed), order: rows[0].order }),
-    );
+    const cellKey = { method, seed: Number(rows[0].seed), order: rows[0].order };
+    const folder = await locatePredictions(runDir, cellKey) ??
+      join(runDir, predictionsFolder(cellKey));
     if (done < options.numTasks || names.length < options.numTasks) {
       skipped.push(`${method}: a run is incomplete (${done}/${options.numTasks} tasks)`);
       bad.add(method);

@@ -14,7 +14,7 @@
 
 import { join } from "@std/path";
 import { exists } from "../io.ts";
-import { predictionsFolder } from "./intervals.ts";
+import { locatePredictions } from "./intervals.ts";
 import type { Row } from "./tables.ts";
 
 /**
@@ -68,16 +68,15 @@ export async function taskTable(
   // References of each task: from the first run's last round that evaluated it.
   const references = new Map<string, string[]>();
   const last = Math.max(...firstRun.map((r) => Number(r.trained_through)));
-  const path = join(
-    runDir,
-    predictionsFolder({
-      method: String(first.method),
-      seed: Number(first.seed),
-      order: first.order,
-    }),
-    `round-${String(last).padStart(2, "0")}.jsonl`,
-  );
-  if (await exists(path)) {
+  const folder = await locatePredictions(runDir, {
+    method: String(first.method),
+    seed: Number(first.seed),
+    order: first.order,
+  });
+  const path = folder === null
+    ? null
+    : join(folder, `round-${String(last).padStart(2, "0")}.jsonl`);
+  if (path !== null && (await exists(path))) {
     for (const line of (await Deno.readTextFile(path)).split("\n")) {
       if (line.trim() === "") continue;
       const rec = JSON.parse(line) as { task?: unknown; reference?: unknown };

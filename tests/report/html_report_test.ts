@@ -248,6 +248,8 @@ async function buildResults(root: string): Promise<string> {
   const trace = applyFlags(TRACE_SPEC, {
     flags: parseFlags([
       "--preset=byte-micro",
+      "--max-length=32",
+      "--max-prompt-length=24",
       "--pretrain-steps=2",
       "--max-steps-per-epoch=2",
       "--batch-size=2", // two steps per task: the loss curves have lines, not single points

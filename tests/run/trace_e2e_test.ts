@@ -10,6 +10,8 @@ import { specFromArgs } from "../helpers.ts";
 function tinySpec(root: string): TraceSpec {
   const spec = specFromArgs(SPEC, [
     "--preset=byte-micro",
+    "--max-length=32",
+    "--max-prompt-length=24",
     "--pretrain-steps=2",
     "--max-steps-per-epoch=2",
     "--epochs=1",
@@ -154,6 +156,8 @@ Deno.test("trace --orders over the O-LoRA benchmark: an order column, runs = ord
     "--orders=olora-1,olora-2",
     "--seeds=0,1",
     "--preset=byte-micro",
+    "--max-length=32",
+    "--max-prompt-length=24",
     "--pretrain-steps=2",
     "--max-steps-per-epoch=1",
     "--epochs=1",
