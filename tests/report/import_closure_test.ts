@@ -35,5 +35,11 @@ Deno.test("importClosure follows imports transitively through folders and stops 
     "lib/x/missing.ts",
     "lib/x/one.ts",
   ]);
+  // A skipped module is neither listed nor followed: two.ts and what only it imports drop out.
+  assertEquals(await importClosure(["lib/entry.ts"], { root, skip: (p) => p === "lib/two.ts" }), [
+    "lib/entry.ts",
+    "lib/x/missing.ts",
+    "lib/x/one.ts",
+  ]);
   await Deno.remove(root, { recursive: true });
 });

@@ -3,7 +3,12 @@ import { join } from "@std/path";
 import { RunWriter } from "../../lib/run/run_writer.ts";
 import { withWriteRoots } from "../../lib/io.ts";
 import { bootstrapIntervals } from "../../lib/metrics/bootstrap.ts";
-import { formatInterval, predictionsFolder, runIntervals } from "../../lib/report/intervals.ts";
+import {
+  formatInterval,
+  locatePredictions,
+  predictionsFolder,
+  runIntervals,
+} from "../../lib/report/intervals.ts";
 import { readCsvRows } from "../../lib/report/tables.ts";
 import type { LmPrediction } from "../../lib/train/lm_incremental.ts";
 
@@ -71,6 +76,23 @@ Deno.test("runIntervals reads what the run writer stored and equals the bootstra
   ]);
   assertStringIncludes(String(r.rows[0].formula), "percentile bootstrap over test examples");
   assertEquals(formatInterval(got.op), `[${got.op.low.toFixed(2)}, ${got.op.high.toFixed(2)}]`);
+
+  // A sweep merged from shards keeps each cell's predictions in its shard folder: found there.
+  const shard = join(dir, "shard-2-of-2");
+  await Deno.mkdir(join(shard, "predictions", "tree-lora"), { recursive: true });
+  await Deno.rename(
+    join(dir, "predictions", "tree-lora", "seed-1-order-olora-1"),
+    join(shard, "predictions", "tree-lora", "seed-1-order-olora-1"),
+  );
+  assertEquals(
+    await locatePredictions(dir, { method: "Tree LoRA", seed: 1, order: "olora-1" }),
+    join(shard, "predictions", "tree-lora", "seed-1-order-olora-1"),
+  );
+  assertEquals((await runIntervals(dir, matrix, { numTasks: 2 })).byMethod.get("Tree LoRA"), got);
+  await Deno.rename(
+    join(shard, "predictions", "tree-lora", "seed-1-order-olora-1"),
+    join(dir, "predictions", "tree-lora", "seed-1-order-olora-1"),
+  );
 
   // A missing round file leaves the method out, by name.
   await Deno.remove(
