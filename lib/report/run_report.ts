@@ -396,6 +396,7 @@ export async function writeRunReport(
     ? oloraTable10Section(wide, {
       nameOf: (label) =>
         String((config.methods ?? []).find((m: Row) => m.label === label)?.name ?? label),
+      epochsOf: (label) => (config.methods ?? []).find((m: Row) => m.label === label)?.epochs,
       scale:
         `\`${config.model?.preset}\` decoder (${config.model?.decoder?.dim}-dim, ${config.model?.decoder?.layers} layers), tokenizer ${
           config.model?.tokenizerDetails?.description ?? config.model?.tokenizer
