@@ -79,23 +79,57 @@ export async function locatePredictions(
   return null;
 }
 
-async function readRound(path: string, names: string[], round: number): Promise<number[][]> {
-  const text = await Deno.readTextFile(path);
-  const byTask = new Map<string, number[]>();
-  text.split("\n").forEach((line, k) => {
+/** One line of a round's predictions file, as the report reads it. */
+export interface PredictionRecord {
+  /** Task name. */
+  task: string;
+  /** Reference answer. */
+  reference: string;
+  /** The example's score (0–100). */
+  score: number;
+}
+
+/**
+ * The records of a round's predictions file (`round-NN.jsonl`, one JSON object per line): each
+ * must have a string `task` and `reference` and a `score` in [0, 100]; anything else is an error
+ * naming the file and line.
+ *
+ * @example
+ * ```ts ignore
+ * const recs = await readPredictions("results/trace/default/predictions/seqlora/seed-0/round-01.jsonl");
+ * ```
+ */
+export async function readPredictions(path: string): Promise<PredictionRecord[]> {
+  const out: PredictionRecord[] = [];
+  (await Deno.readTextFile(path)).split("\n").forEach((line, k) => {
     if (line.trim() === "") return;
-    let rec: { task?: unknown; score?: unknown };
+    let rec: { task?: unknown; reference?: unknown; score?: unknown };
     try {
       rec = JSON.parse(line);
     } catch {
-      throw new Error(`${path}: line ${k + 1} is not JSON; expected {"task", "score", …}`);
+      throw new Error(
+        `${path}: line ${k + 1} is not JSON; expected {"task", "reference", "score", …}`,
+      );
     }
-    if (typeof rec.task !== "string" || typeof rec.score !== "number") {
-      throw new Error(`${path}: line ${k + 1} lacks a string "task" or a numeric "score"`);
+    if (
+      typeof rec.task !== "string" || typeof rec.reference !== "string" ||
+      typeof rec.score !== "number" || !(rec.score >= 0 && rec.score <= 100)
+    ) {
+      throw new Error(
+        `${path}: line ${k + 1} needs a string "task" and "reference" and a "score" in [0, 100]`,
+      );
     }
+    out.push({ task: rec.task, reference: rec.reference, score: rec.score });
+  });
+  return out;
+}
+
+async function readRound(path: string, names: string[], round: number): Promise<number[][]> {
+  const byTask = new Map<string, number[]>();
+  for (const rec of await readPredictions(path)) {
     if (!byTask.has(rec.task)) byTask.set(rec.task, []);
     byTask.get(rec.task)!.push(rec.score);
-  });
+  }
   return names.slice(0, round).map((name) => {
     const scores = byTask.get(name);
     if (!scores) throw new Error(`${path}: no predictions of task ${name}`);

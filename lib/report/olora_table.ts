@@ -110,18 +110,14 @@ export function oloraTable10Section(
     }) | ${ratio} (${paperRatio}) |`;
   });
   // The orderings, on the means over orders and seeds.
-  const forgettingOf = (name: string) => {
+  // The mean of `value` over every run of the method registered as `name` (null when absent).
+  const meanOf = (name: string, value: (r: Row) => number) => {
     const label = labels.find((l) => options.nameOf(l) === name);
     if (!label) return null;
-    const xs = wide.filter((r) => r.method === label).map((r) => -Number(r.bwt_trace));
-    return xs.reduce((a, b) => a + b, 0) / xs.length;
+    return meanStd(wide.filter((r) => r.method === label).map(value)).mean;
   };
-  const opOf = (name: string) => {
-    const label = labels.find((l) => options.nameOf(l) === name);
-    if (!label) return null;
-    const xs = wide.filter((r) => r.method === label).map((r) => Number(r.op_trace));
-    return xs.reduce((a, b) => a + b, 0) / xs.length;
-  };
+  const forgettingOf = (name: string) => meanOf(name, (r) => -Number(r.bwt_trace));
+  const opOf = (name: string) => meanOf(name, (r) => Number(r.op_trace));
   const list = (names: string[], f: (n: string) => number | null) =>
     names.filter((n) => f(n) !== null).map((n) => `${n} ${f(n)!.toFixed(2)}`).join(", ");
   const high = HIGH_FORGETTING.map(forgettingOf).filter((x): x is number => x !== null);

@@ -119,9 +119,8 @@ export async function runStaleness(
       const loaded = new Set(
         await importClosure([entry], { root: options.repoRoot, skip: report }),
       );
-      const counts = (f: string) => loaded.has(f);
-      changed = differing.filter(counts);
-      unrelated = differing.filter((f) => !counts(f));
+      changed = differing.filter((f) => loaded.has(f));
+      unrelated = differing.filter((f) => !loaded.has(f));
       scope = `that the ${options.track} track loads (${entry} and its imports; ` +
         "lib/report/ and what only it imports aside)";
     }

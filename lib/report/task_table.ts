@@ -14,7 +14,7 @@
 
 import { join } from "@std/path";
 import { exists } from "../io.ts";
-import { locatePredictions } from "./intervals.ts";
+import { locatePredictions, readPredictions } from "./intervals.ts";
 import type { Row } from "./tables.ts";
 
 /**
@@ -77,10 +77,7 @@ export async function taskTable(
     ? null
     : join(folder, `round-${String(last).padStart(2, "0")}.jsonl`);
   if (path !== null && (await exists(path))) {
-    for (const line of (await Deno.readTextFile(path)).split("\n")) {
-      if (line.trim() === "") continue;
-      const rec = JSON.parse(line) as { task?: unknown; reference?: unknown };
-      if (typeof rec.task !== "string" || typeof rec.reference !== "string") continue;
+    for (const rec of await readPredictions(path)) {
       if (!references.has(rec.task)) references.set(rec.task, []);
       references.get(rec.task)!.push(rec.reference);
     }

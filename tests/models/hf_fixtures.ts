@@ -11,6 +11,7 @@
 import { join } from "@std/path";
 import { encodeSafetensors, type TensorData } from "../../lib/models/safetensors.ts";
 import { Rng } from "../../lib/random.ts";
+import { byteToUnicode } from "../../lib/text/bpe_trainer.ts";
 
 /** Random normal values times `std`, plus `mean`. */
 export function randomTensor(
@@ -220,28 +221,13 @@ export function tinyLlamaTensors(
   return t;
 }
 
-/** GPT-2's bytes_to_unicode table: byte b → the printable character that stands for it. */
-function byteChars(): string[] {
-  const order: number[] = [];
-  for (let b = 33; b <= 126; b++) order.push(b);
-  for (let b = 161; b <= 172; b++) order.push(b);
-  for (let b = 174; b <= 255; b++) order.push(b);
-  const chars: string[] = new Array(256);
-  order.forEach((b) => (chars[b] = String.fromCodePoint(b)));
-  let n = 0;
-  for (let b = 0; b < 256; b++) {
-    if (chars[b] === undefined) chars[b] = String.fromCodePoint(256 + n++);
-  }
-  return chars;
-}
-
 /**
  * A byte-level BPE tokenizer.json: id = byte value (0..255), one merge
  * ("h e" → "he" = 258), BOS `<s>` = 256 and EOS `</s>` = 257 as added
  * special tokens: 259 ids.
  */
 export function tinyTokenizerJson(): Record<string, unknown> {
-  const chars = byteChars();
+  const chars = byteToUnicode();
   const vocab: Record<string, number> = {};
   chars.forEach((ch, b) => (vocab[ch] = b));
   vocab["he"] = 258;

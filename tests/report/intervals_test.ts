@@ -1,4 +1,4 @@
-import { assertAlmostEquals, assertEquals, assertStringIncludes } from "@std/assert";
+import { assertAlmostEquals, assertEquals, assertRejects, assertStringIncludes } from "@std/assert";
 import { join } from "@std/path";
 import { RunWriter } from "../../lib/run/run_writer.ts";
 import { withWriteRoots } from "../../lib/io.ts";
@@ -7,6 +7,7 @@ import {
   formatInterval,
   locatePredictions,
   predictionsFolder,
+  readPredictions,
   runIntervals,
 } from "../../lib/report/intervals.ts";
 import { readCsvRows } from "../../lib/report/tables.ts";
@@ -102,4 +103,29 @@ Deno.test("runIntervals reads what the run writer stored and equals the bootstra
   assertEquals(missing.byMethod.size, 0);
   assertStringIncludes(missing.skipped[0], "Tree LoRA: no ");
   await Deno.remove(root, { recursive: true });
+});
+
+Deno.test("readPredictions names the file and line of a malformed or out-of-range record", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = join(dir, "round-01.jsonl");
+  const good = JSON.stringify({
+    task: "t",
+    prompt: "p",
+    prediction: "x",
+    reference: "y",
+    score: 100,
+  });
+  for (
+    const [bad, what] of [
+      ["{not json", "line 2 is not JSON"],
+      [JSON.stringify({ task: "t", reference: "y", score: 1e9 }), "line 2 needs"],
+      [JSON.stringify({ task: "t", score: 0 }), "line 2 needs"],
+    ]
+  ) {
+    await Deno.writeTextFile(path, `${good}\n${bad}\n`);
+    await assertRejects(() => readPredictions(path), Error, `${path}: ${what}`);
+  }
+  await Deno.writeTextFile(path, `${good}\n\n`);
+  assertEquals(await readPredictions(path), [{ task: "t", reference: "y", score: 100 }]);
+  await Deno.remove(dir, { recursive: true });
 });
