@@ -44,6 +44,7 @@ export const SPEC: TraceSpec = {
       lr: 3e-3,
       warmupSteps: 100,
       corpusDirs: null, // set by --pretrain-data (required)
+      proseCharacters: 0, // the O-LoRA tasks' own texts replace the default corpus
       corpusExclude: ["dbpedia", "amazon", "yahoo", "agnews"],
     },
   },

@@ -170,21 +170,56 @@ export function trainBpe(docs: readonly string[], options: TrainBpeOptions): Tra
   }
   // 4. The tokenizer.json.
   const vocab: Record<string, number> = {};
-  symbols.forEach((s, id) => (vocab[s] = id));
-  const special = SPECIAL_TOKENS.map((content, k) => ({
-    id: symbols.length + k,
-    content,
-    single_word: false,
-    lstrip: false,
-    rstrip: false,
-    normalized: false,
-    special: true,
-  }));
-  const json = {
+  symbols.forEach((sym, id) => (vocab[sym] = id));
+  const specials = SPECIAL_TOKENS.map((content, k) => ({ id: symbols.length + k, content }));
+  const json = byteLevelBpeJson({ vocab, merges, specials });
+  return { json, merges, vocabSize: symbols.length + specials.length, words: words.length };
+}
+
+/** Options of {@link byteLevelBpeJson}. */
+export interface ByteLevelBpeJsonOptions {
+  /** Symbol (in the byte-to-unicode alphabet) → id. */
+  vocab: Record<string, number>;
+  /** Merges in rank order. */
+  merges: readonly (readonly [string, string])[];
+  /** Added special tokens. */
+  specials: readonly { id: number; content: string }[];
+  /** A post-processor object (default none). */
+  postProcessor?: Record<string, unknown> | null;
+  /** Write merges as `[a, b]` arrays (newer `tokenizers` files) instead of `"a b"` strings. */
+  mergesAsArrays?: boolean;
+}
+
+/**
+ * A Hugging Face `tokenizer.json` object for a GPT-2-style byte-level BPE: ByteLevel
+ * pre-tokenizer (GPT-2 pattern, no prefix space) and decoder, BPE model without unknown
+ * token or dropout, and the given specials as added tokens (`special: true`, not normalised).
+ *
+ * @example
+ * ```ts
+ * import { byteLevelBpeJson } from "./bpe_trainer.ts";
+ * const json = byteLevelBpeJson({
+ *   vocab: { a: 0, b: 1, ab: 2 },
+ *   merges: [["a", "b"]],
+ *   specials: [{ id: 3, content: "<|endoftext|>" }],
+ * });
+ * (json.model as { merges: string[] }).merges; // ["a b"]
+ * ```
+ */
+export function byteLevelBpeJson(options: ByteLevelBpeJsonOptions): Record<string, unknown> {
+  return {
     version: "1.0",
     truncation: null,
     padding: null,
-    added_tokens: special,
+    added_tokens: options.specials.map(({ id, content }) => ({
+      id,
+      content,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
+    })),
     normalizer: null,
     pre_tokenizer: {
       type: "ByteLevel",
@@ -192,7 +227,7 @@ export function trainBpe(docs: readonly string[], options: TrainBpeOptions): Tra
       trim_offsets: true,
       use_regex: true,
     },
-    post_processor: null,
+    post_processor: options.postProcessor ?? null,
     decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
     model: {
       type: "BPE",
@@ -203,11 +238,12 @@ export function trainBpe(docs: readonly string[], options: TrainBpeOptions): Tra
       fuse_unk: false,
       byte_fallback: false,
       ignore_merges: false,
-      vocab,
-      merges: merges.map(([x, y]) => `${x} ${y}`),
+      vocab: options.vocab,
+      merges: options.mergesAsArrays
+        ? options.merges.map(([x, y]) => [x, y])
+        : options.merges.map(([x, y]) => `${x} ${y}`),
     },
   };
-  return { json, merges, vocabSize: symbols.length + special.length, words: words.length };
 }
 
 /** True when pair `key` comes before pair `other` among equal counts (smaller strings first). */

@@ -25,6 +25,7 @@ import {
   type TraceTaskData,
 } from "../data/trace.ts";
 import { hashJson } from "../data/synthetic_cache.ts";
+import { PROSE_SOURCE, proseParagraphs, readProse } from "../data/prose_corpus.ts";
 import { corpusOverlap, readPretrainCorpus } from "../data/pretrain_corpus.ts";
 import { exists, sha256Hex, writeFileAtomic, writeJsonAtomic } from "../io.ts";
 import { BPE_TRAINER_VERSION, SPECIAL_TOKENS, trainBpe } from "../text/bpe_trainer.ts";
@@ -83,10 +84,13 @@ export interface TraceSpec extends ExperimentSpec {
      * Pre-training: on the generic synthetic corpus (`corpusLines` lines), or, with `corpusDirs`
      * (`--pretrain-data DIR`), on the training texts of every task folder there that is not in
      * the stream or in `corpusExclude` (lib/data/pretrain_corpus.ts), `corpusMaxPerTask` examples
-     * each (null = all).
+     * each (null = all). `proseCharacters` characters of the shipped English prose
+     * (lib/data/prose_corpus.ts, from the start of *Moby-Dick*) are mixed into the synthetic
+     * corpus (0 or absent = none; refused with `corpusDirs`, which replaces both).
      */
     pretrain: LmPretrainConfig & {
       corpusLines: number;
+      proseCharacters?: number | null;
       corpusDirs?: string[] | null;
       corpusMaxPerTask?: number | null;
       corpusExclude?: string[] | null;
@@ -260,12 +264,20 @@ function score(
 
 /** What config.json says of the pre-training corpus. */
 interface CorpusRecord {
-  kind: "synthetic" | "real";
+  kind: "synthetic" | "synthetic+prose" | "real";
   description: string;
   documents: number;
   characters: number;
   tasks?: { name: string; dir: string; documents: number }[];
   excluded?: string[];
+  prose?: {
+    title: string;
+    author: string;
+    file: string;
+    sha256: string;
+    paragraphs: number;
+    characters: number;
+  };
   overlap: { checkedStreamExamples: number; overlapping: number; rule: string };
 }
 
@@ -284,6 +296,12 @@ async function pretrainCorpus(
   let record: Omit<CorpusRecord, "overlap">;
   let overlap;
   if (p.corpusDirs && p.corpusDirs.length > 0) {
+    if ((p.proseCharacters ?? 0) > 0) {
+      throw new Error(
+        "the shipped prose is mixed into the synthetic corpus only; a --pretrain-data corpus " +
+          "replaces both (drop --pretrain-prose, or set proseCharacters to 0)",
+      );
+    }
     const corpus = await readPretrainCorpus(p.corpusDirs, {
       exclude: [...streamTasks.keys(), ...(p.corpusExclude ?? [])],
       maxPerTask: p.corpusMaxPerTask ?? undefined,
@@ -305,17 +323,45 @@ async function pretrainCorpus(
       excluded: corpus.excluded,
     };
   } else {
-    documents = syntheticCorpus({ seed: p.seed, lines: p.corpusLines });
+    const synthetic = syntheticCorpus({ seed: p.seed, lines: p.corpusLines });
+    const syntheticCharacters = synthetic.reduce((s, d) => s + d.length, 0);
+    const prose = (p.proseCharacters ?? 0) > 0
+      ? proseParagraphs(await readProse(), { maxCharacters: p.proseCharacters! })
+      : [];
+    const proseCharacters = prose.reduce((s, d) => s + d.length, 0);
+    // One shuffled list, so that both kinds are spread over the packed stream and the held-out
+    // tail (the last heldOutFraction of the documents) holds both.
+    documents = prose.length > 0
+      ? new Rng((p.seed ^ 0x9e05) >>> 0).shuffle([...synthetic, ...prose])
+      : synthetic;
     overlap = corpusOverlap(documents, [...streamTasks.values()]);
-    const characters = documents.reduce((s, d) => s + d.length, 0);
-    record = {
-      kind: "synthetic",
-      description: `the generic synthetic corpus of lib/data/synthetic_text.ts (seed ${p.seed}, ` +
-        `${p.corpusLines} lines, ${characters} characters): template sentences, arithmetic, ` +
-        "facts, code-like lines and German sentences, not real text",
-      documents: documents.length,
-      characters,
-    };
+    const syntheticPart =
+      `the generic synthetic corpus of lib/data/synthetic_text.ts (seed ${p.seed}, ` +
+      `${p.corpusLines} lines, ${syntheticCharacters} characters): template sentences, ` +
+      "arithmetic, facts, code-like lines and German sentences, not real text";
+    record = prose.length === 0
+      ? {
+        kind: "synthetic",
+        description: syntheticPart,
+        documents: documents.length,
+        characters: syntheticCharacters,
+      }
+      : {
+        kind: "synthetic+prose",
+        description: `${syntheticPart}; mixed (shuffled, seed ${p.seed}) with the first ` +
+          `${prose.length} paragraphs (${proseCharacters} characters) of ${PROSE_SOURCE.author}'s ` +
+          `${PROSE_SOURCE.title} (${PROSE_SOURCE.year}; ${PROSE_SOURCE.license}; ${PROSE_SOURCE.file})`,
+        documents: documents.length,
+        characters: syntheticCharacters + proseCharacters,
+        prose: {
+          title: PROSE_SOURCE.title,
+          author: PROSE_SOURCE.author,
+          file: PROSE_SOURCE.file,
+          sha256: PROSE_SOURCE.sha256,
+          paragraphs: prose.length,
+          characters: proseCharacters,
+        },
+      };
   }
   if (overlap.overlaps.length > 0) {
     const shown = overlap.overlaps.slice(0, 5).map((h) => `${h.task} ${h.split} #${h.index}`);
@@ -386,7 +432,12 @@ export const LM_FLAGS: Record<string, FlagSpec> = {
   "pretrain-data": {
     type: "string-list",
     help:
-      "pre-train on the train.json texts of the task folders here that are not in the stream (default: the synthetic corpus)",
+      "pre-train on the train.json texts of the task folders here that are not in the stream (replaces the default corpus, the shipped prose included)",
+  },
+  "pretrain-prose": {
+    type: "number",
+    help:
+      "characters of the shipped English prose (Moby-Dick, public domain) mixed into the synthetic pre-training corpus (integer 0–1191160; default 130000; 0 = none)",
   },
   "pretrain-exclude": {
     type: "string",
@@ -475,6 +526,22 @@ function applyLmFlags(spec: TraceSpec, f: FlagValues): void {
   if (f.tokenizer !== undefined) spec.model.tokenizer = f.tokenizer as string;
   if (f["pretrain-data"] !== undefined) {
     spec.model.pretrain.corpusDirs = f["pretrain-data"] as string[];
+  }
+  if (num("pretrain-prose") !== undefined) {
+    if (spec.model.pretrain.corpusDirs) {
+      throw new Error(
+        "--pretrain-prose mixes prose into the synthetic corpus, which --pretrain-data replaces; give one",
+      );
+    }
+    const n = num("pretrain-prose")!;
+    if (!Number.isInteger(n) || n < 0 || n > PROSE_SOURCE.characters) {
+      throw new Error(
+        `--pretrain-prose must be an integer in 0–${PROSE_SOURCE.characters}, got ${n}`,
+      );
+    }
+    spec.model.pretrain.proseCharacters = n;
+  } else if (f["pretrain-data"] !== undefined) {
+    spec.model.pretrain.proseCharacters = 0;
   }
   if (f["pretrain-exclude"] !== undefined) {
     if (!spec.model.pretrain.corpusDirs) {
@@ -633,8 +700,14 @@ async function prepareLm(
       );
     }
     decoderConfig = { ...preset, lora: spec.model.lora };
-    const { corpusLines: _lines, corpusDirs: _dirs, corpusMaxPerTask: _max, ...pretrain } =
-      spec.model.pretrain;
+    // The corpus options are covered by the corpus hash in the backbone's cache key.
+    const {
+      corpusLines: _lines,
+      corpusDirs: _dirs,
+      corpusMaxPerTask: _max,
+      proseCharacters: _prose,
+      ...pretrain
+    } = spec.model.pretrain;
     const pre = await pretrainedDecoder(decoderConfig, {
       corpus: corpus.documents,
       tokenizer,

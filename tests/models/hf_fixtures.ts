@@ -11,7 +11,7 @@
 import { join } from "@std/path";
 import { encodeSafetensors, type TensorData } from "../../lib/models/safetensors.ts";
 import { Rng } from "../../lib/random.ts";
-import { byteToUnicode } from "../../lib/text/bpe_trainer.ts";
+import { byteLevelBpeJson, byteToUnicode } from "../../lib/text/bpe_trainer.ts";
 
 /** Random normal values times `std`, plus `mean`. */
 export function randomTensor(
@@ -231,42 +231,17 @@ export function tinyTokenizerJson(): Record<string, unknown> {
   const vocab: Record<string, number> = {};
   chars.forEach((ch, b) => (vocab[ch] = b));
   vocab["he"] = 258;
-  const special = (id: number, content: string) => ({
-    id,
-    content,
-    single_word: false,
-    lstrip: false,
-    rstrip: false,
-    normalized: false,
-    special: true,
-  });
-  const byteLevel = {
-    type: "ByteLevel",
-    add_prefix_space: false,
-    trim_offsets: true,
-    use_regex: true,
-  };
-  return {
-    version: "1.0",
-    truncation: null,
-    padding: null,
-    added_tokens: [special(256, "<s>"), special(257, "</s>")],
-    normalizer: null,
-    pre_tokenizer: byteLevel,
-    post_processor: byteLevel,
-    decoder: byteLevel,
-    model: {
-      type: "BPE",
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: null,
-      end_of_word_suffix: null,
-      fuse_unk: false,
-      byte_fallback: false,
-      vocab,
-      merges: ["h e"],
+  return byteLevelBpeJson({
+    vocab,
+    merges: [["h", "e"]],
+    specials: [{ id: 256, content: "<s>" }, { id: 257, content: "</s>" }],
+    postProcessor: {
+      type: "ByteLevel",
+      add_prefix_space: false,
+      trim_offsets: true,
+      use_regex: true,
     },
-  };
+  });
 }
 
 /** Write a tiny HF LLaMA directory (with tokenizer); returns its tensors and config. */

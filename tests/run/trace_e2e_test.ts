@@ -1,11 +1,12 @@
 /** End-to-end: a tiny TRACE run (byte-micro decoder, a step per epoch) through the real experiment code. */
-import { assert, assertAlmostEquals, assertEquals, assertRejects } from "@std/assert";
+import { assert, assertAlmostEquals, assertEquals, assertRejects, assertThrows } from "@std/assert";
 import { join } from "@std/path";
 import { SPEC } from "../../experiments/trace.ts";
 import { readJson } from "../../lib/io.ts";
 import { readCsvRows } from "../../lib/report/tables.ts";
 import { LM_TRACK, runTrace, type TraceSpec } from "../../lib/tracks/lm_trace.ts";
 import { specFromArgs } from "../helpers.ts";
+import { PROSE_SOURCE } from "../../lib/data/prose_corpus.ts";
 
 function tinySpec(root: string): TraceSpec {
   const spec = specFromArgs(SPEC, [
@@ -45,6 +46,14 @@ Deno.test("trace end to end: score matrix, both BWTs, predictions per round", as
     "treelora-equal-epochs",
   ]);
   assertEquals(config.methods[1].options.lambda, 0.5);
+  // The default corpus: 50 synthetic lines (set above) and the spec's share of shipped prose,
+  // mixed; the overlap check covers both.
+  const corpus = config.model.pretrain.corpus;
+  assertEquals(corpus.kind, "synthetic+prose");
+  assertEquals(corpus.prose.sha256, PROSE_SOURCE.sha256);
+  assert(corpus.prose.characters <= SPEC.model.pretrain.proseCharacters!);
+  assertEquals(corpus.documents, 50 + corpus.prose.paragraphs);
+  assertEquals(corpus.overlap.overlapping, 0);
   const matrix = await readCsvRows(join(runDir, "matrix.csv"));
   assertEquals(matrix.length, 3 * 36); // 1 + 2 + … + 8 rows per method
   assertEquals(new Set(matrix.map((r) => r.metric)).size, 5);
@@ -268,6 +277,13 @@ Deno.test("--pretrain-data: the corpus, its overlap check and a harness-trained 
     const config = await readJson<any>(join(runDir, "config.json"));
     const c = config.model.pretrain.corpus;
     assertEquals([c.kind, c.documents, c.excluded], ["real", 30, ["FOMC"]]);
+    // --pretrain-data replaces the default corpus, the shipped prose included.
+    assertEquals(config.model.pretrain.proseCharacters, 0);
+    assertThrows(
+      () => specFromArgs(SPEC, [...args("both"), "--pretrain-prose=1000"], LM_TRACK),
+      Error,
+      "--pretrain-data replaces",
+    );
     assertEquals(c.tasks.map((t: { name: string }) => t.name), ["NumGLUE-cm"]);
     assertEquals(c.overlap.checkedStreamExamples, 2 * (4 + 3));
     assertEquals(c.overlap.overlapping, 0);

@@ -1,5 +1,6 @@
 import { assertEquals, assertRejects, assertThrows } from "@std/assert";
 import { join } from "@std/path";
+import { byteLevelBpeJson, byteToUnicode } from "../../lib/text/bpe_trainer.ts";
 import {
   HF_TOKENIZERS_MODULE,
   hfTokenizerFromJson,
@@ -17,20 +18,12 @@ if (!available) {
 }
 
 /** GPT-2's bytes_to_unicode table: byte b → the printable character that stands for it. */
+/** GPT-2's byte table and its id order (bytes by the code point of their symbol). */
 function bytesToUnicode(): { order: number[]; chars: string[] } {
-  const order: number[] = [];
-  for (let b = 33; b <= 126; b++) order.push(b);
-  for (let b = 161; b <= 172; b++) order.push(b);
-  for (let b = 174; b <= 255; b++) order.push(b);
-  const chars: string[] = new Array(256);
-  order.forEach((b) => (chars[b] = String.fromCodePoint(b)));
-  let n = 0;
-  for (let b = 0; b < 256; b++) {
-    if (!order.includes(b)) {
-      order.push(b);
-      chars[b] = String.fromCodePoint(256 + n++);
-    }
-  }
+  const chars = byteToUnicode();
+  const order = [...chars.keys()].sort((x, y) =>
+    chars[x].codePointAt(0)! - chars[y].codePointAt(0)!
+  );
   return { order, chars };
 }
 
@@ -51,46 +44,18 @@ function tinyTokenizerJson(mergesAsArrays = false): Record<string, unknown> {
     "or",
   ]];
   merges.forEach(([a, b], k) => (vocab[a + b] = 256 + k));
-  const special = (id: number, content: string) => ({
-    id,
-    content,
-    single_word: false,
-    lstrip: false,
-    rstrip: false,
-    normalized: false,
-    special: true,
-  });
-  return {
-    version: "1.0",
-    truncation: null,
-    padding: null,
-    added_tokens: [special(263, "<|endoftext|>"), special(264, "<|pad|>")],
-    normalizer: null,
-    pre_tokenizer: {
-      type: "ByteLevel",
-      add_prefix_space: false,
-      trim_offsets: true,
-      use_regex: true,
-    },
-    post_processor: {
+  return byteLevelBpeJson({
+    vocab,
+    merges: merges as [string, string][],
+    specials: [{ id: 263, content: "<|endoftext|>" }, { id: 264, content: "<|pad|>" }],
+    postProcessor: {
       type: "ByteLevel",
       add_prefix_space: true,
       trim_offsets: false,
       use_regex: true,
     },
-    decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: {
-      type: "BPE",
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: null,
-      end_of_word_suffix: null,
-      fuse_unk: false,
-      byte_fallback: false,
-      vocab,
-      merges: mergesAsArrays ? merges : merges.map((m) => m.join(" ")),
-    },
-  };
+    mergesAsArrays,
+  });
 }
 
 Deno.test({
