@@ -59,6 +59,7 @@ import {
   type BenchMode,
   type BenchSpec,
   compareParamCounts,
+  harnessSpecOptions,
   type ParamCounts,
   samplesPerStep,
   specKey,
@@ -66,6 +67,7 @@ import {
   standardSpecs,
 } from "./specs.ts";
 import { timeTfjsSteps } from "./tfjs_steps.ts";
+import { cpuModel, loadAverage } from "./machine.ts";
 import { probeTorch, runTorchPeer, type TorchRuntime } from "./torch_peer.ts";
 
 const FLAGS = {
@@ -202,33 +204,6 @@ async function timeOverhead(
 }
 
 // ---------------------------------------------------------------------------
-// Machine and load
-
-/**
- * A /proc file's text. Deno refuses /proc reads without --allow-all, so the
- * file is read by `cat` (the bench task has --allow-run); null when that fails.
- */
-async function procText(path: string): Promise<string | null> {
-  try {
-    const out = await new Deno.Command("cat", { args: [path], stdout: "piped", stderr: "null" })
-      .output();
-    return out.code === 0 ? new TextDecoder().decode(out.stdout) : null;
-  } catch {
-    return null;
-  }
-}
-
-async function cpuModel(): Promise<string> {
-  const info = await procText("/proc/cpuinfo");
-  return info?.match(/^model name\s*:\s*(.+)$/m)?.[1] ?? "unknown CPU";
-}
-
-async function loadAverage(): Promise<string | null> {
-  const text = await procText("/proc/loadavg");
-  return text ? text.split(" ").slice(0, 3).join(" ") : null;
-}
-
-// ---------------------------------------------------------------------------
 // The run
 
 function rotate<T>(xs: T[], by: number): T[] {
@@ -291,26 +266,7 @@ async function main(args: string[]): Promise<number> {
   setNativeMatMul(false);
 
   const specs: BenchSpec[] = standard
-    ? standardSpecs(configs, modes, {
-      vitLora: CIFAR_SPEC.backbone.lora,
-      vitBatch,
-      numClasses: 100,
-      vitOptimizer: {
-        lr: CIFAR_SPEC.train.lr,
-        beta1: CIFAR_SPEC.train.beta1,
-        beta2: CIFAR_SPEC.train.beta2,
-        clipNorm: CIFAR_SPEC.train.clipNorm,
-      },
-      lmLora: TRACE_SPEC.model.lora,
-      lmBatch,
-      lmSeqLength,
-      lmOptimizer: {
-        lr: TRACE_SPEC.train.lr,
-        beta1: TRACE_SPEC.train.beta1,
-        beta2: TRACE_SPEC.train.beta2,
-        clipNorm: TRACE_SPEC.train.clipNorm,
-      },
-    })
+    ? standardSpecs(configs, modes, harnessSpecOptions({ vitBatch, lmBatch, lmSeqLength }))
     : [];
 
   let torch: { available: true; runtime: TorchRuntime } | { available: false; reason: string };

@@ -19,6 +19,8 @@
 import type { LoraConfig } from "../../lib/models/backbone.ts";
 import { DECODER_PRESETS, type DecoderConfig } from "../../lib/models/decoder.ts";
 import { VIT_PRESETS, type VitConfig } from "../../lib/models/vit.ts";
+import { SPEC as CIFAR_SPEC } from "../split_cifar.ts";
+import { SPEC as TRACE_SPEC } from "../trace.ts";
 
 // ---------------------------------------------------------------------------
 // Standard configurations
@@ -94,6 +96,37 @@ export interface StandardSpecOptions {
   lmSeqLength: number;
   /** LM optimiser. */
   lmOptimizer: BenchOptimizer;
+}
+
+/**
+ * The {@link StandardSpecOptions} of the harness's default experiments: split-cifar's ViT LoRA
+ * and optimiser, trace's LM LoRA and optimiser, 100 classes, and the given batch shapes.
+ *
+ * @example
+ * ```ts
+ * import { harnessSpecOptions } from "./specs.ts";
+ * harnessSpecOptions({ vitBatch: 32, lmBatch: 8, lmSeqLength: 128 }).lmLora.rank; // 8
+ * ```
+ */
+export function harnessSpecOptions(
+  shapes: { vitBatch: number; lmBatch: number; lmSeqLength: number },
+): StandardSpecOptions {
+  const optimizer = (t: { lr: number; beta1: number; beta2: number; clipNorm: number }) => ({
+    lr: t.lr,
+    beta1: t.beta1,
+    beta2: t.beta2,
+    clipNorm: t.clipNorm,
+  });
+  return {
+    vitLora: CIFAR_SPEC.backbone.lora,
+    vitBatch: shapes.vitBatch,
+    numClasses: 100,
+    vitOptimizer: optimizer(CIFAR_SPEC.train),
+    lmLora: TRACE_SPEC.model.lora,
+    lmBatch: shapes.lmBatch,
+    lmSeqLength: shapes.lmSeqLength,
+    lmOptimizer: optimizer(TRACE_SPEC.train),
+  };
 }
 
 /**

@@ -12,6 +12,7 @@ import { createVitClassifier } from "../../lib/models/vit_classifier.ts";
 import { Rng } from "../../lib/random.ts";
 import { lmLoss } from "../../lib/train/lm_loss.ts";
 import { createAdam, optimizerStep } from "../../lib/train/step.ts";
+import { median } from "./report.ts";
 import type { BenchSpec, ParamCounts } from "./specs.ts";
 
 // ---------------------------------------------------------------------------
@@ -87,6 +88,146 @@ async function runTfjsSteps(
       params: built.params,
       ...(peakTensorBytes !== undefined ? { peakTensorBytes } : {}),
       loss: { first: losses[0] ?? NaN, last: losses[losses.length - 1] ?? NaN },
+    };
+  } finally {
+    optimizer.dispose();
+    built.dispose();
+  }
+}
+
+/** Kernel time of one kernel name in a profiled phase, per step. */
+export interface KernelTime {
+  /** The kernel's name as tfjs registers it (`BatchMatMul`, `Softmax`, …). */
+  name: string;
+  /** Calls per step. */
+  calls: number;
+  /** Milliseconds per step inside the kernel (mean over the profiled steps). */
+  ms: number;
+}
+
+/** One phase of a training step under {@link profileTfjsStep}. */
+export interface PhaseProfile {
+  /** Median wall-clock ms of the phase, measured without the profiler. */
+  wallMs: number;
+  /** Kernel time per kernel name (profiled), largest first. */
+  kernels: KernelTime[];
+  /**
+   * Profile entries that are not kernels of the backend but scopes around them (a
+   * `tf.customGrad` function, a composite op such as `softmaxCrossEntropy__op`): their time
+   * includes the kernels they ran, which are counted in `kernels`, so they are kept apart.
+   */
+  scopes: KernelTime[];
+  /** Peak tensor bytes during the phase (profiled). */
+  peakBytes: number;
+}
+
+/** What {@link profileTfjsStep} measured. */
+export interface StepProfile {
+  /** The loss only (`tf.tidy`, training mode). */
+  forward: PhaseProfile;
+  /** Loss and the gradients of the trainable variables (`tf.variableGrads`). */
+  forwardBackward: PhaseProfile;
+  /** The harness's whole `optimizerStep`: forward, backward, global-norm clipping, Adam. */
+  step: PhaseProfile;
+  /** Parameter counts of the model as built. */
+  params: ParamCounts;
+  /** Tensors alive after profiling minus before building the model (0 = no leak). */
+  leakedTensors: number;
+}
+
+/**
+ * Profile the three nested phases of one training step of `spec`'s harness model (seed 0):
+ * the forward pass, forward + backward, and the whole `optimizerStep`. Each phase runs
+ * `warmup` times, then `steps` times timed by the wall clock (no profiler), then `steps` times
+ * under `tf.profile` for the time inside each kernel (the wasm backend times a kernel by the
+ * wall clock around its synchronous call; gradient kernels are kernels too) and the peak
+ * tensor bytes. Wall time minus kernel time is what runs outside kernels (the tape, tensor
+ * bookkeeping, allocation, JavaScript glue).
+ *
+ * @example
+ * ```ts ignore
+ * const p = await profileTfjsStep(spec, { steps: 5, warmup: 2 });
+ * p.step.kernels[0]; // e.g. { name: "BatchMatMul", calls: 96, ms: 41.2 }
+ * ```
+ */
+export async function profileTfjsStep(
+  spec: BenchSpec,
+  options: { steps: number; warmup: number },
+): Promise<StepProfile> {
+  const before = tf.memory().numTensors;
+  const p = await profilePhases(spec, options);
+  return { ...p, leakedTensors: tf.memory().numTensors - before };
+}
+
+async function profilePhases(
+  spec: BenchSpec,
+  options: { steps: number; warmup: number },
+): Promise<Omit<StepProfile, "leakedTensors">> {
+  const rng = new Rng(0);
+  const built = buildTfjs(spec, rng);
+  const optimizer = createAdam({ lr: spec.lr, beta1: spec.beta1, beta2: spec.beta2 });
+  try {
+    const phases: Record<"forward" | "forwardBackward" | "step", () => Promise<void>> = {
+      forward: () => {
+        tf.tidy(() => built.loss(rng.seed())).dispose();
+        return Promise.resolve();
+      },
+      forwardBackward: () => {
+        const { value, grads } = tf.variableGrads(() => built.loss(rng.seed()), built.variables);
+        value.dispose();
+        tf.dispose(Object.values(grads));
+        return Promise.resolve();
+      },
+      step: async () => {
+        await optimizerStep(
+          built.variables,
+          () => ({ total: built.loss(rng.seed()), terms: {} }),
+          { optimizer, clipNorm: spec.clipNorm },
+        );
+      },
+    };
+    const out: Partial<Record<keyof typeof phases, PhaseProfile>> = {};
+    for (
+      const [name, run] of Object.entries(phases) as [keyof typeof phases, () => Promise<void>][]
+    ) {
+      for (let i = 0; i < options.warmup; i++) await run();
+      const wall: number[] = [];
+      for (let i = 0; i < options.steps; i++) {
+        const t0 = performance.now();
+        await run();
+        wall.push(performance.now() - t0);
+      }
+      const totals = new Map<string, { calls: number; ms: number }>();
+      let peakBytes = 0;
+      for (let i = 0; i < options.steps; i++) {
+        const info = await tf.profile(run);
+        peakBytes = Math.max(peakBytes, info.peakBytes);
+        for (const k of info.kernels) {
+          const t = totals.get(k.name) ?? { calls: 0, ms: 0 };
+          t.calls += 1;
+          t.ms += Number(k.kernelTimeMs);
+          totals.set(k.name, t);
+        }
+      }
+      const perStep = [...totals].map(([kernel, t]) => ({
+        name: kernel,
+        calls: t.calls / options.steps,
+        ms: t.ms / options.steps,
+      })).sort((a, b) => b.ms - a.ms);
+      const backend = tf.getBackend();
+      const isKernel = (k: KernelTime) => tf.getKernel(k.name, backend) !== undefined;
+      out[name] = {
+        wallMs: median(wall),
+        peakBytes,
+        kernels: perStep.filter(isKernel),
+        scopes: perStep.filter((k) => !isKernel(k)),
+      };
+    }
+    return {
+      forward: out.forward!,
+      forwardBackward: out.forwardBackward!,
+      step: out.step!,
+      params: built.params,
     };
   } finally {
     optimizer.dispose();

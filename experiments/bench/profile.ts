@@ -1,0 +1,172 @@
+/**
+ * `deno task bench:profile` — where a training step's time goes, per op
+ * family, for the configurations issue 20 names (ViT `tiny` with LoRA, ViT
+ * `small` fully fine-tuned, the LM `byte-tiny` with LoRA), on the backend
+ * variant the bench compares with PyTorch (`wasm+blas`).
+ *
+ * For each configuration the harness's model (seed 0, the bench's synthetic
+ * batch, split-cifar's / trace's LoRA and optimiser settings) runs three
+ * nested phases — forward, forward + backward, the whole `optimizerStep`
+ * (clipping, Adam) — first timed by the wall clock, then under `tf.profile`
+ * for each kernel's time (`tfjs_steps.ts`, `profileTfjsStep`). The report
+ * (`profile_report.ts`) gives the phases with the time spent outside kernels,
+ * the step's op families and its top kernels. Results go to
+ * `results/bench/<out>.json` and `.md` with provenance.
+ *
+ * Example: `deno task bench:profile --out step_profile`.
+ *
+ * @module
+ */
+
+import * as tf from "@tensorflow/tfjs";
+import { join } from "@std/path";
+import { initBackend } from "../../lib/run/backend.ts";
+import { writeFileAtomic, writeJsonAtomic } from "../../lib/io.ts";
+import { registerFastMatMulGradient } from "../../lib/models/fast_grads.ts";
+import { nativeMatMulStatus, setNativeMatMul } from "../../lib/native_blas.ts";
+import { collectProvenance, dependencyVersions } from "../../lib/run/provenance.ts";
+import { flagHelp, parseFlags } from "../../lib/flags.ts";
+import { cpuModel, loadAverage } from "./machine.ts";
+import { familyShares, phaseRows, profileMarkdown } from "./profile_report.ts";
+import { type BenchMode, harnessSpecOptions, specKey, standardSpecs } from "./specs.ts";
+import { profileTfjsStep, type StepProfile } from "./tfjs_steps.ts";
+
+const FLAGS = {
+  configs: {
+    type: "string-list" as const,
+    help: "configuration:mode pairs (ViT or decoder preset : lora|full)",
+    default: "tiny:lora,small:full,byte-tiny:lora",
+  },
+  variant: { type: "string" as const, help: "wasm or wasm+blas", default: "wasm+blas" },
+  steps: { type: "number" as const, help: "timed and profiled steps per phase", default: "5" },
+  warmup: { type: "number" as const, help: "untimed steps before them", default: "2" },
+  top: { type: "number" as const, help: "kernels listed per configuration", default: "12" },
+  "batch-size": { type: "number" as const, help: "ViT batch size", default: "32" },
+  "lm-batch-size": { type: "number" as const, help: "LM batch size", default: "8" },
+  "lm-seq-length": { type: "number" as const, help: "LM tokens per sequence", default: "128" },
+  blas: { type: "string" as const, help: "BLAS library (auto or a path)", default: "auto" },
+  out: {
+    type: "string" as const,
+    help: "result name under results/bench/",
+    default: "a timestamp",
+  },
+  help: { type: "boolean" as const, help: "print this help" },
+};
+
+function positive(name: string, v: number): number {
+  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer`);
+  return v;
+}
+
+async function main(args: string[]): Promise<number> {
+  const f = parseFlags(args, FLAGS);
+  if (f.help) {
+    console.log(flagHelp("deno task bench:profile [flags]", FLAGS));
+    return 0;
+  }
+  const pairs = ((f.configs as string[] | undefined) ?? FLAGS.configs.default.split(",")).map(
+    (p) => {
+      const [config, mode] = p.split(":");
+      if (!config || (mode !== "lora" && mode !== "full")) {
+        throw new Error(`--configs: "${p}" is not configuration:lora or configuration:full`);
+      }
+      return { config, mode: mode as BenchMode };
+    },
+  );
+  const variant = (f.variant as string | undefined) ?? "wasm+blas";
+  if (variant !== "wasm" && variant !== "wasm+blas") {
+    throw new Error(`--variant must be wasm or wasm+blas, got ${variant}`);
+  }
+  const steps = positive("steps", (f.steps as number | undefined) ?? 5);
+  const warmup = (f.warmup as number | undefined) ?? 2;
+  if (!Number.isInteger(warmup) || warmup < 0) throw new Error("--warmup must be an integer ≥ 0");
+  const top = positive("top", (f.top as number | undefined) ?? 12);
+  const shapes = {
+    vitBatch: positive("batch-size", (f["batch-size"] as number | undefined) ?? 32),
+    lmBatch: positive("lm-batch-size", (f["lm-batch-size"] as number | undefined) ?? 8),
+    lmSeqLength: positive("lm-seq-length", (f["lm-seq-length"] as number | undefined) ?? 128),
+  };
+  const id = (f.out as string | undefined) ?? new Date().toISOString().replace(/[:.]/g, "-");
+
+  const loadBefore = await loadAverage();
+  const backend = await initBackend("wasm", { blas: (f.blas as string | undefined) ?? "auto" });
+  if (variant === "wasm+blas" && !nativeMatMulStatus().enabled) {
+    throw new Error(`--variant wasm+blas: no native BLAS (${nativeMatMulStatus().note})`);
+  }
+  registerFastMatMulGradient();
+  setNativeMatMul(variant === "wasm+blas");
+
+  const results: { key: string; profile: StepProfile }[] = [];
+  const t0 = performance.now();
+  for (const { config, mode } of pairs) {
+    const [spec] = standardSpecs([config], [mode], harnessSpecOptions(shapes));
+    const key = specKey(spec);
+    const profile = await profileTfjsStep(spec, { steps, warmup });
+    results.push({ key, profile });
+    console.error(`bench:profile ${key} [${variant}]: step ${profile.step.wallMs.toFixed(1)} ms`);
+  }
+  setNativeMatMul(false);
+  const minutes = (performance.now() - t0) / 60000;
+  const loadAfter = await loadAverage();
+
+  const command = `deno task bench:profile ${args.join(" ")}`.trim();
+  const machine = {
+    cpu: await cpuModel(),
+    cpus: navigator.hardwareConcurrency,
+    loadAverageBefore: loadBefore,
+    loadAverageAfter: loadAfter,
+    minutes: Number(minutes.toFixed(1)),
+  };
+  await writeJsonAtomic(join("results", "bench", `${id}.json`), {
+    what: `per-kernel time of one training step in three nested phases (forward, ` +
+      `forward + backward, optimizerStep), ${steps} wall-timed then ${steps} profiled steps ` +
+      `after ${warmup} warm-up steps per phase, variant ${variant}`,
+    command,
+    flags: { configs: pairs, variant, steps, warmup, top, ...shapes, blas: f.blas ?? "auto" },
+    provenance: await collectProvenance("."),
+    dependencies: await dependencyVersions("."),
+    machine,
+    backend,
+    results: results.map(({ key, profile }) => ({
+      key,
+      phases: phaseRows(profile),
+      families: familyShares(profile.step.kernels, { wallMs: profile.step.wallMs }),
+      profile,
+    })),
+  });
+
+  const md: string[] = [
+    `# bench ${id}: where a training step's time goes`,
+    "",
+    `\`${command}\``,
+    "",
+    `Machine: ${machine.cpu}, ${machine.cpus} CPUs; load average ${loadBefore ?? "?"} before, ` +
+    `${loadAfter ?? "?"} after; ${machine.minutes} min. tfjs ${tf.version.tfjs}, Deno ` +
+    `${Deno.version.deno}. Backend: ${backend.note}; variant ${variant}.`,
+    "",
+    `Each phase ran ${warmup} warm-up steps, ${steps} steps timed by the wall clock (median ` +
+    `shown) and ${steps} steps under \`tf.profile\` (mean kernel time per step). ` +
+    "`backward` = forward + backward − forward and `clip + Adam` = step − forward + backward, " +
+    "as differences of medians. Kernel time is the wall clock around each kernel's synchronous " +
+    "call; outside kernels is the rest: the gradient tape, tensor allocation and disposal, " +
+    "`tf.tidy` bookkeeping and JavaScript glue. Profiling adds its own overhead per kernel, so " +
+    "the in-kernel times are upper bounds and the shares are what to read.",
+    "",
+  ];
+  for (const { key, profile } of results) {
+    md.push(profileMarkdown(`${key} (${variant})`, profile, { top }));
+  }
+  await writeFileAtomic(join("results", "bench", `${id}.md`), md.join("\n") + "\n");
+  console.log(md.join("\n"));
+  console.error(`bench:profile: wrote results/bench/${id}.json and .md`);
+  return 0;
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await main(Deno.args));
+  } catch (err) {
+    console.error(`bench:profile: ${(err as Error).message}`);
+    Deno.exit(1);
+  }
+}
