@@ -17,6 +17,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { LoraSite } from "./backbone.ts";
 import { loraDelta } from "./lora.ts";
+import { attentionCore } from "./attention_core.ts";
 import type { Tensor, Tensor2D, Tensor3D, Variable } from "../tensor.ts";
 
 /** Weight and bias of a LayerNorm over the last axis. */
@@ -226,8 +227,9 @@ export function siteSeed(seed: number | undefined, index: number): number | unde
 /**
  * Scaled dot-product multi-head attention on rows. q, k, v are [B·T, dim]
  * (token-major within each sequence); the result is [B·T, dim] with the heads
- * concatenated. Heads are formed by reshape + transpose to [B·heads, T, dh],
- * scores and outputs are batched matMuls. `causal` masks future tokens.
+ * concatenated. Heads are formed by reshape + transpose to [B·heads, T, dh];
+ * the scores, softmax and weighted sum are one op with its own gradient
+ * ({@link attentionCore}). `causal` masks future tokens.
  *
  * @example
  * ```ts
@@ -250,24 +252,22 @@ export function multiHeadAttention(
   }
   const dh = dim / h;
   return tf.tidy(() => {
-    // [B·T, dim] → [B, T, H, dh] → [B, H, T, dh] → [B·H, T, dh]; q carries the 1/√dh.
+    // [B·T, dim] → [B, T, H, dh] → [B, H, T, dh] → [B·H, T, dh].
     const heads = (x: Tensor2D) =>
       tf.reshape(tf.transpose(tf.reshape(x, [b, t, h, dh]), [0, 2, 1, 3]), [b * h, t, dh]);
-    const qh = tf.mul(heads(q), 1 / Math.sqrt(dh)) as Tensor3D;
     // kᵀ directly: [B, T, H, dh] → [B, H, dh, T] → [B·H, dh, T].
     const kt = tf.reshape(tf.transpose(tf.reshape(k, [b, t, h, dh]), [0, 2, 3, 1]), [
       b * h,
       dh,
       t,
     ]) as Tensor3D;
-    const vh = heads(v) as Tensor3D;
-    let scores: Tensor3D = tf.matMul(qh, kt); // [B·H, T, T]
-    if (options.causal) {
-      const allowed = tf.linalg.bandPart(tf.ones([t, t]), -1, 0);
-      scores = tf.add(scores, tf.mul(tf.sub(1, allowed), -1e9));
-    }
-    const attn = tf.softmax(scores, -1);
-    const out = tf.matMul(attn, vh); // [B·H, T, dh]
+    const mask = options.causal
+      ? tf.mul(tf.sub(1, tf.linalg.bandPart(tf.ones([t, t]), -1, 0)), -1e9)
+      : null;
+    const out = attentionCore(heads(q) as Tensor3D, kt, heads(v) as Tensor3D, {
+      scale: 1 / Math.sqrt(dh),
+      ...(mask ? { addBias: (scores: Tensor3D) => tf.add(scores, mask) as Tensor3D } : {}),
+    }); // [B·H, T, dh]
     return tf.reshape(tf.transpose(tf.reshape(out, [b, h, t, dh]), [0, 2, 1, 3]), [b * t, dim]);
   });
 }

@@ -217,18 +217,55 @@ export function loraDelta(
   }
   return tf.tidy(() => {
     site.recordInput?.(x);
-    let h: Tensor2D = x;
+    let mask: Tensor2D | null = null;
     if (options.training && options.dropout > 0) {
       if (options.seed === undefined) {
         throw new Error(`loraDelta ${site.name}: training with dropout needs a seed`);
       }
-      h = tf.mul(x, dropoutMask(x.shape, options.dropout, options.seed));
+      mask = dropoutMask(x.shape, options.dropout, options.seed);
     }
     const factors = activeFactors(site);
     if (factors === null) return tf.zeros([x.shape[0], site.dOut]) as Tensor2D;
-    const { a, b } = factors;
-    const down = tf.matMul(h, tf.transpose(a)); // [N, r]
-    // The scale goes on Bᵀ [r, dOut], the smallest operand.
-    return tf.matMul(down, tf.mul(tf.transpose(b), options.scale)); // [N, dOut]
+    return loraProduct(x, factors.a as Tensor2D, factors.b as Tensor2D, {
+      scale: options.scale,
+      mask,
+    });
   });
+}
+
+/**
+ * s·((x ⊙ mask)·Aᵀ)·Bᵀ as one op with its own gradient: with h = x ⊙ mask, d = h·Aᵀ [N, r]
+ * and dy [N, dOut], dB = s·dyᵀ·d, dd = s·dy·B, dA = ddᵀ·h and dx = (dd·A) ⊙ mask: four
+ * products and the mask, where tfjs's autodiff of the composition also records and
+ * differentiates the two transposes and the scaling.
+ */
+function loraProduct(
+  x: Tensor2D,
+  a: Tensor2D,
+  b: Tensor2D,
+  options: { scale: number; mask: Tensor2D | null },
+): Tensor2D {
+  const { scale, mask } = options;
+  const f = tf.customGrad((...args: (Tensor | tf.GradSaveFunc)[]) => {
+    const [xx, aa, bb] = args as Tensor2D[];
+    const h = mask ? tf.mul(xx, mask) as Tensor2D : xx;
+    const down = tf.matMul(h, aa, false, true); // [N, r]
+    // The scale goes on B [dOut, r], the smallest operand.
+    const sb = tf.mul(bb, scale) as Tensor2D;
+    // The mask is saved too: made inside the caller's tidy, it would be gone by the backward pass.
+    (args[3] as tf.GradSaveFunc)(mask ? [h, down, aa, sb, mask] : [h, down, aa, sb]);
+    return {
+      value: tf.matMul(down, sb, false, true), // [N, dOut]
+      gradFunc: (dy: Tensor | Tensor[], saved: Tensor[]) => {
+        const [sh, sd, sa, ssb, smask] = saved as Tensor2D[];
+        const g = dy as Tensor2D;
+        const dDown = tf.matMul(g, ssb); // s·dy·B [N, r]
+        const dB = tf.mul(tf.matMul(g, sd, true, false), scale); // s·dyᵀ·d [dOut, r]
+        const dA = tf.matMul(dDown, sh, true, false); // [r, dIn]
+        const dh = tf.matMul(dDown, sa); // [N, dIn]
+        return [smask ? tf.mul(dh, smask) : dh, dA, dB];
+      },
+    };
+  });
+  return f(x, a, b) as Tensor2D;
 }
