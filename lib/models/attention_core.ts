@@ -55,7 +55,7 @@ export function attentionCore(
   v: Tensor3D,
   options: AttentionCoreOptions,
 ): Tensor3D {
-  const [n, tq, d] = q.shape;
+  const [n, , d] = q.shape;
   const [nk, dk, tk] = kT.shape;
   if (nk !== n || dk !== d) {
     throw new Error(`attentionCore: q [${q.shape}] does not fit kᵀ [${kT.shape}]`);

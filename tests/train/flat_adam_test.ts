@@ -106,7 +106,7 @@ Deno.test("FlatAdam state: getWeights → setWeights resumes the run; tfjs Adam'
   const rng = new Rng(11);
   const init = randomArrays(rng, 1);
   const grads = Array.from({ length: 8 }, () => randomArrays(rng, 1));
-  const run = async (opt: tf.Optimizer, vars: tf.Variable[], from: number, to: number) => {
+  const run = (opt: tf.Optimizer, vars: tf.Variable[], from: number, to: number) => {
     for (let s = from; s < to; s++) {
       const g = gradMap(vars, grads[s]);
       opt.applyGradients(g);
@@ -115,11 +115,11 @@ Deno.test("FlatAdam state: getWeights → setWeights resumes the run; tfjs Adam'
   };
   // Straight through: 8 steps.
   const straight = makeVariables("state-a", init);
-  await run(new FlatAdam({ lr: 0.05 }), straight, 0, 8);
+  run(new FlatAdam({ lr: 0.05 }), straight, 0, 8);
   // 4 steps, state saved, a fresh optimiser restored, 4 more.
   const resumed = makeVariables("state-b", init);
   const first = new FlatAdam({ lr: 0.05 });
-  await run(first, resumed, 0, 4);
+  run(first, resumed, 0, 4);
   const saved = await first.getWeights();
   assertEquals(saved.map((w) => w.name), [
     "iter",
@@ -129,16 +129,16 @@ Deno.test("FlatAdam state: getWeights → setWeights resumes the run; tfjs Adam'
   const second = new FlatAdam({ lr: 0.05 });
   await second.setWeights(saved);
   assertEquals(second.iterations, 4);
-  await run(second, resumed, 4, 8);
+  run(second, resumed, 4, 8);
   // β^t is recomputed as a power on restore (as tfjs does), so the two can differ in the last bit.
   assert(maxRelDiff(await values(resumed), await values(straight)) < 1e-6);
   // A tfjs Adam's state, loaded into FlatAdam, continues like tfjs's own Adam.
   const viaTfjs = makeVariables("state-c", init);
   const tfjsAdam = tf.train.adam(0.05, 0.9, 0.999, 1e-8);
-  await run(tfjsAdam, viaTfjs, 0, 4);
+  run(tfjsAdam, viaTfjs, 0, 4);
   const cross = new FlatAdam({ lr: 0.05 });
   await cross.setWeights(await tfjsAdam.getWeights());
-  await run(cross, viaTfjs, 4, 8);
+  run(cross, viaTfjs, 4, 8);
   assert(maxRelDiff(await values(viaTfjs), await values(straight)) < 1e-6);
   tf.dispose([...straight, ...resumed, ...viaTfjs, ...saved.map((w) => w.tensor)]);
   tfjsAdam.dispose();
