@@ -84,6 +84,7 @@ import {
   type LinearParams,
   type LoraForward,
   rmsNorm,
+  silu,
   siteSeed,
 } from "./layers.ts";
 import { createLoraSite, loraScale } from "./lora.ts";
@@ -666,7 +667,7 @@ export function gatedMlp(
 ): Tensor2D {
   return tf.tidy(() => {
     const g = linear(x, p.gate);
-    const act = options.activation === "silu" ? tf.mul(g, tf.sigmoid(g)) : geluTanh(g);
+    const act = options.activation === "silu" ? silu(g) : geluTanh(g);
     return linear(tf.mul(act, linear(x, p.up)) as Tensor2D, p.down);
   });
 }

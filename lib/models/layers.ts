@@ -111,10 +111,50 @@ export function rmsNorm<T extends Tensor>(
   weight: Tensor,
   options: { eps: number },
 ): T {
-  return tf.tidy(() => {
-    const ms = tf.mean(tf.square(x), -1, true);
-    return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, options.eps))), weight) as T;
+  const eps = options.eps;
+  // As in layerNorm, only the normalisation is a custom op (γ stays on the tape).
+  const normalize = tf.customGrad((...args: (Tensor | tf.GradSaveFunc)[]) => {
+    const xx = args[0] as Tensor;
+    const r = tf.rsqrt(tf.add(tf.mean(tf.square(xx), -1, true), eps));
+    const n = tf.mul(xx, r);
+    (args[1] as tf.GradSaveFunc)([n, r]);
+    return {
+      value: n,
+      gradFunc: (dy: Tensor | Tensor[], saved: Tensor[]) => {
+        const [nn, rr] = saved;
+        const d = dy as Tensor;
+        // n = x·r, r = (mean(x²) + ε)^(−1/2): dx = r·(dn − n·mean(dn·n)).
+        return [tf.mul(tf.sub(d, tf.mul(nn, tf.mean(tf.mul(d, nn), -1, true))), rr)];
+      },
+    };
   });
+  return tf.tidy(() => tf.mul(normalize(x), weight) as T);
+}
+
+/**
+ * SiLU (swish), x·σ(x), with its gradient written out: σ(x)·(1 + x·(1 − σ(x))).
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { silu } from "./layers.ts";
+ * const y = silu(tf.tensor1d([0, 1])); // [0, 0.7311]
+ * ```
+ */
+export function silu<T extends Tensor>(x: T): T {
+  const f = tf.customGrad((...args: (Tensor | tf.GradSaveFunc)[]) => {
+    const xx = args[0] as Tensor;
+    const s = tf.sigmoid(xx);
+    (args[1] as tf.GradSaveFunc)([xx, s]);
+    return {
+      value: tf.mul(xx, s),
+      gradFunc: (dy: Tensor | Tensor[], saved: Tensor[]) => {
+        const [xs, sg] = saved;
+        return [tf.mul(dy as Tensor, tf.mul(sg, tf.add(tf.mul(xs, tf.sub(1, sg)), 1)))];
+      },
+    };
+  });
+  return f(x) as T;
 }
 
 /**
