@@ -17,6 +17,7 @@ import {
   bootstrapIntervals,
   type Interval,
 } from "../metrics/bootstrap.ts";
+import { shardDirs } from "./shards.ts";
 import type { Row } from "./tables.ts";
 
 /** Replicates, coverage and seed of every interval the report writes. */
@@ -65,16 +66,8 @@ export async function locatePredictions(
 ): Promise<string | null> {
   const folder = predictionsFolder(key);
   if (await exists(join(runDir, folder))) return join(runDir, folder);
-  const shards: string[] = [];
-  try {
-    for await (const e of Deno.readDir(runDir)) {
-      if (e.isDirectory && /^shard-[0-9]+-of-[0-9]+$/.test(e.name)) shards.push(e.name);
-    }
-  } catch {
-    return null;
-  }
-  for (const shard of shards.sort()) {
-    if (await exists(join(runDir, shard, folder))) return join(runDir, shard, folder);
+  for (const shard of await shardDirs(runDir)) {
+    if (await exists(join(shard.path, folder))) return join(shard.path, folder);
   }
   return null;
 }
