@@ -52,6 +52,20 @@ export function predictionsFolder(key: { method: string; seed: number; order?: u
 }
 
 /**
+ * The predictions file of a round inside a cell's folder: `round-NN.jsonl` (as the run writer
+ * names them).
+ *
+ * @example
+ * ```ts
+ * import { roundFile } from "./intervals.ts";
+ * roundFile(3); // "round-03.jsonl"
+ * ```
+ */
+export function roundFile(round: number): string {
+  return `round-${String(round).padStart(2, "0")}.jsonl`;
+}
+
+/**
  * Where a run cell's predictions are: `<runDir>/<predictionsFolder>`, or, in a sweep merged from
  * shards, the same folder inside the one `shard-i-of-n/` that ran the cell; null when none has it.
  *
@@ -189,7 +203,7 @@ export async function runIntervals(
     }
     const rounds: number[][][] = [];
     for (let t = 1; t <= done; t++) {
-      const path = join(folder, `round-${String(t).padStart(2, "0")}.jsonl`);
+      const path = join(folder, roundFile(t));
       if (!(await exists(path))) {
         skipped.push(`${method}: no ${path}`);
         bad.add(method);
