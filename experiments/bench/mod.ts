@@ -45,6 +45,7 @@ import {
   registerFastMatMulGradient,
   restoreStockMatMulGradient,
 } from "../../lib/models/fast_grads.ts";
+import { setFusedOps } from "../../lib/models/fused_ops.ts";
 import { VIT_PRESETS } from "../../lib/models/vit.ts";
 import { createVitClassifier } from "../../lib/models/vit_classifier.ts";
 import { nativeMatMulStatus, setNativeMatMul } from "../../lib/native_blas.ts";
@@ -82,7 +83,8 @@ const FLAGS = {
   modes: { type: "string-list" as const, help: "lora, full", default: "lora,full" },
   variants: {
     type: "string-list" as const,
-    help: "backend variants: wasm, wasm+blas, cpu, cpu+blas",
+    help:
+      "backend variants: wasm, wasm+blas, cpu, cpu+blas; each with -unfused for the plain tfjs compositions and tf.train.adam (the code before the fused ops)",
     default: "wasm,wasm+blas",
   },
   steps: { type: "number" as const, help: "timed steps per job and round", default: "5" },
@@ -115,21 +117,26 @@ const FLAGS = {
   help: { type: "boolean" as const, help: "print this help" },
 };
 
-const KNOWN_VARIANTS = ["wasm", "wasm+blas", "cpu", "cpu+blas"];
+/** Backend variants; each also runs as `<name>-unfused` (lib/models/fused_ops.ts off). */
+const BASE_VARIANTS = ["wasm", "wasm+blas", "cpu", "cpu+blas"];
+const KNOWN_VARIANTS = [...BASE_VARIANTS, ...BASE_VARIANTS.map((v) => `${v}-unfused`)];
 
 /** A backend variant and how to switch to it. */
 interface Variant {
   name: string;
   backend: "wasm" | "cpu";
   blas: boolean;
+  /** The fused ops and FlatAdam (true) or the plain tfjs compositions and tf.train.adam. */
+  fused: boolean;
 }
 
 function variantOf(name: string): Variant {
   if (!KNOWN_VARIANTS.includes(name)) {
     throw new Error(`--variants: unknown variant "${name}"; known: ${KNOWN_VARIANTS.join(", ")}`);
   }
-  const [backend, extra] = name.split("+");
-  return { name, backend: backend as "wasm" | "cpu", blas: extra === "blas" };
+  const fused = !name.endsWith("-unfused");
+  const [backend, extra] = name.replace(/-unfused$/, "").split("+");
+  return { name, backend: backend as "wasm" | "cpu", blas: extra === "blas", fused };
 }
 
 async function enterVariant(v: Variant): Promise<void> {
@@ -138,6 +145,7 @@ async function enterVariant(v: Variant): Promise<void> {
   }
   registerFastMatMulGradient();
   setNativeMatMul(v.blas);
+  setFusedOps(v.fused);
 }
 
 // ---------------------------------------------------------------------------
@@ -355,6 +363,7 @@ async function main(args: string[]): Promise<number> {
     }
   }
   setNativeMatMul(false);
+  setFusedOps(true);
   const minutes = (performance.now() - t0) / 60000;
   const loadAfter = await loadAverage();
 

@@ -164,6 +164,9 @@ export function stepTable(
     head.push("PyTorch ms/step (samples/s)");
     for (const v of variants) head.push(`${v} / PyTorch`);
   }
+  // Fused vs unfused in the same rounds (a variant and its `-unfused` twin).
+  const pairs = variants.filter((v) => variants.includes(`${v}-unfused`));
+  for (const v of pairs) head.push(`${v} / ${v}-unfused`);
   for (const v of variants) head.push(`${v} peak tensors MiB`);
   if (options.withTorch) head.push("PyTorch peak RSS MiB", "param parity");
   const lines = [`| ${head.join(" | ")} |`, `| ${head.map(() => "---").join(" | ")} |`];
@@ -182,6 +185,11 @@ export function stepTable(
     if (options.withTorch) {
       cells.push(msCell("pytorch"));
       for (const v of variants) cells.push(cell(r.ratioVsTorch[v], "×"));
+    }
+    for (const v of pairs) {
+      const a = r.ms[v];
+      const b = r.ms[`${v}-unfused`];
+      cells.push(a === null || b === null || b === undefined ? "–" : `${(a / b).toFixed(2)}×`);
     }
     for (const v of variants) cells.push(cell(r.peakMiB[v]));
     if (options.withTorch) {

@@ -23,6 +23,7 @@
 
 import * as tf from "@tensorflow/tfjs";
 import type { Tensor, Tensor3D } from "../tensor.ts";
+import { fusedOps } from "./fused_ops.ts";
 
 /** Options of {@link attentionCore}. */
 export interface AttentionCoreOptions {
@@ -37,7 +38,8 @@ export interface AttentionCoreOptions {
 
 /**
  * softmax(s·q·kT + bias)·v for q [N, Tq, d], kT [N, d, Tk], v [N, Tk, d] → [N, Tq, d], with
- * the gradient written out (module doc). Gradients flow to q, kT and v.
+ * the gradient written out (module doc). Gradients flow to q, kT and v. With the fused ops off
+ * (`fused_ops.ts`) the same composition of tfjs ops, differentiated by tfjs.
  *
  * @example
  * ```ts
@@ -64,6 +66,13 @@ export function attentionCore(
     throw new Error(`attentionCore: v [${v.shape}] does not fit kᵀ [${kT.shape}]`);
   }
   const s = options.scale;
+  if (!fusedOps()) {
+    return tf.tidy(() => {
+      let scores = tf.matMul(tf.mul(q, s) as Tensor3D, kT) as Tensor3D;
+      if (options.addBias) scores = options.addBias(scores);
+      return tf.matMul(tf.softmax(scores, -1) as Tensor3D, v);
+    });
+  }
   const core = tf.customGrad((...args: (Tensor | tf.GradSaveFunc)[]) => {
     const [qq, kk, vv] = args as Tensor3D[];
     const save = args[3] as tf.GradSaveFunc;

@@ -18,6 +18,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { LoraSite } from "./backbone.ts";
 import { loraDelta } from "./lora.ts";
 import { attentionCore } from "./attention_core.ts";
+import { fusedOps } from "./fused_ops.ts";
 import type { Tensor, Tensor2D, Tensor3D, Variable } from "../tensor.ts";
 
 /** Weight and bias of a LayerNorm over the last axis. */
@@ -112,6 +113,12 @@ export function rmsNorm<T extends Tensor>(
   options: { eps: number },
 ): T {
   const eps = options.eps;
+  if (!fusedOps()) {
+    return tf.tidy(() => {
+      const ms = tf.mean(tf.square(x), -1, true);
+      return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, eps))), weight) as T;
+    });
+  }
   // As in layerNorm, only the normalisation is a custom op (γ stays on the tape).
   const normalize = tf.customGrad((...args: (Tensor | tf.GradSaveFunc)[]) => {
     const xx = args[0] as Tensor;
@@ -142,6 +149,7 @@ export function rmsNorm<T extends Tensor>(
  * ```
  */
 export function silu<T extends Tensor>(x: T): T {
+  if (!fusedOps()) return tf.tidy(() => tf.mul(x, tf.sigmoid(x)) as T);
   const f = tf.customGrad((...args: (Tensor | tf.GradSaveFunc)[]) => {
     const xx = args[0] as Tensor;
     const s = tf.sigmoid(xx);

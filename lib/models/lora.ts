@@ -24,6 +24,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { Rng } from "../random.ts";
 import type { LoraConfig, LoraSite } from "./backbone.ts";
 import { makeVariable, uniformArray, uniqueScope } from "./init.ts";
+import { fusedOps } from "./fused_ops.ts";
 import type { Tensor, Tensor2D } from "../tensor.ts";
 
 /**
@@ -237,7 +238,8 @@ export function loraDelta(
  * s·((x ⊙ mask)·Aᵀ)·Bᵀ as one op with its own gradient: with h = x ⊙ mask, d = h·Aᵀ [N, r]
  * and dy [N, dOut], dB = s·dyᵀ·d, dd = s·dy·B, dA = ddᵀ·h and dx = (dd·A) ⊙ mask: four
  * products and the mask, where tfjs's autodiff of the composition also records and
- * differentiates the two transposes and the scaling.
+ * differentiates the two transposes and the scaling. With the fused ops off (`fused_ops.ts`),
+ * that composition.
  */
 function loraProduct(
   x: Tensor2D,
@@ -246,6 +248,12 @@ function loraProduct(
   options: { scale: number; mask: Tensor2D | null },
 ): Tensor2D {
   const { scale, mask } = options;
+  if (!fusedOps()) {
+    // The composition, as tfjs's autodiff differentiates it (fused_ops.ts).
+    const h = mask ? tf.mul(x, mask) as Tensor2D : x;
+    const down = tf.matMul(h, tf.transpose(a)); // [N, r]
+    return tf.matMul(down, tf.mul(tf.transpose(b), scale) as Tensor2D); // [N, dOut]
+  }
   const f = tf.customGrad((...args: (Tensor | tf.GradSaveFunc)[]) => {
     const [xx, aa, bb] = args as Tensor2D[];
     const h = mask ? tf.mul(xx, mask) as Tensor2D : xx;

@@ -9,6 +9,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { NamedTensorMap, Scalar, Tensor, Variable } from "../tensor.ts";
 import { FlatAdam, isFlatAdam } from "./flat_adam.ts";
+import { fusedOps } from "../models/fused_ops.ts";
 
 /** Result of {@link optimizerStep}: the loss terms read back as numbers and the gradient norm. */
 export interface StepResult {
@@ -183,13 +184,14 @@ export async function optimizerStep(
  * Adam as the harness uses it; `beta2` 0.999 (ViT) or 0.95 (the TreeLoRA LLM scripts). On the
  * `cpu` and `wasm` backends this is {@link FlatAdam} (the same float32 arithmetic in one
  * JavaScript pass, with the clipping of {@link optimizerStep} folded in); elsewhere (GPU
- * backends, whose tensors are not in main memory) tfjs's `tf.train.adam`.
+ * backends, whose tensors are not in main memory, or with the fused ops off:
+ * lib/models/fused_ops.ts) tfjs's `tf.train.adam`.
  */
 export function createAdam(
   options: { lr: number; beta1?: number; beta2?: number; epsilon?: number },
 ): tf.Optimizer {
   const backend = tf.getBackend();
-  if (backend === "cpu" || backend === "wasm") {
+  if (fusedOps() && (backend === "cpu" || backend === "wasm")) {
     return new FlatAdam({
       lr: options.lr,
       beta1: options.beta1 ?? 0.9,

@@ -175,6 +175,20 @@ Deno.test("summarizeRows takes medians over rounds and ratios against PyTorch; s
   );
 });
 
+Deno.test("stepTable: a variant beside its -unfused twin gets the fused / unfused ratio of the medians", () => {
+  const key = "lm byte-tiny lora";
+  const rows = summarizeRows([key], ["wasm+blas", "wasm+blas-unfused"], [
+    { key, variant: "wasm+blas", roundMedians: [80, 84, 82] },
+    { key, variant: "wasm+blas-unfused", roundMedians: [100, 104, 102] },
+  ], { samples: { [key]: 8 } });
+  const table = stepTable(rows, ["wasm+blas", "wasm+blas-unfused"], { withTorch: false })
+    .split("\n");
+  assertStringIncludes(table[0], "| wasm+blas / wasm+blas-unfused |");
+  // 82 / 102 = 0.804
+  assertStringIncludes(table[2], "| 0.80× |");
+  assert(!stepTable(rows, ["wasm+blas"], { withTorch: false }).includes("-unfused"));
+});
+
 Deno.test("timeTfjsSteps trains the micro models in both modes without leaking tensors", async () => {
   await initBackend("cpu");
   for (const spec of standardSpecs(["micro", "byte-micro"], ["lora", "full"], OPTIONS)) {
