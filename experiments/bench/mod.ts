@@ -312,58 +312,62 @@ async function main(args: string[]): Promise<number> {
   };
   const t0 = performance.now();
   const roundLoads: (string | null)[] = [];
-  for (let r = 0; r < repeats; r++) {
-    const tag = `round ${r + 1}/${repeats}`;
-    roundLoads.push(await loadAverage());
-    for (const spec of specs) {
-      const key = specKey(spec);
-      const jobs: string[] = rotate(
-        [...variants.map((v) => v.name), ...(torch.available ? ["pytorch"] : [])],
-        r,
-      );
-      for (const job of jobs) {
-        if (job === "pytorch") {
-          const res = await runTorchPeer(python, spec, { steps, warmup, threads: torchThreads });
-          if (!parity[key]) {
-            parity[key] = compareParamCounts(params[key] ?? res.params, res.params);
-            if (parity[key].length > 0) {
-              console.error(
-                `bench: WARNING ${key}: PyTorch model differs: ${parity[key].join("; ")}`,
-              );
-            }
-          }
-          torchInfo[key] = { loss: res.loss };
-          record(key, "pytorch", res.msPerStep, res.peakRssMiB);
-          console.error(`${tag} ${key} [pytorch]: ${fmt(res.medianMs)} ms/step`);
-          continue;
-        }
-        const v = variants.find((x) => x.name === job)!;
-        await enterVariant(v);
-        const t = await timeTfjsSteps(spec, { steps, warmup, profile: r === 0 });
-        if (t.leakedTensors !== 0) leaks.push(`${key} [${v.name}]: ${t.leakedTensors} tensors`);
-        params[key] ??= t.params;
-        record(
-          key,
-          v.name,
-          t.msPerStep,
-          t.peakTensorBytes !== undefined ? t.peakTensorBytes / 2 ** 20 : undefined,
+  try {
+    for (let r = 0; r < repeats; r++) {
+      const tag = `round ${r + 1}/${repeats}`;
+      roundLoads.push(await loadAverage());
+      for (const spec of specs) {
+        const key = specKey(spec);
+        const jobs: string[] = rotate(
+          [...variants.map((v) => v.name), ...(torch.available ? ["pytorch"] : [])],
+          r,
         );
-        peakRss = Math.max(peakRss, Deno.memoryUsage().rss);
-        console.error(`${tag} ${key} [${v.name}]: ${fmt(median(t.msPerStep))} ms/step`);
+        for (const job of jobs) {
+          if (job === "pytorch") {
+            const res = await runTorchPeer(python, spec, { steps, warmup, threads: torchThreads });
+            if (!parity[key]) {
+              parity[key] = compareParamCounts(params[key] ?? res.params, res.params);
+              if (parity[key].length > 0) {
+                console.error(
+                  `bench: WARNING ${key}: PyTorch model differs: ${parity[key].join("; ")}`,
+                );
+              }
+            }
+            torchInfo[key] = { loss: res.loss };
+            record(key, "pytorch", res.msPerStep, res.peakRssMiB);
+            console.error(`${tag} ${key} [pytorch]: ${fmt(res.medianMs)} ms/step`);
+            continue;
+          }
+          const v = variants.find((x) => x.name === job)!;
+          await enterVariant(v);
+          const t = await timeTfjsSteps(spec, { steps, warmup, profile: r === 0 });
+          if (t.leakedTensors !== 0) leaks.push(`${key} [${v.name}]: ${t.leakedTensors} tensors`);
+          params[key] ??= t.params;
+          record(
+            key,
+            v.name,
+            t.msPerStep,
+            t.peakTensorBytes !== undefined ? t.peakTensorBytes / 2 ** 20 : undefined,
+          );
+          peakRss = Math.max(peakRss, Deno.memoryUsage().rss);
+          console.error(`${tag} ${key} [${v.name}]: ${fmt(median(t.msPerStep))} ms/step`);
+        }
+      }
+      if (suites.includes("overhead")) {
+        await enterVariant(variants[0]);
+        for (const c of rotate([...OVERHEAD_CONFIGS], r)) {
+          const ms = await timeOverhead(c, { preset, batch: vitBatch, steps, warmup });
+          (overhead[c.label] ??= []).push(ms);
+          peakRss = Math.max(peakRss, Deno.memoryUsage().rss);
+          console.error(`${tag} overhead ${c.label} [${variants[0].name}]: ${fmt(ms)} ms/step`);
+        }
       }
     }
-    if (suites.includes("overhead")) {
-      await enterVariant(variants[0]);
-      for (const c of rotate([...OVERHEAD_CONFIGS], r)) {
-        const ms = await timeOverhead(c, { preset, batch: vitBatch, steps, warmup });
-        (overhead[c.label] ??= []).push(ms);
-        peakRss = Math.max(peakRss, Deno.memoryUsage().rss);
-        console.error(`${tag} overhead ${c.label} [${variants[0].name}]: ${fmt(ms)} ms/step`);
-      }
-    }
+  } finally {
+    // Back to the defaults on every exit path.
+    setNativeMatMul(false);
+    setFusedOps(true);
   }
-  setNativeMatMul(false);
-  setFusedOps(true);
   const minutes = (performance.now() - t0) / 60000;
   const loadAfter = await loadAverage();
 
@@ -470,7 +474,8 @@ async function main(args: string[]): Promise<number> {
         `${lmSeqLength} tokens. \`lora\` trains LoRA (+ ViT head); \`full\` trains every base ` +
         `weight (+ ViT head). Adam, clip 1.0, synthetic inputs.`,
       `- samples/s: images (ViT) or sequences (LM). Peak memory: tfjs = peak tensor bytes of ` +
-        `one profiled step (weights, optimiser state and activations); PyTorch = peak RSS of ` +
+        `one profiled step (weights, optimiser state and activations; FlatAdam's moments, ` +
+        `kept in JavaScript arrays, added at 8 bytes per trainable parameter); PyTorch = peak RSS of ` +
         `its process (${
           torch.available
             ? `of which ${

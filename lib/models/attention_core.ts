@@ -15,7 +15,8 @@
  *     dQ  = s·dS·K          (K = (Kᵀ)ᵀ, read from Kᵀ by a transposed product)
  *     dKᵀ = (s·Q)ᵀ·dS     (s·Q is what the forward pass multiplied and saved)
  *
- * four batched products and four element-wise kernels. The bias (a padding or
+ * four batched products and four element-wise kernels. The transposed products are transpose
+ * flags with the native BLAS kernel and explicit transposes otherwise (`matMulT`). The bias (a padding or
  * causal mask) is a constant: it receives no gradient.
  *
  * @module
@@ -24,6 +25,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Tensor, Tensor3D } from "../tensor.ts";
 import { fusedOps } from "./fused_ops.ts";
+import { matMulT } from "./fast_grads.ts";
 
 /** Options of {@link attentionCore}. */
 export interface AttentionCoreOptions {
@@ -87,11 +89,11 @@ export function attentionCore(
       gradFunc: (dy: Tensor | Tensor[], saved: Tensor[]) => {
         const [sqs, sk, sv, sp] = saved as Tensor3D[];
         const dO = dy as Tensor3D;
-        const dV = tf.matMul(sp, dO, true, false);
-        const dP = tf.matMul(dO, sv, false, true);
+        const dV = matMulT(sp, dO, true, false);
+        const dP = matMulT(dO, sv, false, true);
         const dS = tf.mul(sp, tf.sub(dP, tf.sum(tf.mul(dP, sp), -1, true))) as Tensor3D;
-        const dQ = tf.mul(tf.matMul(dS, sk, false, true), s);
-        const dKT = tf.matMul(sqs, dS, true, false); // (s·Q)ᵀ·dS
+        const dQ = tf.mul(matMulT(dS, sk, false, true), s);
+        const dKT = matMulT(sqs, dS, true, false); // (s·Q)ᵀ·dS
         return [dQ, dKT, dV];
       },
     };

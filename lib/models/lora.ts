@@ -25,6 +25,7 @@ import type { Rng } from "../random.ts";
 import type { LoraConfig, LoraSite } from "./backbone.ts";
 import { makeVariable, uniformArray, uniqueScope } from "./init.ts";
 import { fusedOps } from "./fused_ops.ts";
+import { matMulT } from "./fast_grads.ts";
 import type { Tensor, Tensor2D } from "../tensor.ts";
 
 /**
@@ -257,19 +258,19 @@ function loraProduct(
   const f = tf.customGrad((...args: (Tensor | tf.GradSaveFunc)[]) => {
     const [xx, aa, bb] = args as Tensor2D[];
     const h = mask ? tf.mul(xx, mask) as Tensor2D : xx;
-    const down = tf.matMul(h, aa, false, true); // [N, r]
+    const down = matMulT(h, aa, false, true); // [N, r]
     // The scale goes on B [dOut, r], the smallest operand.
     const sb = tf.mul(bb, scale) as Tensor2D;
     // The mask is saved too: made inside the caller's tidy, it would be gone by the backward pass.
     (args[3] as tf.GradSaveFunc)(mask ? [h, down, aa, sb, mask] : [h, down, aa, sb]);
     return {
-      value: tf.matMul(down, sb, false, true), // [N, dOut]
+      value: matMulT(down, sb, false, true), // [N, dOut]
       gradFunc: (dy: Tensor | Tensor[], saved: Tensor[]) => {
         const [sh, sd, sa, ssb, smask] = saved as Tensor2D[];
         const g = dy as Tensor2D;
         const dDown = tf.matMul(g, ssb); // s·dy·B [N, r]
-        const dB = tf.mul(tf.matMul(g, sd, true, false), scale); // s·dyᵀ·d [dOut, r]
-        const dA = tf.matMul(dDown, sh, true, false); // [r, dIn]
+        const dB = tf.mul(matMulT(g, sd, true, false), scale); // s·dyᵀ·d [dOut, r]
+        const dA = matMulT(dDown, sh, true, false); // [r, dIn]
         const dh = tf.matMul(dDown, sa); // [N, dIn]
         return [smask ? tf.mul(dh, smask) : dh, dA, dB];
       },

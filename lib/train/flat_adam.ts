@@ -16,10 +16,12 @@
  * computed in float64 and rounded once gives the correctly rounded float32
  * result for +, −, ×, ÷ and √, so an update from the same gradient is bit-for-
  * bit tfjs's (tested against `tf.train.adam` on the cpu backend). Clipping
- * computes the global norm with float32 accumulation per tensor and across
- * tensors, in tensor order; tfjs's `sum` kernels may add in another order, so
- * the clipped gradient can differ in the last bits (the test states the
- * tolerance).
+ * computes the global norm as the harness's tfjs path does on the cpu backend:
+ * each tensor's sum of float32 squares accumulated in float64 and rounded once
+ * (tfjs-backend-cpu's `Sum`), the tensors' sums added in float32 in tensor
+ * order (`AddN`), then the float32 square root. Other backends' `sum` kernels
+ * may add in another order, so there the clipped gradient can differ in the
+ * last bits.
  *
  * The optimiser state (`getWeights`/`setWeights`) has tfjs's Adam layout: the
  * iteration count, then the first moments, then the second moments, in the
@@ -112,16 +114,20 @@ export class FlatAdam extends tf.Optimizer {
     variableGradients: NamedTensorMap | NamedTensor[],
     options: { clipNorm: number },
   ): number {
-    const entries: [string, Tensor][] = Array.isArray(variableGradients)
+    const entries: [string, Tensor | null | undefined][] = Array.isArray(variableGradients)
       ? variableGradients.map((g) => [g.name, g.tensor])
       : Object.entries(variableGradients);
-    const grads = entries.map(([, g]) => g.dataSync() as Float32Array);
-    // Global norm: float32 sum of squares per tensor, then across tensors.
+    // A variable without a gradient (null, as `minimize` passes it) keeps its weight and
+    // moments, as in tf.train.adam.
+    const grads = entries.map(([, g]) => (g ? g.dataSync() as Float32Array : null));
+    // Global norm (module doc): per tensor a float64 sum of float32 squares rounded once,
+    // across tensors float32 additions in order.
     let total = 0;
     for (const g of grads) {
+      if (g === null) continue;
       let s = 0;
-      for (let j = 0; j < g.length; j++) s = f(s + f(g[j] * g[j]));
-      total = f(total + s);
+      for (let j = 0; j < g.length; j++) s += f(g[j] * g[j]);
+      total = f(total + f(s));
     }
     const norm = f(Math.sqrt(total));
     const scale = options.clipNorm > 0
@@ -143,18 +149,22 @@ export class FlatAdam extends tf.Optimizer {
       if (this.#m[i] === undefined) {
         this.#m[i] = new Float32Array(variable.size);
         this.#v[i] = new Float32Array(variable.size);
-        this.#names[i] = name;
         this.#shapes[i] = variable.shape.slice();
       }
       const m = this.#m[i];
       const v = this.#v[i];
-      if (m.length !== variable.size || gradTensor.size !== variable.size) {
+      const sameShape = this.#shapes[i].length === variable.shape.length &&
+        this.#shapes[i].every((d, k) => d === variable.shape[k]);
+      if (!sameShape || (gradTensor && gradTensor.size !== variable.size)) {
         throw new Error(
-          `FlatAdam: slot ${i} (${this.#names[i]}) holds ${m.length} values; ${name} has ` +
-            `${variable.size} and its gradient ${gradTensor.size}`,
+          `FlatAdam: slot ${i} (${this.#names[i] ?? "new"}) has shape [${this.#shapes[i]}]; ` +
+            `${name} has [${variable.shape}] and its gradient ${gradTensor?.size} values`,
         );
       }
+      // Named by the variable it serves (after setWeights the names were the checkpoint's).
+      this.#names[i] = name;
       const g = grads[i];
+      if (g === null) return;
       const w = Float32Array.from(variable.dataSync() as Float32Array);
       for (let j = 0; j < w.length; j++) {
         const gj = scale === 1 ? g[j] : f(g[j] * scale);
@@ -166,7 +176,9 @@ export class FlatAdam extends tf.Optimizer {
         const vHat = f(vj / oneMinusAcc2);
         w[j] = f(f(f(mHat / f(f(Math.sqrt(vHat)) + eps)) * negLr) + w[j]);
       }
-      variable.assign(tf.tensor(w, variable.shape, "float32"));
+      const updated = tf.tensor(w, variable.shape, "float32");
+      variable.assign(updated);
+      updated.dispose();
     });
     this.#accBeta1 = f(this.#accBeta1 * f(this.beta1));
     this.#accBeta2 = f(this.#accBeta2 * f(this.beta2));
@@ -183,13 +195,14 @@ export class FlatAdam extends tf.Optimizer {
     const iter = await this.saveIterations();
     return [
       iter,
+      // Copies: the cpu backend would otherwise keep the live arrays inside the tensors.
       ...this.#m.map((m, i) => ({
         name: `${this.#names[i]}/m`,
-        tensor: tf.tensor(m, this.#shapes[i]),
+        tensor: tf.tensor(m.slice(), this.#shapes[i]),
       })),
       ...this.#v.map((v, i) => ({
         name: `${this.#names[i]}/v`,
-        tensor: tf.tensor(v, this.#shapes[i]),
+        tensor: tf.tensor(v.slice(), this.#shapes[i]),
       })),
     ];
   }
