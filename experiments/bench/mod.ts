@@ -57,6 +57,13 @@ import { SPEC as CIFAR_SPEC } from "../split_cifar.ts";
 import { SPEC as TRACE_SPEC } from "../trace.ts";
 import { type BenchSamples, median, stepTable, summarizeRows } from "./report.ts";
 import {
+  chooseVariants,
+  GPU_BACKENDS,
+  KNOWN_VARIANTS,
+  type Variant,
+  variantOf,
+} from "./variants.ts";
+import {
   type BenchMode,
   type BenchSpec,
   compareParamCounts,
@@ -84,7 +91,7 @@ const FLAGS = {
   variants: {
     type: "string-list" as const,
     help:
-      "backend variants: wasm, wasm+blas, cpu, cpu+blas; each with -unfused for the plain tfjs compositions and tf.train.adam (the code before the fused ops)",
+      "backend variants: wasm, wasm+blas, cpu, cpu+blas, webgpu, tensorflow (GPU: skipped with the reason where they do not start); each with -unfused for the plain tfjs compositions and tf.train.adam (the code before the fused ops)",
     default: "wasm,wasm+blas",
   },
   steps: { type: "number" as const, help: "timed steps per job and round", default: "5" },
@@ -116,28 +123,6 @@ const FLAGS = {
   },
   help: { type: "boolean" as const, help: "print this help" },
 };
-
-/** Backend variants; each also runs as `<name>-unfused` (lib/models/fused_ops.ts off). */
-const BASE_VARIANTS = ["wasm", "wasm+blas", "cpu", "cpu+blas"];
-const KNOWN_VARIANTS = [...BASE_VARIANTS, ...BASE_VARIANTS.map((v) => `${v}-unfused`)];
-
-/** A backend variant and how to switch to it. */
-interface Variant {
-  name: string;
-  backend: "wasm" | "cpu";
-  blas: boolean;
-  /** The fused ops and FlatAdam (true) or the plain tfjs compositions and tf.train.adam. */
-  fused: boolean;
-}
-
-function variantOf(name: string): Variant {
-  if (!KNOWN_VARIANTS.includes(name)) {
-    throw new Error(`--variants: unknown variant "${name}"; known: ${KNOWN_VARIANTS.join(", ")}`);
-  }
-  const fused = !name.endsWith("-unfused");
-  const [backend, extra] = name.replace(/-unfused$/, "").split("+");
-  return { name, backend: backend as "wasm" | "cpu", blas: extra === "blas", fused };
-}
 
 async function enterVariant(v: Variant): Promise<void> {
   if (tf.getBackend() !== v.backend && !(await tf.setBackend(v.backend))) {
@@ -255,18 +240,25 @@ async function main(args: string[]): Promise<number> {
   const standard = suites.includes("standard");
 
   const loadBefore = await loadAverage();
+  // GPU backends first: each is started once here (and so registered for enterVariant), or
+  // its variants are skipped with the reason.
+  const gpuFailures = new Map<string, string>();
+  const gpuNotes = new Map<string, string>();
+  for (const name of new Set(requested.map((v) => v.backend))) {
+    if (!GPU_BACKENDS.includes(name)) continue;
+    try {
+      gpuNotes.set(name, (await initBackend(name, { blas: "off" })).note);
+    } catch (err) {
+      gpuFailures.set(name, (err as Error).message);
+    }
+  }
   const backend: BackendInfo = await initBackend("wasm", {
     blas: (f.blas as string | undefined) ?? "auto",
     ...(f["blas-threads"] !== undefined ? { blasThreads: f["blas-threads"] as number } : {}),
   });
   const blasStatus = nativeMatMulStatus();
-  const variants: Variant[] = [];
-  const skipped: { variant: string; reason: string }[] = [];
-  for (const v of requested) {
-    if (v.blas && !blasStatus.enabled) {
-      skipped.push({ variant: v.name, reason: blasStatus.note });
-    } else variants.push(v);
-  }
+  const { variants, skipped } = chooseVariants(requested, { blas: blasStatus, gpuFailures });
+  for (const [name, note] of gpuNotes) console.error(`bench: ${name}: ${note}`);
   for (const s of skipped) console.error(`bench: variant ${s.variant} skipped: ${s.reason}`);
   if (variants.length === 0) throw new Error("bench: no backend variant can run");
   setNativeMatMul(false);
