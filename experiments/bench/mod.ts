@@ -56,13 +56,7 @@ import { trainClassIncremental } from "../../lib/train/class_incremental.ts";
 import { SPEC as CIFAR_SPEC } from "../split_cifar.ts";
 import { SPEC as TRACE_SPEC } from "../trace.ts";
 import { type BenchSamples, median, stepTable, summarizeRows } from "./report.ts";
-import {
-  chooseVariants,
-  GPU_BACKENDS,
-  KNOWN_VARIANTS,
-  type Variant,
-  variantOf,
-} from "./variants.ts";
+import { chooseVariants, GPU_BACKENDS, type Variant, variantOf } from "./variants.ts";
 import {
   type BenchMode,
   type BenchSpec,
