@@ -48,7 +48,7 @@ import {
 import { setFusedOps } from "../../lib/models/fused_ops.ts";
 import { VIT_PRESETS } from "../../lib/models/vit.ts";
 import { createVitClassifier } from "../../lib/models/vit_classifier.ts";
-import { nativeMatMulStatus, setNativeMatMul } from "../../lib/native_blas.ts";
+import { BLAS_DIRS, nativeMatMulStatus, setNativeMatMul } from "../../lib/native_blas.ts";
 import { Rng } from "../../lib/random.ts";
 import { collectProvenance, dependencyVersions } from "../../lib/run/provenance.ts";
 import { flagHelp, parseFlags } from "../../lib/flags.ts";
@@ -56,6 +56,7 @@ import { trainClassIncremental } from "../../lib/train/class_incremental.ts";
 import { SPEC as CIFAR_SPEC } from "../split_cifar.ts";
 import { SPEC as TRACE_SPEC } from "../trace.ts";
 import { type BenchSamples, median, stepTable, summarizeRows } from "./report.ts";
+import { peakRssMiB, runTfjsPeer } from "./tfjs_peer.ts";
 import { chooseVariants, GPU_BACKENDS, type Variant, variantOf } from "./variants.ts";
 import {
   type BenchMode,
@@ -98,6 +99,11 @@ const FLAGS = {
     default: "/usr/bin/python3",
   },
   "no-torch": { type: "boolean" as const, help: "skip the PyTorch peer" },
+  "no-rss": {
+    type: "boolean" as const,
+    help:
+      "skip the memory pass (each tfjs job once more in a process of its own, for its peak RSS)",
+  },
   "torch-threads": {
     type: "number" as const,
     help: "torch intra-op threads (1 lets OpenBLAS use the cores)",
@@ -117,6 +123,9 @@ const FLAGS = {
   },
   help: { type: "boolean" as const, help: "print this help" },
 };
+
+/** The BLAS directories the tasks' `--allow-ffi` lists (and the memory pass's peers get). */
+const BLAS_FFI = [...new Set([...BLAS_DIRS.linux, ...BLAS_DIRS.darwin])].join(",");
 
 async function enterVariant(v: Variant): Promise<void> {
   if (tf.getBackend() !== v.backend && !(await tf.setBackend(v.backend))) {
@@ -355,6 +364,33 @@ async function main(args: string[]): Promise<number> {
     setFusedOps(true);
   }
   const minutes = (performance.now() - t0) / 60000;
+  // The memory pass: each cpu/wasm job once more in a process of its own (tfjs_peer.ts), for a
+  // peak RSS that compares with the PyTorch peer's. After the timed rounds, so no timing sees it.
+  const rssNotes: string[] = [];
+  let rssAfterInitMiB: number | null = null;
+  if (standard && !f["no-rss"]) {
+    if ((await peakRssMiB()) === null) {
+      rssNotes.push("memory pass skipped: no /proc/<pid>/status (peak RSS is read on Linux only)");
+    } else {
+      for (const spec of specs) {
+        for (const v of variants.filter((x) => x.backend === "wasm" || x.backend === "cpu")) {
+          try {
+            const r = await runTfjsPeer(spec, { variant: v.name, steps, warmup, ffi: BLAS_FFI });
+            if (r.deno !== Deno.version.deno) {
+              throw new Error(`the peer ran Deno ${r.deno}, the bench ${Deno.version.deno}`);
+            }
+            const k = `${specKey(spec)}|${v.name}`;
+            samples.get(k)!.rssMiB = r.peakRssMiB;
+            rssAfterInitMiB = Math.max(rssAfterInitMiB ?? 0, r.rssAfterInitMiB);
+            console.error(`memory ${specKey(spec)} [${v.name}]: peak RSS ${r.peakRssMiB} MiB`);
+          } catch (err) {
+            rssNotes.push(`${specKey(spec)} [${v.name}]: ${(err as Error).message}`);
+          }
+        }
+      }
+    }
+  }
+  for (const n of rssNotes) console.error(`bench: ${n}`);
   const loadAfter = await loadAverage();
 
   const keys = specs.map(specKey);
@@ -418,6 +454,8 @@ async function main(args: string[]): Promise<number> {
     torchLosses: torchInfo,
     tfjsLeaks: leaks,
     tfjsPeakRssMiB: Number((peakRss / 2 ** 20).toFixed(1)),
+    tfjsPeerRssAfterInitMiB: rssAfterInitMiB,
+    memoryPassNotes: rssNotes,
     overhead: suites.includes("overhead")
       ? {
         what: `median ms per training step of task 2 (regulariser and search active for ` +
@@ -468,7 +506,15 @@ async function main(args: string[]): Promise<number> {
               torch.runtime.rssAfterImportMiB ?? "?"
             } MiB is Python and torch after import`
             : "no peer"
-        }). tfjs process peak RSS: ${result.tfjsPeakRssMiB} MiB (all jobs).`,
+        }). tfjs process peak RSS: ${result.tfjsPeakRssMiB} MiB (all jobs). tfjs peak tensor ` +
+        `bytes count every view of a shared buffer (reshapes, the tape's aliased clones) once ` +
+        `per view and leave out the runtime: the column to set beside PyTorch's RSS is ` +
+        `"peak RSS": each tfjs job run once more, after the timed rounds, in a Deno process of ` +
+        `its own (experiments/bench/tfjs_peer.ts; ${
+          rssAfterInitMiB === null
+            ? "not run"
+            : `≤ ${rssAfterInitMiB} MiB of it is Deno and tfjs after start-up`
+        }${rssNotes.length > 0 ? `; ${rssNotes.join("; ")}` : ""}).`,
       "",
       stepTable(rows, variantNames, { withTorch: torch.available }),
       "",

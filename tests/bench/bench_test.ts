@@ -9,6 +9,7 @@ import {
   standardSpecs,
 } from "../../experiments/bench/specs.ts";
 import { timeTfjsSteps } from "../../experiments/bench/tfjs_steps.ts";
+import { parseTfjsPeerOutput, peakRssMiB, runTfjsPeer } from "../../experiments/bench/tfjs_peer.ts";
 import {
   parseTorchPeerOutput,
   parseTorchProbe,
@@ -228,4 +229,30 @@ Deno.test("shapesFromFlags: the defaults, a given value, and a non-positive one 
     Error,
     "--batch-size must be a positive integer",
   );
+});
+
+Deno.test("the tfjs peer's output line is read and checked; this process's peak RSS is a positive number on Linux", async () => {
+  const line =
+    '{"deno":"2.9.6","peakRssMiB":210.5,"rssAfterInitMiB":90,"msPerStep":[5.5,6],"leakedTensors":0}';
+  const r = parseTfjsPeerOutput(`some log\n${line}\n`);
+  assertEquals([r.peakRssMiB, r.rssAfterInitMiB, r.msPerStep], [210.5, 90, [5.5, 6]]);
+  assertThrows(() => parseTfjsPeerOutput("no json"), Error, "no JSON line");
+  assertThrows(
+    () => parseTfjsPeerOutput(line.replace('"peakRssMiB":210.5', '"peakRssMiB":null')),
+    Error,
+    "peakRssMiB is not a number",
+  );
+  if (Deno.build.os === "linux") {
+    const rss = await peakRssMiB();
+    assert(rss !== null && rss > 10 && rss >= Deno.memoryUsage().rss / 2 ** 20 - 1, `${rss}`);
+    // One micro job in a peer process: its peak is above its start-up RSS, nothing leaks.
+    const spec = standardSpecs(["micro"], ["lora"], OPTIONS)[0];
+    const peer = await runTfjsPeer(spec, { variant: "cpu", steps: 1, warmup: 0, ffi: "/usr/lib" });
+    assertEquals(peer.deno, Deno.version.deno);
+    assert(
+      peer.peakRssMiB >= peer.rssAfterInitMiB && peer.rssAfterInitMiB > 10,
+      JSON.stringify(peer),
+    );
+    assertEquals([peer.msPerStep.length, peer.leakedTensors], [1, 0]);
+  }
 });
