@@ -85,8 +85,13 @@ export function timeTfjsSteps(
  * Build the harness model of `spec` (seed 0) and an Adam optimiser, give `run` the model and
  * its optimiser step (Adam, clipping, LoRA dropout on, a fresh dropout seed per call), then
  * dispose both and count the tensors left over (0 = no leak).
+ *
+ * @example
+ * ```ts ignore
+ * const first = await withHarnessModel(spec, async ({ step }) => (await step()).total);
+ * ```
  */
-async function withHarnessModel<R>(
+export async function withHarnessModel<R>(
   spec: BenchSpec,
   run: (
     m: { built: BuiltTfjs; rng: Rng; step: () => Promise<StepResult>; optimizer: tf.Optimizer },

@@ -7,6 +7,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import { addN, stack } from "../models/many_inputs.ts";
 import type { NamedTensorMap, Scalar, Tensor, Variable } from "../tensor.ts";
 import { FlatAdam, isFlatAdam } from "./flat_adam.ts";
 import { fusedOps } from "../models/fused_ops.ts";
@@ -139,7 +140,7 @@ export async function optimizerStep(
       return tf.stack([value, tf.scalar(normValue)]);
     }
     const sq = names.map((n) => tf.sum(tf.square(adjusted[n])));
-    const norm = tf.sqrt(tf.addN(sq));
+    const norm = tf.sqrt(addN(sq));
     let applied = adjusted;
     if (options.clipNorm > 0) {
       const scale = tf.minimum(tf.scalar(1), tf.div(options.clipNorm, tf.add(norm, 1e-6)));
@@ -150,7 +151,7 @@ export async function optimizerStep(
   });
   const termNames = Object.keys(kept);
   const termValues = termNames.length > 0
-    ? tf.tidy(() => tf.stack(termNames.map((n) => kept[n])))
+    ? tf.tidy(() => stack(termNames.map((n) => kept[n])))
     : null;
   const [vals, termVals, ...gradients] = await Promise.all([
     out.data(),
