@@ -11,7 +11,15 @@ import { CL_METRICS } from "../../lib/metrics/cl_metrics.ts";
 import { writeRunReport } from "../../lib/report/run_report.ts";
 import { mergeShards } from "../../lib/report/shards.ts";
 import { readCsvRows } from "../../lib/report/tables.ts";
-import { runSplitCifar, type SplitCifarSpec } from "../../lib/tracks/vit_class_incremental.ts";
+import {
+  runSplitCifar,
+  type SplitCifarSpec,
+  VIT_TRACK,
+} from "../../lib/tracks/vit_class_incremental.ts";
+import { generateSyntheticImages } from "../../lib/data/synthetic_images.ts";
+import { writeCifar100 } from "../../lib/data/cifar100.ts";
+import { splitPretrainClasses } from "../../lib/data/pretrain_split.ts";
+import { specFromArgs } from "../helpers.ts";
 
 function tinySpec(root: string, runId: string, backend: "cpu" | "wasm"): SplitCifarSpec {
   const spec: SplitCifarSpec = structuredClone(SPEC);
@@ -219,4 +227,66 @@ Deno.test("a 2-shard sweep over orders × seeds × methods, merged, equals the u
   const summary = await readCsvRows(join(whole.runDir, "summary.csv"));
   assertEquals(summary.map((r) => r.runs), [4, 4]);
   await Deno.remove(root, { recursive: true });
+});
+
+Deno.test("split-cifar --pretrain-classes: a disjoint real-image pre-training split, augmented, with a linear probe", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    // A 100-class "real" set in CIFAR-100 layout (the synthetic generator's images, written out).
+    const { train, test } = generateSyntheticImages({ seed: 5, trainPerClass: 3, testPerClass: 2 });
+    const data = join(root, "data");
+    await Deno.mkdir(data);
+    await writeCifar100(join(data, "train.bin"), train);
+    await writeCifar100(join(data, "test.bin"), test);
+    const args = (out: string) => [
+      `--data-dir=${data}`,
+      "--pretrain-classes=60",
+      "--pretrain-split-seed=4",
+      "--pretrain-augment=crop-flip",
+      "--probe-per-class=2",
+      "--tasks=2",
+      "--preset=micro",
+      "--pretrain-steps=2",
+      "--max-steps-per-epoch=1",
+      "--epochs=1",
+      "--methods=seqlora",
+      "--backend=cpu",
+      "--blas=off",
+      `--results-dir=${join(root, "results")}`,
+      `--cache-dir=${join(root, "cache")}`,
+      `--out=${out}`,
+      "--quiet",
+    ];
+    const { runDir } = await runSplitCifar(specFromArgs(SPEC, args("split"), VIT_TRACK));
+    // deno-lint-ignore no-explicit-any
+    const config = await readJson<any>(join(runDir, "config.json"));
+    const expected = splitPretrainClasses(100, { pretrainClasses: 60, seed: 4 });
+    assertEquals(config.data.pretrainSplit.pretrainClasses, expected.pretrainClasses);
+    assertEquals(config.data.pretrainSplit.streamClasses, expected.streamClasses);
+    // The stream is the 40 other classes, 20 per task, none of them a pre-training class.
+    const streamed = config.data.taskClasses.flat() as number[];
+    assertEquals(streamed.length, 40);
+    assertEquals(streamed.filter((c) => expected.pretrainClasses.includes(c)), []);
+    assertEquals(config.data.classOrder.length, 40);
+    const pre = config.backbone.pretrain;
+    assertEquals(pre.augment, { padding: 4, flip: true });
+    assert(pre.data.startsWith("real images: 60 classes of"), pre.data);
+    // The probe ran on the stream's classes: 2 training images each, every test image.
+    const probe = config.backbone.linearProbe;
+    assertEquals([probe.classes, probe.trainImages, probe.testImages], [40, 80, 80]);
+    assert(probe.testAccuracy >= 0 && probe.testAccuracy <= 100);
+    // The backbone's cache key holds the data: the synthetic pre-training is a different file.
+    const { runDir: synthDir } = await runSplitCifar(
+      specFromArgs(SPEC, [
+        ...args("synthetic").filter((a) => !a.startsWith("--pretrain-")),
+        "--pretrain-steps=2",
+      ], VIT_TRACK),
+    );
+    // deno-lint-ignore no-explicit-any
+    const synth = await readJson<any>(join(synthDir, "config.json"));
+    assert(synth.backbone.pretrain.cache !== pre.cache, "the two backbones share a cache file");
+    assertEquals(synth.data.pretrainSplit, undefined);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
 });
