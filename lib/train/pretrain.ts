@@ -164,6 +164,13 @@ async function pretrain(
   const t0 = performance.now();
   const { train, test } = options.images ?? await pretrainImages(p, options.cacheDir);
   const numClasses = Math.max(...train.fine) + 1;
+  if (train.count < p.batchSize) {
+    // Full batches only (dropLast): fewer images than a batch would never make a step.
+    throw new Error(
+      `pre-training: ${train.count} training images (${train.source}) are fewer than one ` +
+        `batch of ${p.batchSize}`,
+    );
+  }
   // Augmentation draws come from their own generator, so turning it on leaves the shuffles
   // and dropout masks of the same seed unchanged.
   const augmentRng = p.augment ? new Rng((p.seed ^ 0xa06e) >>> 0) : null;

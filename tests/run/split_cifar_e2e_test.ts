@@ -232,15 +232,21 @@ Deno.test("a 2-shard sweep over orders × seeds × methods, merged, equals the u
 Deno.test("split-cifar --pretrain-classes: a disjoint real-image pre-training split, augmented, with a linear probe", async () => {
   const root = await Deno.makeTempDir();
   try {
-    // A 100-class "real" set in CIFAR-100 layout (the synthetic generator's images, written out).
-    const { train, test } = generateSyntheticImages({ seed: 5, trainPerClass: 3, testPerClass: 2 });
+    // A 20-class "real" set in CIFAR-100 layout (the synthetic generator's images, written out).
+    const { train, test } = generateSyntheticImages({
+      seed: 5,
+      trainPerClass: 3,
+      testPerClass: 2,
+      numCoarse: 4,
+      finePerCoarse: 5,
+    });
     const data = join(root, "data");
     await Deno.mkdir(data);
     await writeCifar100(join(data, "train.bin"), train);
     await writeCifar100(join(data, "test.bin"), test);
     const args = (out: string) => [
       `--data-dir=${data}`,
-      "--pretrain-classes=60",
+      "--pretrain-classes=12",
       "--pretrain-split-seed=4",
       "--pretrain-augment=crop-flip",
       "--probe-per-class=2",
@@ -257,23 +263,25 @@ Deno.test("split-cifar --pretrain-classes: a disjoint real-image pre-training sp
       `--out=${out}`,
       "--quiet",
     ];
-    const { runDir } = await runSplitCifar(specFromArgs(SPEC, args("split"), VIT_TRACK));
+    const spec = specFromArgs(SPEC, args("split"), VIT_TRACK);
+    spec.backbone.pretrain.batchSize = 16; // 12 classes × 3 images
+    const { runDir } = await runSplitCifar(spec);
     // deno-lint-ignore no-explicit-any
     const config = await readJson<any>(join(runDir, "config.json"));
-    const expected = splitPretrainClasses(100, { pretrainClasses: 60, seed: 4 });
+    const expected = splitPretrainClasses(20, { pretrainClasses: 12, seed: 4 });
     assertEquals(config.data.pretrainSplit.pretrainClasses, expected.pretrainClasses);
     assertEquals(config.data.pretrainSplit.streamClasses, expected.streamClasses);
-    // The stream is the 40 other classes, 20 per task, none of them a pre-training class.
+    // The stream is the 8 other classes, 4 per task, none of them a pre-training class.
     const streamed = config.data.taskClasses.flat() as number[];
-    assertEquals(streamed.length, 40);
+    assertEquals(streamed.length, 8);
     assertEquals(streamed.filter((c) => expected.pretrainClasses.includes(c)), []);
-    assertEquals(config.data.classOrder.length, 40);
+    assertEquals(config.data.classOrder.length, 8);
     const pre = config.backbone.pretrain;
     assertEquals(pre.augment, { padding: 4, flip: true });
-    assert(pre.data.startsWith("real images: 60 classes of"), pre.data);
+    assert(pre.data.startsWith("real images: 12 classes of"), pre.data);
     // The probe ran on the stream's classes: 2 training images each, every test image.
     const probe = config.backbone.linearProbe;
-    assertEquals([probe.classes, probe.trainImages, probe.testImages], [40, 80, 80]);
+    assertEquals([probe.classes, probe.trainImages, probe.testImages], [8, 16, 16]);
     assert(probe.testAccuracy >= 0 && probe.testAccuracy <= 100);
     // The backbone's cache key holds the data: the synthetic pre-training is a different file.
     const { runDir: synthDir } = await runSplitCifar(
