@@ -7,10 +7,10 @@
  * decoder (`byte-tiny`: dim 128, 4 layers, LoRA r 8 / α 32 / dropout 0.1 on q
  * and v of every layer = 8 TreeLoRA sites) pre-trained by the harness on a
  * generic synthetic corpus mixed with as many characters of real English
- * prose (the start of *Moby-Dick*, shipped in lib/data/text/) and frozen. Methods, with the paper's epoch
- * budgets (spec §5.1): SeqLoRA with the LoRA baselines' 5,3,7,5,3,5,5,7;
- * TreeLoRA (code mode, λ 0.5) with its reduced 2,1,3,2,1,2,2,3; and TreeLoRA
- * with the baselines' budget, labelled `treelora-equal-epochs`. The task sets
+ * prose (the start of *Moby-Dick*, shipped in lib/data/text/) and frozen.
+ * Methods, with the paper's epoch budgets (spec §5.1): SeqLoRA with the LoRA
+ * baselines' 5,3,7,5,3,5,5,7; TreeLoRA (code mode, λ 0.5) with its reduced
+ * 2,1,3,2,1,2,2,3; and TreeLoRA with the baselines' budget, labelled `treelora-equal-epochs`. The task sets
  * are small (32 train / 16 test per task) so the default finishes in minutes
  * on 2 CPU cores. Greedy decoding. `--data-dir ../shared/data/trace
  * --tasks …` runs real TRACE-500 tasks; `--data-dir ../shared/data/olora

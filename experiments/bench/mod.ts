@@ -62,6 +62,8 @@ import {
   harnessSpecOptions,
   type ParamCounts,
   samplesPerStep,
+  SHAPE_FLAGS,
+  shapesFromFlags,
   specKey,
   STANDARD_CONFIGS,
   standardSpecs,
@@ -86,9 +88,7 @@ const FLAGS = {
   steps: { type: "number" as const, help: "timed steps per job and round", default: "5" },
   warmup: { type: "number" as const, help: "untimed steps before them", default: "2" },
   repeats: { type: "number" as const, help: "interleaved rounds", default: "3" },
-  "batch-size": { type: "number" as const, help: "ViT batch size", default: "32" },
-  "lm-batch-size": { type: "number" as const, help: "LM batch size", default: "8" },
-  "lm-seq-length": { type: "number" as const, help: "LM tokens per sequence", default: "128" },
+  ...SHAPE_FLAGS,
   python: {
     type: "string" as const,
     help: "python with torch for the PyTorch peer",
@@ -238,9 +238,7 @@ async function main(args: string[]): Promise<number> {
     if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer`);
   }
   if (!Number.isInteger(warmup) || warmup < 0) throw new Error("--warmup must be an integer ≥ 0");
-  const vitBatch = (f["batch-size"] as number | undefined) ?? 32;
-  const lmBatch = (f["lm-batch-size"] as number | undefined) ?? 8;
-  const lmSeqLength = (f["lm-seq-length"] as number | undefined) ?? 128;
+  const { vitBatch, lmBatch, lmSeqLength } = shapesFromFlags(f);
   const python = (f.python as string | undefined) ?? "/usr/bin/python3";
   const torchThreads = (f["torch-threads"] as number | undefined) ?? 1;
   const preset = (f.preset as string | undefined) ?? "tiny-p8";

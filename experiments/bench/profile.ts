@@ -28,7 +28,14 @@ import { collectProvenance, dependencyVersions } from "../../lib/run/provenance.
 import { flagHelp, parseFlags } from "../../lib/flags.ts";
 import { cpuModel, loadAverage } from "./machine.ts";
 import { familyShares, phaseRows, profileMarkdown } from "./profile_report.ts";
-import { type BenchMode, harnessSpecOptions, specKey, standardSpecs } from "./specs.ts";
+import {
+  type BenchMode,
+  harnessSpecOptions,
+  SHAPE_FLAGS,
+  shapesFromFlags,
+  specKey,
+  standardSpecs,
+} from "./specs.ts";
 import { profileTfjsStep, type StepProfile } from "./tfjs_steps.ts";
 
 const FLAGS = {
@@ -41,9 +48,7 @@ const FLAGS = {
   steps: { type: "number" as const, help: "timed and profiled steps per phase", default: "5" },
   warmup: { type: "number" as const, help: "untimed steps before them", default: "2" },
   top: { type: "number" as const, help: "kernels listed per configuration", default: "12" },
-  "batch-size": { type: "number" as const, help: "ViT batch size", default: "32" },
-  "lm-batch-size": { type: "number" as const, help: "LM batch size", default: "8" },
-  "lm-seq-length": { type: "number" as const, help: "LM tokens per sequence", default: "128" },
+  ...SHAPE_FLAGS,
   blas: { type: "string" as const, help: "BLAS library (auto or a path)", default: "auto" },
   out: {
     type: "string" as const,
@@ -81,11 +86,8 @@ async function main(args: string[]): Promise<number> {
   const warmup = (f.warmup as number | undefined) ?? 2;
   if (!Number.isInteger(warmup) || warmup < 0) throw new Error("--warmup must be an integer ≥ 0");
   const top = positive("top", (f.top as number | undefined) ?? 12);
-  const shapes = {
-    vitBatch: positive("batch-size", (f["batch-size"] as number | undefined) ?? 32),
-    lmBatch: positive("lm-batch-size", (f["lm-batch-size"] as number | undefined) ?? 8),
-    lmSeqLength: positive("lm-seq-length", (f["lm-seq-length"] as number | undefined) ?? 128),
-  };
+  const shapes = shapesFromFlags(f);
+
   const id = (f.out as string | undefined) ?? new Date().toISOString().replace(/[:.]/g, "-");
 
   const loadBefore = await loadAverage();

@@ -98,6 +98,38 @@ export interface StandardSpecOptions {
   lmOptimizer: BenchOptimizer;
 }
 
+/** The batch-shape flags of `deno task bench` and `bench:profile`. */
+export const SHAPE_FLAGS = {
+  "batch-size": { type: "number" as const, help: "ViT batch size", default: "32" },
+  "lm-batch-size": { type: "number" as const, help: "LM batch size", default: "8" },
+  "lm-seq-length": { type: "number" as const, help: "LM tokens per sequence", default: "128" },
+};
+
+/**
+ * The batch shapes given by {@link SHAPE_FLAGS} (defaults 32, 8, 128); each must be a positive
+ * integer.
+ *
+ * @example
+ * ```ts
+ * import { shapesFromFlags } from "./specs.ts";
+ * shapesFromFlags({ "lm-batch-size": 4 }); // { vitBatch: 32, lmBatch: 4, lmSeqLength: 128 }
+ * ```
+ */
+export function shapesFromFlags(
+  f: Record<string, unknown>,
+): { vitBatch: number; lmBatch: number; lmSeqLength: number } {
+  const read = (name: keyof typeof SHAPE_FLAGS) => {
+    const v = (f[name] as number | undefined) ?? Number(SHAPE_FLAGS[name].default);
+    if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer`);
+    return v;
+  };
+  return {
+    vitBatch: read("batch-size"),
+    lmBatch: read("lm-batch-size"),
+    lmSeqLength: read("lm-seq-length"),
+  };
+}
+
 /**
  * The {@link StandardSpecOptions} of the harness's default experiments: split-cifar's ViT LoRA
  * and optimiser, trace's LM LoRA and optimiser, 100 classes, and the given batch shapes.

@@ -11,7 +11,7 @@ import { createDecoder } from "../../lib/models/decoder.ts";
 import { createVitClassifier } from "../../lib/models/vit_classifier.ts";
 import { Rng } from "../../lib/random.ts";
 import { lmLoss } from "../../lib/train/lm_loss.ts";
-import { createAdam, optimizerStep } from "../../lib/train/step.ts";
+import { createAdam, optimizerStep, type StepResult } from "../../lib/train/step.ts";
 import { median } from "./report.ts";
 import type { BenchSpec, ParamCounts } from "./specs.ts";
 
@@ -45,28 +45,11 @@ export interface TfjsTiming {
  * const t = await timeTfjsSteps(spec, { steps: 5, warmup: 2, profile: true });
  * ```
  */
-export async function timeTfjsSteps(
+export function timeTfjsSteps(
   spec: BenchSpec,
   options: { steps: number; warmup: number; profile?: boolean },
 ): Promise<TfjsTiming> {
-  const before = tf.memory().numTensors;
-  const t = await runTfjsSteps(spec, options);
-  return { ...t, leakedTensors: tf.memory().numTensors - before };
-}
-
-async function runTfjsSteps(
-  spec: BenchSpec,
-  options: { steps: number; warmup: number; profile?: boolean },
-): Promise<Omit<TfjsTiming, "leakedTensors">> {
-  const rng = new Rng(0);
-  const built = buildTfjs(spec, rng);
-  const optimizer = createAdam({ lr: spec.lr, beta1: spec.beta1, beta2: spec.beta2 });
-  try {
-    const step = () =>
-      optimizerStep(built.variables, () => ({ total: built.loss(rng.seed()), terms: {} }), {
-        optimizer,
-        clipNorm: spec.clipNorm,
-      });
+  return withHarnessModel(spec, async ({ built, step }) => {
     const losses: number[] = [];
     for (let i = 0; i < options.warmup; i++) losses.push((await step()).total);
     const ms: number[] = [];
@@ -89,10 +72,38 @@ async function runTfjsSteps(
       ...(peakTensorBytes !== undefined ? { peakTensorBytes } : {}),
       loss: { first: losses[0] ?? NaN, last: losses[losses.length - 1] ?? NaN },
     };
+  });
+}
+
+/**
+ * Build the harness model of `spec` (seed 0) and an Adam optimiser, give `run` the model and
+ * its optimiser step (Adam, clipping, LoRA dropout on, a fresh dropout seed per call), then
+ * dispose both and count the tensors left over (0 = no leak).
+ */
+async function withHarnessModel<R>(
+  spec: BenchSpec,
+  run: (m: { built: BuiltTfjs; rng: Rng; step: () => Promise<StepResult> }) => Promise<R>,
+): Promise<R & { leakedTensors: number }> {
+  const before = tf.memory().numTensors;
+  const rng = new Rng(0);
+  const built = buildTfjs(spec, rng);
+  const optimizer = createAdam({ lr: spec.lr, beta1: spec.beta1, beta2: spec.beta2 });
+  let result: R;
+  try {
+    result = await run({
+      built,
+      rng,
+      step: () =>
+        optimizerStep(built.variables, () => ({ total: built.loss(rng.seed()), terms: {} }), {
+          optimizer,
+          clipNorm: spec.clipNorm,
+        }),
+    });
   } finally {
     optimizer.dispose();
     built.dispose();
   }
+  return { ...result, leakedTensors: tf.memory().numTensors - before };
 }
 
 /** Kernel time of one kernel name in a profiled phase, per step. */
@@ -150,23 +161,11 @@ export interface StepProfile {
  * p.step.kernels[0]; // e.g. { name: "BatchMatMul", calls: 96, ms: 41.2 }
  * ```
  */
-export async function profileTfjsStep(
+export function profileTfjsStep(
   spec: BenchSpec,
   options: { steps: number; warmup: number },
 ): Promise<StepProfile> {
-  const before = tf.memory().numTensors;
-  const p = await profilePhases(spec, options);
-  return { ...p, leakedTensors: tf.memory().numTensors - before };
-}
-
-async function profilePhases(
-  spec: BenchSpec,
-  options: { steps: number; warmup: number },
-): Promise<Omit<StepProfile, "leakedTensors">> {
-  const rng = new Rng(0);
-  const built = buildTfjs(spec, rng);
-  const optimizer = createAdam({ lr: spec.lr, beta1: spec.beta1, beta2: spec.beta2 });
-  try {
+  return withHarnessModel(spec, async ({ built, rng, step }) => {
     const phases: Record<"forward" | "forwardBackward" | "step", () => Promise<void>> = {
       forward: () => {
         tf.tidy(() => built.loss(rng.seed())).dispose();
@@ -179,11 +178,7 @@ async function profilePhases(
         return Promise.resolve();
       },
       step: async () => {
-        await optimizerStep(
-          built.variables,
-          () => ({ total: built.loss(rng.seed()), terms: {} }),
-          { optimizer, clipNorm: spec.clipNorm },
-        );
+        await step();
       },
     };
     const out: Partial<Record<keyof typeof phases, PhaseProfile>> = {};
@@ -229,10 +224,7 @@ async function profilePhases(
       step: out.step!,
       params: built.params,
     };
-  } finally {
-    optimizer.dispose();
-    built.dispose();
-  }
+  });
 }
 
 interface BuiltTfjs {

@@ -17,6 +17,7 @@ import {
   bootstrapIntervals,
   type Interval,
 } from "../metrics/bootstrap.ts";
+import { shardDirs } from "./shards.ts";
 import type { Row } from "./tables.ts";
 
 /** Replicates, coverage and seed of every interval the report writes. */
@@ -51,6 +52,20 @@ export function predictionsFolder(key: { method: string; seed: number; order?: u
 }
 
 /**
+ * The predictions file of a round inside a cell's folder: `round-NN.jsonl` (as the run writer
+ * names them).
+ *
+ * @example
+ * ```ts
+ * import { roundFile } from "./intervals.ts";
+ * roundFile(3); // "round-03.jsonl"
+ * ```
+ */
+export function roundFile(round: number): string {
+  return `round-${String(round).padStart(2, "0")}.jsonl`;
+}
+
+/**
  * Where a run cell's predictions are: `<runDir>/<predictionsFolder>`, or, in a sweep merged from
  * shards, the same folder inside the one `shard-i-of-n/` that ran the cell; null when none has it.
  *
@@ -65,16 +80,8 @@ export async function locatePredictions(
 ): Promise<string | null> {
   const folder = predictionsFolder(key);
   if (await exists(join(runDir, folder))) return join(runDir, folder);
-  const shards: string[] = [];
-  try {
-    for await (const e of Deno.readDir(runDir)) {
-      if (e.isDirectory && /^shard-[0-9]+-of-[0-9]+$/.test(e.name)) shards.push(e.name);
-    }
-  } catch {
-    return null;
-  }
-  for (const shard of shards.sort()) {
-    if (await exists(join(runDir, shard, folder))) return join(runDir, shard, folder);
+  for (const shard of await shardDirs(runDir)) {
+    if (await exists(join(shard.path, folder))) return join(shard.path, folder);
   }
   return null;
 }
@@ -196,7 +203,7 @@ export async function runIntervals(
     }
     const rounds: number[][][] = [];
     for (let t = 1; t <= done; t++) {
-      const path = join(folder, `round-${String(t).padStart(2, "0")}.jsonl`);
+      const path = join(folder, roundFile(t));
       if (!(await exists(path))) {
         skipped.push(`${method}: no ${path}`);
         bad.add(method);

@@ -14,7 +14,7 @@
 
 import { join } from "@std/path";
 import { exists } from "../io.ts";
-import { locatePredictions, readPredictions } from "./intervals.ts";
+import { locatePredictions, readPredictions, roundFile } from "./intervals.ts";
 import type { Row } from "./tables.ts";
 
 /**
@@ -73,9 +73,7 @@ export async function taskTable(
     seed: Number(first.seed),
     order: first.order,
   });
-  const path = folder === null
-    ? null
-    : join(folder, `round-${String(last).padStart(2, "0")}.jsonl`);
+  const path = folder === null ? null : join(folder, roundFile(last));
   if (path !== null && (await exists(path))) {
     for (const rec of await readPredictions(path)) {
       if (!references.has(rec.task)) references.set(rec.task, []);

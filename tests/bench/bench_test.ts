@@ -4,6 +4,7 @@ import { median, ratio, stepTable, summarizeRows } from "../../experiments/bench
 import {
   compareParamCounts,
   type ParamCounts,
+  shapesFromFlags,
   specKey,
   standardSpecs,
 } from "../../experiments/bench/specs.ts";
@@ -203,4 +204,14 @@ Deno.test("the PyTorch peer builds models with the harness's parameter counts", 
     assertEquals(compareParamCounts(tfjs.params, torch.params), [], specKey(spec));
     assert(Number.isFinite(torch.loss.first), specKey(spec));
   }
+});
+
+Deno.test("shapesFromFlags: the defaults, a given value, and a non-positive one refused", () => {
+  assertEquals(shapesFromFlags({}), { vitBatch: 32, lmBatch: 8, lmSeqLength: 128 });
+  assertEquals(shapesFromFlags({ "lm-seq-length": 64 }).lmSeqLength, 64);
+  assertThrows(
+    () => shapesFromFlags({ "batch-size": 0 }),
+    Error,
+    "--batch-size must be a positive integer",
+  );
 });
