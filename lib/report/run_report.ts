@@ -481,7 +481,8 @@ function splitAndProbeLines(config: any): string[] {
   if (split) {
     lines.push(
       `- Pre-training/stream split (seed ${split.seed}): ${split.pretrainClasses.length} classes ` +
-        `pre-train the backbone, ${split.streamClasses.length} form the stream; ${split.disjoint}.`,
+        `reserved for pre-training the backbone, ${split.streamClasses.length} form the stream; ` +
+        `${split.disjoint}.`,
     );
   }
   const probe = config.backbone?.linearProbe;
