@@ -208,7 +208,7 @@ interface PaperValue {
 }
 
 /**
- * The Split CIFAR-100 rows of the paper's Table 1 (spec §9, ACC % and TIME s, mean ± std), by
+ * The Split CIFAR-100 rows of the paper's Table 1 (spec §8.1, ACC % and TIME s, mean ± std), by
  * the harness label that runs each method: TreeLoRA ran inside HiDe-LoRA in the paper, so it is
  * `hide-treelora`; HiDe-Prompt has no harness implementation.
  */
@@ -247,8 +247,9 @@ export const PAPER_TABLE1_CIFAR: Readonly<
  * order, or "tie" where the paper's gap is at most the sum of its two stds; the run's gap; and
  * the verdict: **holds** (same sign, gap larger than the sum of the two stds over the run's
  * seeds), **holds, within spread** (same sign, gap not larger), **reversed** (opposite sign,
- * gap larger), **reversed, within spread**; a paper tie gets "—". Returns markdown lines (a
- * table), empty when fewer than two such methods ran.
+ * gap larger), **reversed, within spread**; a paper tie gets "—", an exact tie in the run "tie
+ * here", and with one run of either method the order is given without a spread verdict.
+ * Returns markdown lines (a table), empty when fewer than two such methods ran.
  *
  * @example
  * ```ts
@@ -256,7 +257,9 @@ export const PAPER_TABLE1_CIFAR: Readonly<
  * const s = (method: string, acc: number, seconds: number) =>
  *   ({ method, runs: 3, acc, accStd: 1, seconds, secondsStd: 1 });
  * table1Orderings([s("seqlora", 10, 50), s("l2p", 30, 60)]);
- * // a header and two rows: ACC L2P > SeqLoRA holds (+20.00), TIME L2P slower, holds
+ * // a header and two rows:
+ * // | SeqLoRA vs L2P | ACC | L2P higher (10.35 vs 79.66) | -20.00 points (± 2.00) | **holds** |
+ * // | SeqLoRA vs L2P | TIME | L2P slower (694 vs 1240) | -10.00 s (± 2.00) | **holds** |
  * ```
  */
 export function table1Orderings(stats: readonly MethodStats[]): string[] {
@@ -268,9 +271,11 @@ export function table1Orderings(stats: readonly MethodStats[]): string[] {
     "| pair | measure | paper (Split CIFAR-100) | this run | verdict |",
     "| --- | --- | --- | --- | --- |",
   ];
-  const verdict = (paperSign: number, gap: number, spread: number): string => {
+  const verdict = (paperSign: number, gap: number, spread: number, runs: number): string => {
     if (paperSign === 0) return "— (paper: tie)";
+    if (gap === 0) return "tie here";
     const same = Math.sign(gap) === paperSign;
+    if (runs < 2) return `${same ? "holds" : "reversed"} (one run: no spread to judge by)`;
     const clear = Math.abs(gap) > spread;
     return `${same ? "**holds**" : "**reversed**"}${clear ? "" : ", within spread"}`;
   };
@@ -296,7 +301,7 @@ export function table1Orderings(stats: readonly MethodStats[]): string[] {
           } (${va.mean} vs ${vb.mean})`;
         lines.push(
           `| ${pair} | ${measure} | ${paperText} | ${fmt(gap)}${unit} (± ${spread.toFixed(2)}) | ${
-            verdict(paperSign, gap, spread)
+            verdict(paperSign, gap, spread, Math.min(a.runs, b.runs))
           } |`,
         );
       }

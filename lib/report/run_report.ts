@@ -468,7 +468,10 @@ function pretrainText(config: any): string {
   const p = config.backbone?.pretrain;
   if (!p) return "no pre-training record";
   const acc = p.report?.testAccuracy;
-  return `${p.steps} steps, batch ${p.batchSize}, lr ${p.lr}; held-out accuracy on the pre-training classes ${
+  const augment = p.augment
+    ? `, random crop (padding ${p.augment.padding})${p.augment.flip ? " and horizontal flip" : ""}`
+    : "";
+  return `${p.steps} steps, batch ${p.batchSize}, lr ${p.lr}${augment}; held-out accuracy on the pre-training classes ${
     typeof acc === "number" ? acc.toFixed(2) + "%" : "unknown"
   }`;
 }
@@ -482,7 +485,7 @@ function splitAndProbeLines(config: any): string[] {
     lines.push(
       `- Pre-training/stream split (seed ${split.seed}): ${split.pretrainClasses.length} classes ` +
         `reserved for pre-training the backbone, ${split.streamClasses.length} form the stream; ` +
-        `${split.disjoint}.`,
+        `${split.disjoint}${split.pretrainedOn ? `; ${split.pretrainedOn}` : ""}.`,
     );
   }
   const probe = config.backbone?.linearProbe;
@@ -652,9 +655,15 @@ function reportMarkdown(args: {
       }: ${JSON.stringify(data.classOrder)}.`,
       `- Backbone: \`${config.backbone?.preset}\`, ${config.backbone?.loraSites}; LoRA ${
         JSON.stringify(config.backbone?.vit?.lora)
-      }; pre-trained by the harness on ${
-        config.backbone?.pretrain?.data ?? "synthetic classes disjoint from the CL classes"
-      } (${pretrainText(config)}), then frozen.`,
+      }; ${
+        config.backbone?.checkpoint
+          ? `loaded from the checkpoint ${
+            JSON.stringify(config.backbone.checkpoint.dir ?? "a checkpoint")
+          } (not pre-trained by the harness)`
+          : `pre-trained by the harness on ${
+            config.backbone?.pretrain?.data ?? "synthetic classes disjoint from the CL classes"
+          } (${pretrainText(config)})`
+      }, then frozen.`,
       ...splitAndProbeLines(config),
     ].join("\n");
   return `# ${config.experiment} — ${config.scenario}

@@ -196,6 +196,14 @@ async function loadStream(
         }`,
       );
     }
+    const k = spec.data.pretrainSplit.classes;
+    if (k >= classes.length) {
+      throw new Error(
+        `--pretrain-classes ${k}: ${dir} has ${classes.length} classes; expected 1…${
+          classes.length - 1
+        } (the rest are the stream)`,
+      );
+    }
     split = splitPretrainClasses(classes.length, {
       pretrainClasses: spec.data.pretrainSplit.classes,
       seed: spec.data.pretrainSplit.seed,
@@ -237,6 +245,12 @@ async function loadStream(
           pretrainClasses: split.pretrainClasses,
           streamClasses: split.streamClasses,
           disjoint: "checked: no class is both a pre-training and a stream class",
+          ...(spec.backbone.weights
+            ? {
+              pretrainedOn: "not trained on: the backbone is the --weights checkpoint; the " +
+                "pre-training classes are only left out of the stream",
+            }
+            : {}),
         },
       }
       : {}),
@@ -406,19 +420,32 @@ function applyVitFlags(spec: SplitCifarSpec, f: FlagValues): void {
     }
     spec.data.pretrainSplit = {
       classes: positiveInt("pretrain-classes", num("pretrain-classes")!),
-      seed: num("pretrain-split-seed") !== undefined
-        ? seedValue("pretrain-split-seed", num("pretrain-split-seed")!)
-        : 0,
+      seed: spec.data.pretrainSplit?.seed ?? 0,
     };
-  } else if (num("pretrain-split-seed") !== undefined) {
-    throw new Error("--pretrain-split-seed applies to --pretrain-classes; give both");
+  }
+  if (num("pretrain-split-seed") !== undefined) {
+    if (!spec.data.pretrainSplit) {
+      throw new Error(
+        "--pretrain-split-seed applies to a pre-training split: give --pretrain-classes too",
+      );
+    }
+    spec.data.pretrainSplit.seed = seedValue("pretrain-split-seed", num("pretrain-split-seed")!);
+  }
+  for (const name of ["pretrain-steps", "pretrain-augment"]) {
+    if (f[name] !== undefined && (f.weights !== undefined || spec.backbone.weights)) {
+      throw new Error(
+        `--${name} applies to the harness's own pre-training; --weights uses a checkpoint instead`,
+      );
+    }
   }
   if (f["pretrain-augment"] !== undefined) {
     const v = f["pretrain-augment"] as string;
     if (v !== "crop-flip" && v !== "none") {
       throw new Error(`--pretrain-augment must be crop-flip or none, got ${v}`);
     }
-    spec.backbone.pretrain.augment = v === "crop-flip" ? { padding: 4, flip: true } : null;
+    // "none" removes the field, so the backbone's cache key is that of a spec without it.
+    if (v === "crop-flip") spec.backbone.pretrain.augment = { padding: 4, flip: true };
+    else delete spec.backbone.pretrain.augment;
   }
   if (num("probe-per-class") !== undefined) {
     const n = num("probe-per-class")!;

@@ -46,7 +46,9 @@ export interface PretrainConfig {
   lr: number;
   /**
    * Random crop with zero padding and horizontal flip of every training batch
-   * (lib/data/augment.ts), drawn from their own generator (seed `seed`); absent or null = none.
+   * (lib/data/augment.ts), drawn from their own generator (seeded with `(seed ^ 0xa06e) >>> 0`,
+   * so the shuffles and dropout masks of `seed` are those of an unaugmented run); absent or
+   * null = none.
    */
   augment?: AugmentOptions | null;
 }
@@ -168,7 +170,8 @@ async function pretrain(
     // Full batches only (dropLast): fewer images than a batch would never make a step.
     throw new Error(
       `pre-training: ${train.count} training images (${train.source}) are fewer than one ` +
-        `batch of ${p.batchSize}`,
+        `batch of ${p.batchSize} (the spec's backbone.pretrain.batchSize): give more ` +
+        `pre-training classes or a smaller batch`,
     );
   }
   // Augmentation draws come from their own generator, so turning it on leaves the shuffles
