@@ -76,7 +76,17 @@ export {
 } from "./lib/models/safetensors.ts";
 export { trainClassIncremental, type TrainConfig } from "./lib/train/class_incremental.ts";
 export { evaluateSeenTasks } from "./lib/train/evaluate.ts";
-export { type PretrainConfig, pretrainedBackbone } from "./lib/train/pretrain.ts";
+export {
+  type PretrainConfig,
+  pretrainedBackbone,
+  type PretrainImages,
+} from "./lib/train/pretrain.ts";
+export {
+  linearProbe,
+  type LinearProbeOptions,
+  type LinearProbeResult,
+  type ProbeSet,
+} from "./lib/train/linear_probe.ts";
 export { writeRunReport } from "./lib/report/run_report.ts";
 export { type ExperimentResult, runExperiment } from "./lib/run/runner.ts";
 export { applyFlags, experimentFlags, runCli } from "./lib/run/cli.ts";

@@ -451,6 +451,7 @@ Deno.test("the tasks' --allow-ffi lists are exactly BLAS_DIRS (linux and darwin)
     const task of [
       "exp:split-cifar",
       "exp:treelora-vit",
+      "exp:real-images",
       "exp:hide-lora-diagnosis",
       "exp:trace",
       "exp:olora-table10",

@@ -1,6 +1,7 @@
 /**
  * The image data layer: CIFAR-100-format I/O, the synthetic image generator,
- * the class-incremental splitter and batch conversion.
+ * the class-incremental splitter, batch conversion, pre-training augmentation and
+ * the pre-training/stream class split.
  *
  * @example
  * ```ts
@@ -43,3 +44,10 @@ export {
   shuffledBatches,
   type ShuffledBatchesOptions,
 } from "./batches.ts";
+export { augmentBatch, type AugmentOptions, cropAndFlip } from "./augment.ts";
+export {
+  checkDisjoint,
+  type PretrainSplit,
+  selectClasses,
+  splitPretrainClasses,
+} from "./pretrain_split.ts";

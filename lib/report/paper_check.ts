@@ -200,3 +200,112 @@ export function paperClaimCheck(
   }
   return lines;
 }
+
+/** One cell pair of the paper's Table 1: mean and ± std over the paper's runs. */
+interface PaperValue {
+  mean: number;
+  std: number;
+}
+
+/**
+ * The Split CIFAR-100 rows of the paper's Table 1 (spec §8.1, ACC % and TIME s, mean ± std), by
+ * the harness label that runs each method: TreeLoRA ran inside HiDe-LoRA in the paper, so it is
+ * `hide-treelora`; HiDe-Prompt has no harness implementation.
+ */
+export const PAPER_TABLE1_CIFAR: Readonly<
+  Record<string, { name: string; acc: PaperValue; seconds: PaperValue }>
+> = {
+  "seqlora": {
+    name: "SeqLoRA",
+    acc: { mean: 10.35, std: 0.35 },
+    seconds: { mean: 694, std: 8 },
+  },
+  "gem": { name: "GEM", acc: { mean: 76.46, std: 0.35 }, seconds: { mean: 22456, std: 31 } },
+  "ewc": { name: "EWC", acc: { mean: 84.79, std: 0.09 }, seconds: { mean: 4091, std: 14 } },
+  "l2p": { name: "L2P", acc: { mean: 79.66, std: 0.6 }, seconds: { mean: 1240, std: 12 } },
+  "dualprompt": {
+    name: "DualPrompt",
+    acc: { mean: 78.83, std: 0.53 },
+    seconds: { mean: 1173, std: 14 },
+  },
+  "hide-lora": {
+    name: "HiDeLoRA",
+    acc: { mean: 88.46, std: 0.04 },
+    seconds: { mean: 692, std: 7 },
+  },
+  "hide-treelora": {
+    name: "TreeLoRA",
+    acc: { mean: 88.54, std: 0.05 },
+    seconds: { mean: 214, std: 4 },
+  },
+};
+
+/**
+ * The pairwise orderings of the paper's Table 1 (Split CIFAR-100: ACC higher is better, TIME
+ * lower is better) among the methods of {@link PAPER_TABLE1_CIFAR} present in `stats`, checked
+ * on the run's means (acc_final and train_seconds). For each pair and measure: the paper's
+ * order, or "tie" where the paper's gap is at most the sum of its two stds; the run's gap; and
+ * the verdict: **holds** (same sign, gap larger than the sum of the two stds over the run's
+ * seeds), **holds, within spread** (same sign, gap not larger), **reversed** (opposite sign,
+ * gap larger), **reversed, within spread**; a paper tie gets "—", an exact tie in the run "tie
+ * here", and with one run of either method the order is given without a spread verdict.
+ * Returns markdown lines (a table), empty when fewer than two such methods ran.
+ *
+ * @example
+ * ```ts
+ * import { table1Orderings } from "./paper_check.ts";
+ * const s = (method: string, acc: number, seconds: number) =>
+ *   ({ method, runs: 3, acc, accStd: 1, seconds, secondsStd: 1 });
+ * table1Orderings([s("seqlora", 10, 50), s("l2p", 30, 60)]);
+ * // a header and two rows:
+ * // | SeqLoRA vs L2P | ACC | L2P higher (10.35 vs 79.66) | -20.00 points (± 2.00) | **holds** |
+ * // | SeqLoRA vs L2P | TIME | L2P slower (694 vs 1240) | -10.00 s (± 2.00) | **holds** |
+ * ```
+ */
+export function table1Orderings(stats: readonly MethodStats[]): string[] {
+  const present = Object.keys(PAPER_TABLE1_CIFAR)
+    .map((label) => stats.find((s) => s.method === label))
+    .filter((s): s is MethodStats => s !== undefined);
+  if (present.length < 2) return [];
+  const lines = [
+    "| pair | measure | paper (Split CIFAR-100) | this run | verdict |",
+    "| --- | --- | --- | --- | --- |",
+  ];
+  const verdict = (paperSign: number, gap: number, spread: number, runs: number): string => {
+    if (paperSign === 0) return "— (paper: tie)";
+    if (gap === 0) return "tie here";
+    const same = Math.sign(gap) === paperSign;
+    if (runs < 2) return `${same ? "holds" : "reversed"} (one run: no spread to judge by)`;
+    const clear = Math.abs(gap) > spread;
+    return `${same ? "**holds**" : "**reversed**"}${clear ? "" : ", within spread"}`;
+  };
+  const fmt = (x: number) => (x >= 0 ? "+" : "") + x.toFixed(2);
+  for (let i = 0; i < present.length; i++) {
+    for (let j = i + 1; j < present.length; j++) {
+      const a = present[i];
+      const b = present[j];
+      const pa = PAPER_TABLE1_CIFAR[a.method];
+      const pb = PAPER_TABLE1_CIFAR[b.method];
+      const pair = `${pa.name} vs ${pb.name}`;
+      for (const measure of ["ACC", "TIME"] as const) {
+        const [va, vb] = measure === "ACC" ? [pa.acc, pb.acc] : [pa.seconds, pb.seconds];
+        const paperGap = va.mean - vb.mean;
+        const paperSign = Math.abs(paperGap) <= va.std + vb.std ? 0 : Math.sign(paperGap);
+        const gap = measure === "ACC" ? a.acc - b.acc : a.seconds - b.seconds;
+        const spread = measure === "ACC" ? a.accStd + b.accStd : a.secondsStd + b.secondsStd;
+        const unit = measure === "ACC" ? " points" : " s";
+        const paperText = paperSign === 0
+          ? `tie (${va.mean} vs ${vb.mean})`
+          : `${paperSign > 0 ? pa.name : pb.name} ${
+            measure === "ACC" ? "higher" : "slower"
+          } (${va.mean} vs ${vb.mean})`;
+        lines.push(
+          `| ${pair} | ${measure} | ${paperText} | ${fmt(gap)}${unit} (± ${spread.toFixed(2)}) | ${
+            verdict(paperSign, gap, spread, Math.min(a.runs, b.runs))
+          } |`,
+        );
+      }
+    }
+  }
+  return lines;
+}

@@ -37,6 +37,7 @@ import {
   learningCurveRows,
   type MethodStats,
   paperClaimCheck,
+  table1Orderings,
   taskIdentityTable,
 } from "./paper_check.ts";
 import { methodStyles } from "./method_style.ts";
@@ -405,6 +406,7 @@ export async function writeRunReport(
         } examples (train/test per task); epochs per task per method in the Methods list`,
     })
     : "";
+  const table1 = lm ? [] : table1Orderings(methodStats);
   const paper = lm ? [] : paperClaimCheck(methodStats, {
     reference: "hide-lora",
     candidates: ["hide-treelora", "hide-treelora-reduced-epochs"],
@@ -414,6 +416,7 @@ export async function writeRunReport(
     config,
     summary,
     paper,
+    table1,
     tii: taskIdentityTable(tiiRows),
     learningCurve: curve.length > 0,
     hasLosses: losses.length > 0,
@@ -465,9 +468,36 @@ function pretrainText(config: any): string {
   const p = config.backbone?.pretrain;
   if (!p) return "no pre-training record";
   const acc = p.report?.testAccuracy;
-  return `${p.steps} steps, batch ${p.batchSize}, lr ${p.lr}; held-out accuracy on the pre-training classes ${
+  const augment = p.augment
+    ? `, random crop (padding ${p.augment.padding})${p.augment.flip ? " and horizontal flip" : ""}`
+    : "";
+  return `${p.steps} steps, batch ${p.batchSize}, lr ${p.lr}${augment}; held-out accuracy on the pre-training classes ${
     typeof acc === "number" ? acc.toFixed(2) + "%" : "unknown"
   }`;
+}
+
+/** The pre-training/stream class split and the linear probe, when the run has them. */
+// deno-lint-ignore no-explicit-any
+function splitAndProbeLines(config: any): string[] {
+  const lines: string[] = [];
+  const split = config.data?.pretrainSplit;
+  if (split) {
+    lines.push(
+      `- Pre-training/stream split (seed ${split.seed}): ${split.pretrainClasses.length} classes ` +
+        `reserved for pre-training the backbone, ${split.streamClasses.length} form the stream; ` +
+        `${split.disjoint}${split.pretrainedOn ? `; ${split.pretrainedOn}` : ""}.`,
+    );
+  }
+  const probe = config.backbone?.linearProbe;
+  if (probe) {
+    lines.push(
+      `- Linear probe of the frozen backbone on the stream's ${probe.classes} classes: ` +
+        `${Number(probe.testAccuracy).toFixed(2)} % test accuracy (chance ${
+          (100 / probe.classes).toFixed(2)
+        } %; ${probe.trainImages} train / ${probe.testImages} test images; ${probe.protocol}).`,
+    );
+  }
+  return lines;
 }
 
 function slug(s: string): string {
@@ -480,6 +510,24 @@ function paperSection(lines: string[]): string {
 
 TreeLoRA inside HiDe-LoRA reaching HiDe-LoRA's accuracy (within 1 point of acc_final) in at most half its
 training time (spec §8.1: 88.54 vs 88.46 ACC, 214 vs 692 s). Computed from the summary above (means over runs).
+
+${lines.join("\n")}
+
+`;
+}
+
+function table1Section(lines: string[]): string {
+  if (lines.length === 0) return "";
+  return `## The paper's Table 1 orderings, checked on this run
+
+Each pair of methods that the paper's Table 1 compares on Split CIFAR-100 and this run also ran
+(TreeLoRA = \`hide-treelora\`, TreeLoRA inside HiDe-LoRA as in the paper): the paper's order of
+ACC (final average accuracy) and TIME (training seconds), and this run's gap in acc_final and
+train_seconds (means over runs; ± the sum of the two methods' stds over runs). **holds** /
+**reversed**: the run's order agrees / disagrees with the paper's and the gap is larger than that
+spread; "within spread" when it is not. A paper gap no larger than the paper's own two stds is a
+tie. The paper's numbers are at full scale (ViT-B/16, 224×224, 20 epochs, 8 GPUs); only the
+orderings are comparable, not the values.
 
 ${lines.join("\n")}
 
@@ -544,6 +592,8 @@ function reportMarkdown(args: {
   heatmaps: { method: string }[];
   reference: string;
   paper: string[];
+  /** The Table 1 ordering lines (lib/report/paper_check.ts `table1Orderings`). */
+  table1: string[];
   tii: Row[];
   learningCurve: boolean;
   hasLosses: boolean;
@@ -605,9 +655,16 @@ function reportMarkdown(args: {
       }: ${JSON.stringify(data.classOrder)}.`,
       `- Backbone: \`${config.backbone?.preset}\`, ${config.backbone?.loraSites}; LoRA ${
         JSON.stringify(config.backbone?.vit?.lora)
-      }; pre-trained by the harness on synthetic classes disjoint from the CL classes (${
-        pretrainText(config)
-      }), then frozen.`,
+      }; ${
+        config.backbone?.checkpoint
+          ? `loaded from the checkpoint ${
+            JSON.stringify(config.backbone.checkpoint.dir ?? "a checkpoint")
+          } (not pre-trained by the harness)`
+          : `pre-trained by the harness on ${
+            config.backbone?.pretrain?.data ?? "synthetic classes disjoint from the CL classes"
+          } (${pretrainText(config)})`
+      }, then frozen.`,
+      ...splitAndProbeLines(config),
     ].join("\n");
   return `# ${config.experiment} — ${config.scenario}
 
@@ -649,9 +706,9 @@ Every value per seed, with its formula, is in [metrics.csv](metrics.csv); the ra
 [matrix.csv](matrix.csv), per-task timings in [timings.csv](timings.csv) and
 [components.csv](components.csv).
 
-${paperSection(args.paper)}${args.table10 ?? ""}${perTaskSection(args.perTask ?? [])}${
-    tiiSection(args.tii)
-  }## More figures
+${paperSection(args.paper)}${table1Section(args.table1)}${args.table10 ?? ""}${
+    perTaskSection(args.perTask ?? [])
+  }${tiiSection(args.tii)}## More figures
 
 ![forgetting after each task](plots/forgetting_curve.svg)
 ![training time per method, mean ± std](plots/training_time_per_method.svg)

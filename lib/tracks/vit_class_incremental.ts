@@ -16,16 +16,26 @@ import { join, resolve } from "@std/path";
 import { readCifar100 } from "../data/cifar100.ts";
 import { splitClassIncremental } from "../data/class_split.ts";
 import { syntheticDataDir } from "../data/synthetic_cache.ts";
-import type { ClassIncrementalStream } from "../data/task.ts";
+import type { ClassIncrementalStream, ImageSet } from "../data/task.ts";
 import type { LoraConfig } from "../models/backbone.ts";
-import { createVitClassifier } from "../models/vit_classifier.ts";
+import { createVitClassifier, type VitClassifier } from "../models/vit_classifier.ts";
 import { type LoraTarget, loraTargetsOf, VIT_PRESETS, type VitConfig } from "../models/vit.ts";
 import { createHfVitClassifier, HF_VIT_PRESETS, readHfVitCheckpoint } from "../models/hf_vit.ts";
 import type { TensorMap } from "../models/safetensors.ts";
 import { formatBytes } from "../models/safetensors_index.ts";
-import type { Rng } from "../random.ts";
 import { trainClassIncremental, type TrainConfig } from "../train/class_incremental.ts";
-import { type PretrainConfig, pretrainedBackbone } from "../train/pretrain.ts";
+import { type PretrainConfig, pretrainedBackbone, type PretrainImages } from "../train/pretrain.ts";
+import { linearProbe, type ProbeSet } from "../train/linear_probe.ts";
+import {
+  checkDisjoint,
+  type PretrainSplit,
+  selectClasses,
+  splitPretrainClasses,
+} from "../data/pretrain_split.ts";
+import { imageBatch } from "../data/batches.ts";
+import { sha256Hex } from "../io.ts";
+import { Rng } from "../random.ts";
+import * as tf from "@tensorflow/tfjs";
 import type { Progress } from "../train/progress.ts";
 import { numberInRange, positiveInt, seedValue } from "../run/cli.ts";
 import type { FlagSpec, FlagValues } from "../flags.ts";
@@ -45,6 +55,13 @@ export interface SplitCifarSpec extends ExperimentSpec {
     numTasks: number;
     /** Class-order seed; null = natural class order. */
     orderSeed: number | null;
+    /**
+     * With `dir`: divide its classes into pre-training classes and the stream
+     * (lib/data/pretrain_split.ts): the first `classes` of `new Rng(seed).permutation(n)`
+     * pre-train the backbone, the others are the stream. Null/absent = the stream is every
+     * class and the backbone pre-trains on the synthetic universe.
+     */
+    pretrainSplit?: { classes: number; seed: number } | null;
   };
   /** Backbone: preset, LoRA placement, pre-training. */
   backbone: {
@@ -62,8 +79,17 @@ export interface SplitCifarSpec extends ExperimentSpec {
      * released ViT: k and v).
      */
     loraTargets?: LoraTarget[];
-    /** Pre-training of the backbone on synthetic data disjoint from the CL classes. */
+    /**
+     * Pre-training of the backbone: on synthetic data disjoint from the CL classes, or, with
+     * `data.pretrainSplit`, on the data set's pre-training classes.
+     */
     pretrain: PretrainConfig;
+    /**
+     * A linear probe of the frozen backbone's features on the stream's classes (lib/train/
+     * linear_probe.ts): `trainPerClass` training images per class (the first ones), every test
+     * image; null/absent = none.
+     */
+    probe?: { trainPerClass: number; epochs: number } | null;
     /**
      * A Hugging Face ViT checkpoint directory (config.json + model.safetensors) to use instead
      * of the harness's pre-trained backbone (`--weights DIR`, with `--backbone vit-b16`); null =
@@ -132,6 +158,7 @@ async function loadStream(
 ): Promise<{
   stream: ClassIncrementalStream;
   dataInfo: Record<string, unknown>;
+  pretrainImages: PretrainImages | null;
 }> {
   let dir = spec.data.dir;
   let dataInfo: Record<string, unknown>;
@@ -155,9 +182,51 @@ async function loadStream(
   }
   const train = await readCifar100(dir, { split: "train" });
   const test = await readCifar100(dir, { split: "test" });
+  let split: PretrainSplit | null = null;
+  let pretrainImages: PretrainImages | null = null;
+  if (spec.data.pretrainSplit) {
+    if (spec.data.dir === null) {
+      throw new Error("a pre-training split divides a real data set's classes: give --data-dir");
+    }
+    const classes = [...new Set(train.fine)].sort((a, b) => a - b);
+    if (classes.length !== classes[classes.length - 1] + 1) {
+      throw new Error(
+        `${dir}: the pre-training split needs classes 0…n−1, found ${classes.length} labels up to ${
+          classes[classes.length - 1]
+        }`,
+      );
+    }
+    const k = spec.data.pretrainSplit.classes;
+    if (k >= classes.length) {
+      throw new Error(
+        `--pretrain-classes ${k}: ${dir} has ${classes.length} classes; expected 1…${
+          classes.length - 1
+        } (the rest are the stream)`,
+      );
+    }
+    split = splitPretrainClasses(classes.length, {
+      pretrainClasses: spec.data.pretrainSplit.classes,
+      seed: spec.data.pretrainSplit.seed,
+    });
+    checkDisjoint(split.pretrainClasses, split.streamClasses);
+    const preTrain = selectClasses(train, split.pretrainClasses);
+    const preTest = selectClasses(test, split.pretrainClasses);
+    pretrainImages = {
+      train: preTrain,
+      test: preTest,
+      identity: {
+        classes: split.pretrainClasses,
+        trainSha256: await sha256Hex(preTrain.pixels),
+        testSha256: await sha256Hex(preTest.pixels),
+      },
+      description: `${split.pretrainClasses.length} classes of ${resolve(dir)} ` +
+        `(split seed ${split.seed}; ${preTrain.count} train / ${preTest.count} held-out images)`,
+    };
+  }
   const stream = splitClassIncremental(train, test, {
     numTasks: spec.data.numTasks,
     orderSeed,
+    ...(split ? { classes: split.streamClasses } : {}),
   });
   dataInfo = {
     ...dataInfo,
@@ -169,8 +238,24 @@ async function loadStream(
     classOrder: stream.classOrder,
     taskClasses: stream.tasks.map((t) => t.classes),
     classNames: train.fineNames ?? null,
+    ...(split
+      ? {
+        pretrainSplit: {
+          seed: split.seed,
+          pretrainClasses: split.pretrainClasses,
+          streamClasses: split.streamClasses,
+          disjoint: "checked: no class is both a pre-training and a stream class",
+          ...(spec.backbone.weights
+            ? {
+              pretrainedOn: "not trained on: the backbone is the --weights checkpoint; the " +
+                "pre-training classes are only left out of the stream",
+            }
+            : {}),
+        },
+      }
+      : {}),
   };
-  return { stream, dataInfo };
+  return { stream, dataInfo, pretrainImages };
 }
 
 /** The flags of the ViT track (the common ones are in lib/run/cli.ts). */
@@ -217,6 +302,24 @@ export const VIT_FLAGS: Record<string, FlagSpec> = {
   "pretrain-steps": {
     type: "number",
     help: "backbone pre-training steps (cached by config hash) (integer 1–10⁶)",
+  },
+  "pretrain-classes": {
+    type: "number",
+    help:
+      "with --data-dir: pre-train the backbone on N of its classes (a seeded draw) and stream the others (integer ≥ 1)",
+  },
+  "pretrain-split-seed": {
+    type: "number",
+    help: "with --pretrain-classes: the seed of the class draw (default 0)",
+  },
+  "pretrain-augment": {
+    type: "string",
+    help: "augment pre-training batches: crop-flip (pad 4, random crop, flip) or none",
+  },
+  "probe-per-class": {
+    type: "number",
+    help:
+      "linear probe of the frozen backbone on the stream's classes with N training images each (0 = off)",
   },
   "curve-every": {
     type: "number",
@@ -311,6 +414,46 @@ function applyVitFlags(spec: SplitCifarSpec, f: FlagValues): void {
       max: 1_000_000,
     });
   }
+  if (num("pretrain-classes") !== undefined) {
+    if (f["data-dir"] === undefined && spec.data.dir === null) {
+      throw new Error("--pretrain-classes divides a real data set's classes: give --data-dir");
+    }
+    spec.data.pretrainSplit = {
+      classes: positiveInt("pretrain-classes", num("pretrain-classes")!),
+      seed: spec.data.pretrainSplit?.seed ?? 0,
+    };
+  }
+  if (num("pretrain-split-seed") !== undefined) {
+    if (!spec.data.pretrainSplit) {
+      throw new Error(
+        "--pretrain-split-seed applies to a pre-training split: give --pretrain-classes too",
+      );
+    }
+    spec.data.pretrainSplit.seed = seedValue("pretrain-split-seed", num("pretrain-split-seed")!);
+  }
+  for (const name of ["pretrain-steps", "pretrain-augment"]) {
+    if (f[name] !== undefined && (f.weights !== undefined || spec.backbone.weights)) {
+      throw new Error(
+        `--${name} applies to the harness's own pre-training; --weights uses a checkpoint instead`,
+      );
+    }
+  }
+  if (f["pretrain-augment"] !== undefined) {
+    const v = f["pretrain-augment"] as string;
+    if (v !== "crop-flip" && v !== "none") {
+      throw new Error(`--pretrain-augment must be crop-flip or none, got ${v}`);
+    }
+    // "none" removes the field, so the backbone's cache key is that of a spec without it.
+    if (v === "crop-flip") spec.backbone.pretrain.augment = { padding: 4, flip: true };
+    else delete spec.backbone.pretrain.augment;
+  }
+  if (num("probe-per-class") !== undefined) {
+    const n = num("probe-per-class")!;
+    spec.backbone.probe = n === 0 ? null : {
+      trainPerClass: positiveInt("probe-per-class", n),
+      epochs: spec.backbone.probe?.epochs ?? 300,
+    };
+  }
   if (num("curve-every") !== undefined) {
     const k = num("curve-every")!;
     spec.train.curveEvery = k === 0 ? 0 : positiveInt("curve-every", k);
@@ -320,13 +463,103 @@ function applyVitFlags(spec: SplitCifarSpec, f: FlagValues): void {
   }
 }
 
+/** The linear probe's record in config.json. */
+interface ProbeRecord {
+  protocol: string;
+  classes: number;
+  trainImages: number;
+  testImages: number;
+  testAccuracy: number;
+  trainAccuracy: number;
+}
+
+/**
+ * Features of the frozen backbone (LoRA B = 0 at init, so the base model) for the stream's
+ * classes, a linear probe on them (lib/train/linear_probe.ts); the model is disposed.
+ */
+async function probeStream(
+  stream: ClassIncrementalStream,
+  options: {
+    model: VitClassifier;
+    train: { mean?: readonly [number, number, number]; std?: readonly [number, number, number] };
+    trainPerClass: number;
+    epochs: number;
+  },
+): Promise<ProbeRecord> {
+  const { model } = options;
+  try {
+    const perClass = new Map<number, number>();
+    const trainIdx: number[] = [];
+    for (let i = 0; i < stream.train.count; i++) {
+      const c = stream.labelToOutput[stream.train.fine[i]];
+      if (c < 0) continue;
+      const n = perClass.get(c) ?? 0;
+      if (n < options.trainPerClass) {
+        trainIdx.push(i);
+        perClass.set(c, n + 1);
+      }
+    }
+    const testIdx: number[] = [];
+    for (let i = 0; i < stream.test.count; i++) {
+      if (stream.labelToOutput[stream.test.fine[i]] >= 0) testIdx.push(i);
+    }
+    const features = async (set: ImageSet, idx: number[]): Promise<ProbeSet> => {
+      let dim = 0;
+      const rows: Float32Array[] = [];
+      const labels = new Int32Array(idx.length);
+      for (let b = 0; b < idx.length; b += 128) {
+        const chunk = idx.slice(b, b + 128);
+        const batch = imageBatch(set, chunk, {
+          labelToOutput: stream.labelToOutput,
+          ...(options.train.mean ? { mean: options.train.mean } : {}),
+          ...(options.train.std ? { std: options.train.std } : {}),
+        });
+        const f = tf.tidy(() =>
+          model.vit.features(tf.tensor4d(batch.x, batch.shape), { training: false })
+        );
+        dim = f.shape[1];
+        rows.push((await f.data()) as Float32Array);
+        f.dispose();
+        labels.set(batch.y, b);
+      }
+      const all = new Float32Array(idx.length * dim);
+      let o = 0;
+      for (const r of rows) {
+        all.set(r, o);
+        o += r.length;
+      }
+      return { features: all, labels, dim };
+    };
+    const train = await features(stream.train, trainIdx);
+    const test = await features(stream.test, testIdx);
+    const classes = stream.classOrder.length;
+    const r = await linearProbe(train, test, { numClasses: classes, epochs: options.epochs });
+    return {
+      protocol: "softmax regression on standardised frozen features (mean-pooled/CLS as the " +
+        `classifier uses them), full-batch Adam lr 0.01, ${options.epochs} epochs, L2 1e-4; ` +
+        `the first ${options.trainPerClass} training images of each stream class, every test image`,
+      classes,
+      trainImages: trainIdx.length,
+      testImages: testIdx.length,
+      testAccuracy: r.testAccuracy,
+      trainAccuracy: r.trainAccuracy,
+    };
+  } finally {
+    model.dispose();
+  }
+}
+
 async function prepareVit(
   spec: SplitCifarSpec,
   context: { progress: Progress; orders: StreamOrder[] },
 ): Promise<PreparedTrack<ClassIncrementalStream>> {
   const { progress, orders } = context;
   const streams = new Map<StreamOrder, ClassIncrementalStream>();
-  const { stream, dataInfo } = await loadStream(spec, progress, orders[0] as number | null);
+  const { stream, dataInfo, pretrainImages } = await loadStream(
+    spec,
+    progress,
+    orders[0] as number | null,
+  );
   streams.set(orders[0], stream);
   // The backbone: a Hugging Face checkpoint (--weights) or the harness's pre-trained preset.
   let vitConfig: VitConfig;
@@ -364,21 +597,38 @@ async function prepareVit(
       pretrain: spec.backbone.pretrain,
       cacheDir: spec.output.cacheDir,
       progress,
+      ...(pretrainImages ? { images: pretrainImages } : {}),
     });
     baseWeights = pre.weights;
+    const source = pretrainImages
+      ? `real images: ${pretrainImages.description}`
+      : 'synthetic "pretrain" classes (lib/data/synthetic_images.ts), disjoint from the stream';
     backboneRecord = {
       pretrain: {
         ...spec.backbone.pretrain,
+        data: source,
         cache: pre.path,
         cached: pre.cached,
         report: pre.report,
       },
     };
     progress.log(
-      `backbone: ${spec.backbone.preset} pre-trained on synthetic "pretrain" classes ` +
-        `(${pre.cached ? "cached" : "trained"}: ${pre.path}; held-out accuracy ${
-          pre.report.testAccuracy.toFixed(2)
-        }%)`,
+      `backbone: ${spec.backbone.preset} pre-trained on ${source} ` +
+        `(${pre.cached ? "cached" : "trained"}: ${pre.path}; held-out accuracy on its own ` +
+        `classes ${pre.report.testAccuracy.toFixed(2)}%)`,
+    );
+  }
+  if (spec.backbone.probe) {
+    const probe = await probeStream(stream, {
+      model: makeModel(new Rng(0)),
+      train: { mean: train.mean, std: train.std },
+      ...spec.backbone.probe,
+    });
+    backboneRecord = { ...backboneRecord, linearProbe: probe };
+    progress.log(
+      `linear probe of the frozen features on the stream's ${probe.classes} classes: ` +
+        `${probe.testAccuracy.toFixed(2)}% test accuracy (${probe.trainImages} train / ` +
+        `${probe.testImages} test images; chance ${(100 / probe.classes).toFixed(2)}%)`,
     );
   }
 

@@ -18,7 +18,9 @@
 import * as tf from "@tensorflow/tfjs";
 import { join } from "@std/path";
 import { readCifar100 } from "../data/cifar100.ts";
+import { augmentBatch, type AugmentOptions } from "../data/augment.ts";
 import { imageBatch, shuffledBatches } from "../data/batches.ts";
+import type { ImageSet } from "../data/task.ts";
 import { syntheticDataDir } from "../data/synthetic_cache.ts";
 import { createLinearHead } from "../models/linear_head.ts";
 import { backbonePath, cachedBackbone, readVariables } from "./backbone_cache.ts";
@@ -42,6 +44,29 @@ export interface PretrainConfig {
   batchSize: number;
   /** Adam learning rate (cosine-decayed to 0 over the steps). */
   lr: number;
+  /**
+   * Random crop with zero padding and horizontal flip of every training batch
+   * (lib/data/augment.ts), drawn from their own generator (seeded with `(seed ^ 0xa06e) >>> 0`,
+   * so the shuffles and dropout masks of `seed` are those of an unaugmented run); absent or
+   * null = none.
+   */
+  augment?: AugmentOptions | null;
+}
+
+/**
+ * Real images to pre-train on instead of the synthetic `pretrain` universe: the pre-training
+ * classes of a data set, labels 0…k−1 (lib/data/pretrain_split.ts), and what identifies them
+ * for the cache key.
+ */
+export interface PretrainImages {
+  /** Training images of the pre-training classes. */
+  train: ImageSet;
+  /** Held-out images of the same classes (the reported accuracy). */
+  test: ImageSet;
+  /** Identity of the data (file hashes and class list): part of the backbone's cache key. */
+  identity: Record<string, unknown>;
+  /** One line for config.json and the log. */
+  description: string;
 }
 
 /** What pre-training reports (stored in the cache file's metadata and in config.json). */
@@ -81,41 +106,77 @@ function baseShape(config: VitConfig): VitConfig {
  */
 export async function pretrainedBackbone(
   vitConfig: VitConfig,
-  options: { pretrain: PretrainConfig; cacheDir: string; progress?: Progress },
+  options: {
+    pretrain: PretrainConfig;
+    cacheDir: string;
+    progress?: Progress;
+    images?: PretrainImages;
+  },
 ): Promise<PretrainedBackbone> {
   const shape = baseShape(vitConfig);
   const { lora: _lora, loraBlocks: _blocks, ...arch } = shape;
   const path = await backbonePath(options.cacheDir, {
     kind: "vit",
-    key: { v: 1, arch, pretrain: options.pretrain },
+    key: {
+      v: 1,
+      arch,
+      pretrain: options.pretrain,
+      ...(options.images ? { images: options.images.identity } : {}),
+    },
   });
   return await cachedBackbone(path, {
     metadata: {
       format: "treelora-vit-base",
       arch: JSON.stringify(arch),
       pretrain: JSON.stringify(options.pretrain),
+      images: options.images?.description ?? "synthetic pretrain universe",
     },
     build: () => pretrain(shape, options),
   });
 }
 
-async function pretrain(
-  config: VitConfig,
-  options: { pretrain: PretrainConfig; cacheDir: string; progress?: Progress },
-): Promise<
-  { weights: Map<string, { shape: number[]; data: Float32Array }>; report: PretrainReport }
-> {
-  const p = options.pretrain;
-  const t0 = performance.now();
-  const data = await syntheticDataDir(join(options.cacheDir, "data"), {
+async function pretrainImages(
+  p: PretrainConfig,
+  cacheDir: string,
+): Promise<{ train: ImageSet; test: ImageSet }> {
+  const data = await syntheticDataDir(join(cacheDir, "data"), {
     seed: p.seed,
     trainPerClass: p.trainPerClass,
     testPerClass: p.testPerClass,
     universe: "pretrain",
   });
-  const train = await readCifar100(data.dir, { split: "train" });
-  const test = await readCifar100(data.dir, { split: "test" });
+  return {
+    train: await readCifar100(data.dir, { split: "train" }),
+    test: await readCifar100(data.dir, { split: "test" }),
+  };
+}
+
+async function pretrain(
+  config: VitConfig,
+  options: {
+    pretrain: PretrainConfig;
+    cacheDir: string;
+    progress?: Progress;
+    images?: PretrainImages;
+  },
+): Promise<
+  { weights: Map<string, { shape: number[]; data: Float32Array }>; report: PretrainReport }
+> {
+  const p = options.pretrain;
+  const t0 = performance.now();
+  const { train, test } = options.images ?? await pretrainImages(p, options.cacheDir);
   const numClasses = Math.max(...train.fine) + 1;
+  if (train.count < p.batchSize) {
+    // Full batches only (dropLast): fewer images than a batch would never make a step.
+    throw new Error(
+      `pre-training: ${train.count} training images (${train.source}) are fewer than one ` +
+        `batch of ${p.batchSize} (the spec's backbone.pretrain.batchSize): give more ` +
+        `pre-training classes or a smaller batch`,
+    );
+  }
+  // Augmentation draws come from their own generator, so turning it on leaves the shuffles
+  // and dropout masks of the same seed unchanged.
+  const augmentRng = p.augment ? new Rng((p.seed ^ 0xa06e) >>> 0) : null;
   const rng = new Rng(p.seed);
   const vit = createVit(config, { rng });
   const head = createLinearHead({ dim: config.dim, numClasses, rng });
@@ -133,6 +194,9 @@ async function pretrain(
         // deno-lint-ignore no-explicit-any
         (optimizer as any).learningRate = p.lr * 0.5 * (1 + Math.cos((Math.PI * step) / p.steps));
         const batch = imageBatch(train, idx);
+        if (p.augment && augmentRng) {
+          batch.x = augmentBatch(batch.x, batch.shape, p.augment, augmentRng);
+        }
         const r = await optimizerStep(variables, () => {
           const x = tf.tensor4d(batch.x, batch.shape);
           const logits = head.logits(vit.features(x, { training: true, seed: rng.seed() }));

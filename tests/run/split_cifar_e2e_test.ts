@@ -3,7 +3,7 @@
  * experiment code, its files parsed and checked; determinism on the cpu
  * backend; the report re-rendered from the stored files.
  */
-import { assert, assertAlmostEquals, assertEquals } from "@std/assert";
+import { assert, assertAlmostEquals, assertEquals, assertThrows } from "@std/assert";
 import { join } from "@std/path";
 import { SPEC } from "../../experiments/split_cifar.ts";
 import { readJson } from "../../lib/io.ts";
@@ -11,7 +11,15 @@ import { CL_METRICS } from "../../lib/metrics/cl_metrics.ts";
 import { writeRunReport } from "../../lib/report/run_report.ts";
 import { mergeShards } from "../../lib/report/shards.ts";
 import { readCsvRows } from "../../lib/report/tables.ts";
-import { runSplitCifar, type SplitCifarSpec } from "../../lib/tracks/vit_class_incremental.ts";
+import {
+  runSplitCifar,
+  type SplitCifarSpec,
+  VIT_TRACK,
+} from "../../lib/tracks/vit_class_incremental.ts";
+import { generateSyntheticImages } from "../../lib/data/synthetic_images.ts";
+import { writeCifar100 } from "../../lib/data/cifar100.ts";
+import { splitPretrainClasses } from "../../lib/data/pretrain_split.ts";
+import { specFromArgs } from "../helpers.ts";
 
 function tinySpec(root: string, runId: string, backend: "cpu" | "wasm"): SplitCifarSpec {
   const spec: SplitCifarSpec = structuredClone(SPEC);
@@ -219,4 +227,105 @@ Deno.test("a 2-shard sweep over orders × seeds × methods, merged, equals the u
   const summary = await readCsvRows(join(whole.runDir, "summary.csv"));
   assertEquals(summary.map((r) => r.runs), [4, 4]);
   await Deno.remove(root, { recursive: true });
+});
+
+Deno.test("split-cifar --pretrain-classes: a disjoint real-image pre-training split, augmented, with a linear probe", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    // A 20-class "real" set in CIFAR-100 layout (the synthetic generator's images, written out).
+    const { train, test } = generateSyntheticImages({
+      seed: 5,
+      trainPerClass: 3,
+      testPerClass: 2,
+      numCoarse: 4,
+      finePerCoarse: 5,
+    });
+    const data = join(root, "data");
+    await Deno.mkdir(data);
+    await writeCifar100(join(data, "train.bin"), train);
+    await writeCifar100(join(data, "test.bin"), test);
+    const args = (out: string) => [
+      `--data-dir=${data}`,
+      "--pretrain-classes=12",
+      "--pretrain-split-seed=4",
+      "--pretrain-augment=crop-flip",
+      "--probe-per-class=2",
+      "--tasks=2",
+      "--preset=micro",
+      "--pretrain-steps=2",
+      "--max-steps-per-epoch=1",
+      "--epochs=1",
+      "--methods=seqlora",
+      "--backend=cpu",
+      "--blas=off",
+      `--results-dir=${join(root, "results")}`,
+      `--cache-dir=${join(root, "cache")}`,
+      `--out=${out}`,
+      "--quiet",
+    ];
+    const spec = specFromArgs(SPEC, args("split"), VIT_TRACK);
+    spec.backbone.pretrain.batchSize = 16; // 12 classes × 3 images
+    const { runDir } = await runSplitCifar(spec);
+    // deno-lint-ignore no-explicit-any
+    const config = await readJson<any>(join(runDir, "config.json"));
+    const expected = splitPretrainClasses(20, { pretrainClasses: 12, seed: 4 });
+    assertEquals(config.data.pretrainSplit.pretrainClasses, expected.pretrainClasses);
+    assertEquals(config.data.pretrainSplit.streamClasses, expected.streamClasses);
+    // The stream is the 8 other classes, 4 per task, none of them a pre-training class.
+    const streamed = config.data.taskClasses.flat() as number[];
+    assertEquals(streamed.length, 8);
+    assertEquals(streamed.filter((c) => expected.pretrainClasses.includes(c)), []);
+    assertEquals(config.data.classOrder.length, 8);
+    const pre = config.backbone.pretrain;
+    assertEquals(pre.augment, { padding: 4, flip: true });
+    assert(pre.data.startsWith("real images: 12 classes of"), pre.data);
+    // The probe ran on the stream's classes: 2 training images each, every test image.
+    const probe = config.backbone.linearProbe;
+    assertEquals([probe.classes, probe.trainImages, probe.testImages], [8, 16, 16]);
+    // 16 standardised feature vectors of dimension 32 are separable: the probe fits them all.
+    assertEquals(probe.trainAccuracy, 100);
+    // The backbone's cache key holds the data's identity: another split seed (other classes,
+    // the same flags otherwise) pre-trains into another cache file.
+    const other = specFromArgs(
+      SPEC,
+      [...args("other-split"), "--pretrain-split-seed=5"],
+      VIT_TRACK,
+    );
+    other.backbone.pretrain.batchSize = 16;
+    const { runDir: otherDir } = await runSplitCifar(other);
+    // deno-lint-ignore no-explicit-any
+    const otherConfig = await readJson<any>(join(otherDir, "config.json"));
+    assertEquals(otherConfig.data.pretrainSplit.seed, 5);
+    assert(otherConfig.backbone.pretrain.cache !== pre.cache, "two splits share a cache file");
+    assertEquals(otherConfig.backbone.pretrain.cached, false);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("split-cifar pre-training flags: combinations that would be ignored are refused, naming the flag", () => {
+  const refused = (args: string[], text: string) =>
+    assertThrows(() => specFromArgs(SPEC, args, VIT_TRACK), Error, text);
+  refused(["--pretrain-classes=50"], "give --data-dir");
+  refused(["--pretrain-split-seed=3"], "give --pretrain-classes too");
+  refused(["--data-dir=x", "--pretrain-augment=blur"], "crop-flip or none, got blur");
+  refused(["--weights=ckpt", "--pretrain-steps=10"], "--pretrain-steps applies to the harness's");
+  refused(["--weights=ckpt", "--pretrain-augment=crop-flip"], "--pretrain-augment applies");
+  // A spec with a split takes a new seed alone, and a new class count keeps the seed.
+  const withSplit: SplitCifarSpec = {
+    ...structuredClone(SPEC),
+    data: { ...structuredClone(SPEC.data), dir: "x", pretrainSplit: { classes: 50, seed: 0 } },
+  };
+  assertEquals(
+    specFromArgs(withSplit, ["--pretrain-split-seed=3"], VIT_TRACK).data.pretrainSplit,
+    { classes: 50, seed: 3 },
+  );
+  assertEquals(
+    specFromArgs(withSplit, ["--pretrain-split-seed=3", "--pretrain-classes=40"], VIT_TRACK).data
+      .pretrainSplit,
+    { classes: 40, seed: 3 },
+  );
+  // "none" removes the field: the cache key is that of a spec that never had it.
+  const none = specFromArgs(withSplit, ["--pretrain-augment=none"], VIT_TRACK);
+  assertEquals("augment" in none.backbone.pretrain, false);
 });
