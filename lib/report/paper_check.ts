@@ -240,6 +240,31 @@ export const PAPER_TABLE1_CIFAR: Readonly<
   },
 };
 
+/** The two measures of Table 1: where each comes from in the paper and in a run, and its words. */
+const TABLE1_MEASURES: readonly {
+  name: string;
+  paper: (p: { acc: PaperValue; seconds: PaperValue }) => PaperValue;
+  run: (s: MethodStats) => PaperValue;
+  unit: string;
+  /** What the larger value is called. */
+  larger: string;
+}[] = [
+  {
+    name: "ACC",
+    paper: (p) => p.acc,
+    run: (s) => ({ mean: s.acc, std: s.accStd }),
+    unit: " points",
+    larger: "higher",
+  },
+  {
+    name: "TIME",
+    paper: (p) => p.seconds,
+    run: (s) => ({ mean: s.seconds, std: s.secondsStd }),
+    unit: " s",
+    larger: "slower",
+  },
+];
+
 /**
  * The pairwise orderings of the paper's Table 1 (Split CIFAR-100: ACC higher is better, TIME
  * lower is better) among the methods of {@link PAPER_TABLE1_CIFAR} present in `stats`, checked
@@ -287,20 +312,18 @@ export function table1Orderings(stats: readonly MethodStats[]): string[] {
       const pa = PAPER_TABLE1_CIFAR[a.method];
       const pb = PAPER_TABLE1_CIFAR[b.method];
       const pair = `${pa.name} vs ${pb.name}`;
-      for (const measure of ["ACC", "TIME"] as const) {
-        const [va, vb] = measure === "ACC" ? [pa.acc, pb.acc] : [pa.seconds, pb.seconds];
+      for (const m of TABLE1_MEASURES) {
+        const [va, vb] = [m.paper(pa), m.paper(pb)];
         const paperGap = va.mean - vb.mean;
         const paperSign = Math.abs(paperGap) <= va.std + vb.std ? 0 : Math.sign(paperGap);
-        const gap = measure === "ACC" ? a.acc - b.acc : a.seconds - b.seconds;
-        const spread = measure === "ACC" ? a.accStd + b.accStd : a.secondsStd + b.secondsStd;
-        const unit = measure === "ACC" ? " points" : " s";
+        const [ra, rb] = [m.run(a), m.run(b)];
+        const gap = ra.mean - rb.mean;
+        const spread = ra.std + rb.std;
         const paperText = paperSign === 0
           ? `tie (${va.mean} vs ${vb.mean})`
-          : `${paperSign > 0 ? pa.name : pb.name} ${
-            measure === "ACC" ? "higher" : "slower"
-          } (${va.mean} vs ${vb.mean})`;
+          : `${paperSign > 0 ? pa.name : pb.name} ${m.larger} (${va.mean} vs ${vb.mean})`;
         lines.push(
-          `| ${pair} | ${measure} | ${paperText} | ${fmt(gap)}${unit} (± ${spread.toFixed(2)}) | ${
+          `| ${pair} | ${m.name} | ${paperText} | ${fmt(gap)}${m.unit} (± ${spread.toFixed(2)}) | ${
             verdict(paperSign, gap, spread, Math.min(a.runs, b.runs))
           } |`,
         );
