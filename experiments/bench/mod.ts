@@ -297,11 +297,17 @@ async function main(args: string[]): Promise<number> {
   const torchInfo: Record<string, { loss: { first: number; last: number } }> = {};
   const overhead: Record<string, number[]> = {};
   let peakRss = Deno.memoryUsage().rss;
-  const record = (key: string, variant: string, ms: number[], peakMiB?: number) => {
+  const record = (
+    key: string,
+    variant: string,
+    ms: number[],
+    memory: { peakMiB?: number; savedMiB?: number },
+  ) => {
     const k = `${key}|${variant}`;
     const s = samples.get(k) ?? { key, variant, roundMedians: [] };
     s.roundMedians.push(median(ms));
-    if (peakMiB !== undefined) s.peakMiB = Math.max(s.peakMiB ?? 0, peakMiB);
+    if (memory.peakMiB !== undefined) s.peakMiB = Math.max(s.peakMiB ?? 0, memory.peakMiB);
+    if (memory.savedMiB !== undefined) s.savedMiB = memory.savedMiB;
     samples.set(k, s);
     (stepSamples[k] ??= []).push(ms.map((x) => Number(x.toFixed(2))));
   };
@@ -329,7 +335,12 @@ async function main(args: string[]): Promise<number> {
               }
             }
             torchInfo[key] = { loss: res.loss };
-            record(key, "pytorch", res.msPerStep, res.peakRssMiB);
+            record(key, "pytorch", res.msPerStep, {
+              peakMiB: res.peakRssMiB,
+              ...(res.savedForBackwardMiB !== undefined
+                ? { savedMiB: res.savedForBackwardMiB }
+                : {}),
+            });
             console.error(`${tag} ${key} [pytorch]: ${fmt(res.medianMs)} ms/step`);
             continue;
           }
@@ -338,12 +349,12 @@ async function main(args: string[]): Promise<number> {
           const t = await timeTfjsSteps(spec, { steps, warmup, profile: r === 0 });
           if (t.leakedTensors !== 0) leaks.push(`${key} [${v.name}]: ${t.leakedTensors} tensors`);
           params[key] ??= t.params;
-          record(
-            key,
-            v.name,
-            t.msPerStep,
-            t.peakTensorBytes !== undefined ? t.peakTensorBytes / 2 ** 20 : undefined,
-          );
+          record(key, v.name, t.msPerStep, {
+            ...(t.peakTensorBytes !== undefined ? { peakMiB: t.peakTensorBytes / 2 ** 20 } : {}),
+            ...(t.savedForBackwardBytes !== undefined
+              ? { savedMiB: t.savedForBackwardBytes / 2 ** 20 }
+              : {}),
+          });
           peakRss = Math.max(peakRss, Deno.memoryUsage().rss);
           console.error(`${tag} ${key} [${v.name}]: ${fmt(median(t.msPerStep))} ms/step`);
         }
@@ -515,6 +526,12 @@ async function main(args: string[]): Promise<number> {
             ? "not run"
             : `≤ ${rssAfterInitMiB} MiB of it is Deno and tfjs after start-up`
         }${rssNotes.length > 0 ? `; ${rssNotes.join("; ")}` : ""}).`,
+      `- Saved for backward: the activations one step holds for its backward pass, measured at ` +
+        `the end of the forward pass, each buffer once, the model's weights left out; tfjs = the ` +
+        `tensors its gradient tape saved (tapeSavedBytes, tfjs_steps.ts), PyTorch = the storages ` +
+        `autograd saved (saved_tensors_hooks, torch_peer.py). PyTorch frees each node's saved ` +
+        `tensors as soon as that node's backward has run; tfjs disposes them all at the end of ` +
+        `the backward pass, so on the tfjs side the whole amount is held at the step's peak.`,
       "",
       stepTable(rows, variantNames, { withTorch: torch.available }),
       "",

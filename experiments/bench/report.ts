@@ -62,6 +62,8 @@ export interface BenchSamples {
   peakMiB?: number;
   /** tfjs variants: the peak RSS of the job run in a process of its own (tfjs_peer.ts), MiB. */
   rssMiB?: number;
+  /** MiB of activations held for the backward pass at the end of the forward pass (weights left out). */
+  savedMiB?: number;
 }
 
 /** One row of the step table: a configuration with every variant's median. */
@@ -80,6 +82,8 @@ export interface StepRow {
   peakMiB: Record<string, number | null>;
   /** Peak RSS MiB of the job in its own process, by tfjs variant (null = not measured). */
   peakRssMiB: Record<string, number | null>;
+  /** MiB held for the backward pass at the end of the forward pass, by variant (null = not measured). */
+  savedMiB?: Record<string, number | null>;
   /** ms/step of each tfjs variant divided by PyTorch's (null without a peer). */
   ratioVsTorch: Record<string, number | null>;
   /** Parameter-count differences with the peer ([] = parity; null = no peer). */
@@ -117,6 +121,7 @@ export function summarizeRows(
     const sps: Record<string, number | null> = {};
     const peak: Record<string, number | null> = {};
     const rss: Record<string, number | null> = {};
+    const saved: Record<string, number | null> = {};
     for (const v of all) {
       const s = samples.find((x) => x.key === key && x.variant === v);
       const m = s && s.roundMedians.length > 0 ? median(s.roundMedians) : null;
@@ -124,6 +129,7 @@ export function summarizeRows(
       sps[v] = m === null ? null : round1((1000 * info.samples[key]) / m);
       peak[v] = s?.peakMiB === undefined ? null : round1(s.peakMiB);
       if (v !== "pytorch") rss[v] = s?.rssMiB === undefined ? null : round1(s.rssMiB);
+      saved[v] = s?.savedMiB === undefined ? null : round1(s.savedMiB);
     }
     const ratios: Record<string, number | null> = {};
     for (const v of variants) ratios[v] = ratio(ms[v], ms.pytorch);
@@ -135,6 +141,7 @@ export function summarizeRows(
       samplesPerSecond: sps,
       peakMiB: peak,
       peakRssMiB: rss,
+      savedMiB: saved,
       ratioVsTorch: ratios,
       parity: info.parity?.[key] ?? null,
     };
@@ -177,7 +184,13 @@ export function stepTable(
   for (const v of variants) head.push(`${v} peak tensors MiB`);
   const rssVariants = variants.filter((v) => rows.some((r) => r.peakRssMiB?.[v] != null));
   for (const v of rssVariants) head.push(`${v} peak RSS MiB`);
-  if (options.withTorch) head.push("PyTorch peak RSS MiB", "param parity");
+  if (options.withTorch) head.push("PyTorch peak RSS MiB");
+  const savedVariants = [...variants, ...(options.withTorch ? ["pytorch"] : [])]
+    .filter((v) => rows.some((r) => r.savedMiB?.[v] != null));
+  for (const v of savedVariants) {
+    head.push(`${v === "pytorch" ? "PyTorch" : v} saved for backward MiB`);
+  }
+  if (options.withTorch) head.push("param parity");
   const lines = [`| ${head.join(" | ")} |`, `| ${head.map(() => "---").join(" | ")} |`];
   for (const r of rows) {
     const cells = [
@@ -202,8 +215,9 @@ export function stepTable(
     }
     for (const v of variants) cells.push(cell(r.peakMiB[v]));
     for (const v of rssVariants) cells.push(cell(r.peakRssMiB?.[v] ?? null));
+    if (options.withTorch) cells.push(cell(r.peakMiB.pytorch));
+    for (const v of savedVariants) cells.push(cell(r.savedMiB?.[v] ?? null));
     if (options.withTorch) {
-      cells.push(cell(r.peakMiB.pytorch));
       cells.push(
         r.parity === null
           ? "–"

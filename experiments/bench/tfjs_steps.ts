@@ -30,6 +30,11 @@ export interface TfjsTiming {
    * FlatAdam's moments (8 bytes per trainable parameter, held in JavaScript arrays).
    */
   peakTensorBytes?: number;
+  /**
+   * Bytes the gradient tape holds for the backward pass at the end of the forward pass of the
+   * profiled step ({@link tapeSavedBytes}: distinct buffers, the weights left out), when asked for.
+   */
+  savedForBackwardBytes?: number;
   /** Tensors alive after the steps minus before building the model (0 = no leak). */
   leakedTensors: number;
   /** Loss of the first and last step (a sanity check that training moves). */
@@ -64,6 +69,7 @@ export function timeTfjsSteps(
       losses.push(r.total);
     }
     let peakTensorBytes: number | undefined;
+    let savedForBackwardBytes: number | undefined;
     if (options.profile) {
       const info = await tf.profile(async () => {
         await step();
@@ -71,11 +77,16 @@ export function timeTfjsSteps(
       // FlatAdam keeps its two moments in JavaScript arrays, outside tfjs's tensor count:
       // 8 bytes per trainable parameter, added so that the column compares like with like.
       peakTensorBytes = info.peakBytes + (isFlatAdam(optimizer) ? 8 * built.params.trainable : 0);
+      const weights = new Set<unknown>(built.weights.map((w) => w.dataId));
+      await step(() => {
+        savedForBackwardBytes = tapeSavedBytes(weights);
+      });
     }
     return {
       msPerStep: ms,
       params: built.params,
       ...(peakTensorBytes !== undefined ? { peakTensorBytes } : {}),
+      ...(savedForBackwardBytes !== undefined ? { savedForBackwardBytes } : {}),
       loss: { first: losses[0] ?? NaN, last: losses[losses.length - 1] ?? NaN },
     };
   });
@@ -83,7 +94,8 @@ export function timeTfjsSteps(
 
 /**
  * Build the harness model of `spec` (seed 0) and an Adam optimiser, give `run` the model and
- * its optimiser step (Adam, clipping, LoRA dropout on, a fresh dropout seed per call), then
+ * its optimiser step (Adam, clipping, LoRA dropout on, a fresh dropout seed per call; an
+ * `afterForward` callback runs inside the gradient tape once the loss is computed), then
  * dispose both and count the tensors left over (0 = no leak).
  *
  * @example
@@ -94,7 +106,12 @@ export function timeTfjsSteps(
 export async function withHarnessModel<R>(
   spec: BenchSpec,
   run: (
-    m: { built: BuiltTfjs; rng: Rng; step: () => Promise<StepResult>; optimizer: tf.Optimizer },
+    m: {
+      built: BuiltTfjs;
+      rng: Rng;
+      step: (afterForward?: () => void) => Promise<StepResult>;
+      optimizer: tf.Optimizer;
+    },
   ) => Promise<R>,
 ): Promise<R & { leakedTensors: number }> {
   const before = tf.memory().numTensors;
@@ -107,17 +124,45 @@ export async function withHarnessModel<R>(
       built,
       rng,
       optimizer,
-      step: () =>
-        optimizerStep(built.variables, () => ({ total: built.loss(rng.seed()), terms: {} }), {
-          optimizer,
-          clipNorm: spec.clipNorm,
-        }),
+      step: (afterForward) =>
+        optimizerStep(built.variables, () => {
+          const total = built.loss(rng.seed());
+          afterForward?.();
+          return { total, terms: {} };
+        }, { optimizer, clipNorm: spec.clipNorm }),
     });
   } finally {
     optimizer.dispose();
     built.dispose();
   }
   return { ...result, leakedTensors: tf.memory().numTensors - before };
+}
+
+/**
+ * Bytes of the distinct buffers the active gradient tape holds for the backward pass: every
+ * tape node's saved tensors, each buffer (`dataId`) counted once, the buffers in `exclude` (the
+ * weights) left out; 0 outside a gradient computation. tfjs keeps all of them until the whole
+ * backward pass has run (it disposes the tape's saved tensors at its end), so this is the
+ * activation memory of the step's peak. It reads `tf.engine().state.activeTape`, engine state
+ * that tfjs does not export as API: a diagnostic for the bench, not for training code.
+ *
+ * @example
+ * ```ts ignore
+ * optimizerStep(vars, () => { const l = loss(); console.log(tapeSavedBytes(new Set())); return { total: l, terms: {} }; }, opts);
+ * ```
+ */
+export function tapeSavedBytes(exclude: ReadonlySet<unknown>): number {
+  const state = tf.engine().state as unknown as { activeTape: { saved?: tf.Tensor[] }[] | null };
+  const seen = new Set<unknown>();
+  let bytes = 0;
+  for (const node of state.activeTape ?? []) {
+    for (const t of node.saved ?? []) {
+      if (t.isDisposed || exclude.has(t.dataId) || seen.has(t.dataId)) continue;
+      seen.add(t.dataId);
+      bytes += t.size * (t.dtype === "int32" || t.dtype === "float32" ? 4 : 1);
+    }
+  }
+  return bytes;
 }
 
 /** Kernel time of one kernel name in a profiled phase, per step. */
@@ -243,6 +288,8 @@ export function profileTfjsStep(
 
 interface BuiltTfjs {
   variables: tf.Variable[];
+  /** Every weight of the model, trainable or frozen. */
+  weights: tf.Tensor[];
   params: ParamCounts;
   loss(seed: number): tf.Scalar;
   dispose(): void;
@@ -268,6 +315,7 @@ function buildTfjs(spec: BenchSpec, rng: Rng): BuiltTfjs {
     const counts = { base: sizeOf(base), lora: sizeOf(lora), head: sizeOf(head) };
     return {
       variables,
+      weights: [...base, ...lora, ...head],
       params: {
         ...counts,
         total: counts.base + counts.lora + counts.head,
@@ -295,6 +343,7 @@ function buildTfjs(spec: BenchSpec, rng: Rng): BuiltTfjs {
   const counts = { base: sizeOf(base), lora: sizeOf(lora), head: 0 };
   return {
     variables,
+    weights: [...base, ...lora],
     params: { ...counts, total: counts.base + counts.lora, trainable: sizeOf(variables) },
     loss: (seed) => {
       const t = tf.tensor2d(ids, [spec.batch, spec.seqLength], "int32");

@@ -8,7 +8,8 @@ import {
   specKey,
   standardSpecs,
 } from "../../experiments/bench/specs.ts";
-import { timeTfjsSteps } from "../../experiments/bench/tfjs_steps.ts";
+import { tapeSavedBytes, timeTfjsSteps } from "../../experiments/bench/tfjs_steps.ts";
+import * as tf from "@tensorflow/tfjs";
 import { parseTfjsPeerOutput, peakRssMiB, runTfjsPeer } from "../../experiments/bench/tfjs_peer.ts";
 import {
   parseTorchPeerOutput,
@@ -164,6 +165,18 @@ Deno.test("summarizeRows takes medians over rounds and ratios against PyTorch; s
   assertStringIncludes(table[2], "| equal |");
   assertStringIncludes(table[3], "| lm x full | – | – | – | – |");
 
+  const saved = summarizeRows([key], ["wasm"], [
+    { key, variant: "wasm", roundMedians: [300], savedMiB: 12.34 },
+    { key, variant: "pytorch", roundMedians: [100], savedMiB: 5 },
+  ], { samples: { [key]: 32 }, parity: { [key]: [] } });
+  const savedTable = stepTable(saved, ["wasm"], { withTorch: true }).split("\n");
+  assertStringIncludes(
+    savedTable[0],
+    "| wasm saved for backward MiB | PyTorch saved for backward MiB | param parity |",
+  );
+  assertStringIncludes(savedTable[2], "| 12.3 | 5 | equal |");
+  assert(!table[0].includes("saved for backward"));
+
   const noTorch = stepTable(rows, ["wasm"], { withTorch: false });
   assert(!noTorch.includes("PyTorch"));
   const differs = summarizeRows([key], ["wasm"], [], {
@@ -198,11 +211,31 @@ Deno.test("timeTfjsSteps trains the micro models in both modes without leaking t
     assertEquals(t.leakedTensors, 0, specKey(spec));
     assert(Number.isFinite(t.loss.first) && Number.isFinite(t.loss.last), specKey(spec));
     assert((t.peakTensorBytes ?? 0) > 0, specKey(spec));
+    assert((t.savedForBackwardBytes ?? 0) > 0, specKey(spec));
     const p = t.params;
     assertEquals(p.total, p.base + p.lora + p.head);
     assertEquals(p.trainable, spec.mode === "lora" ? p.lora + p.head : p.base + p.head);
     assertEquals(p.head, spec.model === "vit" ? 32 * 10 + 10 : 0);
   }
+});
+
+Deno.test("tapeSavedBytes counts each saved buffer once and leaves the excluded weights out", async () => {
+  await initBackend("cpu");
+  const x = tf.variable(tf.tensor1d([0.1, 0.2, 0.3, 0.4, 0.5]));
+  const seen: number[] = [];
+  const { value, grads } = tf.variableGrads(() => {
+    // Multiply saves both inputs (x twice: one 20-byte buffer); Exp saves its output e and Sum
+    // its input e (one 20-byte buffer).
+    const e = tf.exp(tf.mul(x, x));
+    const loss = tf.sum(e) as tf.Scalar;
+    seen.push(tapeSavedBytes(new Set()), tapeSavedBytes(new Set([x.dataId])));
+    return loss;
+  });
+  assertEquals(seen, [40, 20]);
+  assertEquals(tapeSavedBytes(new Set()), 0); // no gradient computation running
+  value.dispose();
+  tf.dispose(grads);
+  x.dispose();
 });
 
 Deno.test("the PyTorch peer builds models with the harness's parameter counts", async () => {
@@ -218,6 +251,7 @@ Deno.test("the PyTorch peer builds models with the harness's parameter counts", 
     const torch = await runTorchPeer(python, spec, { steps: 1, warmup: 0 });
     assertEquals(compareParamCounts(tfjs.params, torch.params), [], specKey(spec));
     assert(Number.isFinite(torch.loss.first), specKey(spec));
+    assert((torch.savedForBackwardMiB ?? 0) > 0, specKey(spec));
   }
 });
 
