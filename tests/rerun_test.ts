@@ -15,7 +15,15 @@ function tinySpec(root: string): SplitCifarSpec {
     lora: { rank: 2, alpha: 4, dropout: 0.1 },
     pretrain: { seed: 1, trainPerClass: 2, testPerClass: 1, steps: 2, batchSize: 16, lr: 1e-3 },
   };
-  spec.methods = [{ name: "seqlora" }, { name: "hide-treelora" }];
+  // HiDe's alignment and TII stages kept short (30 epochs each by default): the test is about
+  // rerun reproducing every stage, not about their length.
+  spec.methods = [
+    { name: "seqlora" },
+    {
+      name: "hide-treelora",
+      options: { alignEpochs: 2, tiiEpochs: 2, alignSamplesPerClass: 4, alignBatchSize: 64 },
+    },
+  ];
   spec.train = { ...spec.train, epochs: 1, batchSize: 16, maxStepsPerEpoch: 2, curveEvery: 1 };
   spec.backend = "cpu";
   spec.blas = "off";

@@ -45,9 +45,10 @@ import {
   registerFastMatMulGradient,
   restoreStockMatMulGradient,
 } from "../../lib/models/fast_grads.ts";
+import { setFusedOps } from "../../lib/models/fused_ops.ts";
 import { VIT_PRESETS } from "../../lib/models/vit.ts";
 import { createVitClassifier } from "../../lib/models/vit_classifier.ts";
-import { nativeMatMulStatus, setNativeMatMul } from "../../lib/native_blas.ts";
+import { BLAS_DIRS, nativeMatMulStatus, setNativeMatMul } from "../../lib/native_blas.ts";
 import { Rng } from "../../lib/random.ts";
 import { collectProvenance, dependencyVersions } from "../../lib/run/provenance.ts";
 import { flagHelp, parseFlags } from "../../lib/flags.ts";
@@ -55,6 +56,8 @@ import { trainClassIncremental } from "../../lib/train/class_incremental.ts";
 import { SPEC as CIFAR_SPEC } from "../split_cifar.ts";
 import { SPEC as TRACE_SPEC } from "../trace.ts";
 import { type BenchSamples, median, stepTable, summarizeRows } from "./report.ts";
+import { peakRssMiB, runTfjsPeer } from "./tfjs_peer.ts";
+import { chooseVariants, GPU_BACKENDS, type Variant, variantOf } from "./variants.ts";
 import {
   type BenchMode,
   type BenchSpec,
@@ -82,7 +85,8 @@ const FLAGS = {
   modes: { type: "string-list" as const, help: "lora, full", default: "lora,full" },
   variants: {
     type: "string-list" as const,
-    help: "backend variants: wasm, wasm+blas, cpu, cpu+blas",
+    help:
+      "backend variants: wasm, wasm+blas, cpu, cpu+blas, webgpu, tensorflow (GPU: skipped with the reason where they do not start); each with -unfused for the plain tfjs compositions and tf.train.adam (the code before the fused ops)",
     default: "wasm,wasm+blas",
   },
   steps: { type: "number" as const, help: "timed steps per job and round", default: "5" },
@@ -95,6 +99,11 @@ const FLAGS = {
     default: "/usr/bin/python3",
   },
   "no-torch": { type: "boolean" as const, help: "skip the PyTorch peer" },
+  "no-rss": {
+    type: "boolean" as const,
+    help:
+      "skip the memory pass (each tfjs job once more in a process of its own, for its peak RSS)",
+  },
   "torch-threads": {
     type: "number" as const,
     help: "torch intra-op threads (1 lets OpenBLAS use the cores)",
@@ -115,22 +124,8 @@ const FLAGS = {
   help: { type: "boolean" as const, help: "print this help" },
 };
 
-const KNOWN_VARIANTS = ["wasm", "wasm+blas", "cpu", "cpu+blas"];
-
-/** A backend variant and how to switch to it. */
-interface Variant {
-  name: string;
-  backend: "wasm" | "cpu";
-  blas: boolean;
-}
-
-function variantOf(name: string): Variant {
-  if (!KNOWN_VARIANTS.includes(name)) {
-    throw new Error(`--variants: unknown variant "${name}"; known: ${KNOWN_VARIANTS.join(", ")}`);
-  }
-  const [backend, extra] = name.split("+");
-  return { name, backend: backend as "wasm" | "cpu", blas: extra === "blas" };
-}
+/** The BLAS directories the tasks' `--allow-ffi` lists (and the memory pass's peers get). */
+const BLAS_FFI = [...new Set([...BLAS_DIRS.linux, ...BLAS_DIRS.darwin])].join(",");
 
 async function enterVariant(v: Variant): Promise<void> {
   if (tf.getBackend() !== v.backend && !(await tf.setBackend(v.backend))) {
@@ -138,6 +133,7 @@ async function enterVariant(v: Variant): Promise<void> {
   }
   registerFastMatMulGradient();
   setNativeMatMul(v.blas);
+  setFusedOps(v.fused);
 }
 
 // ---------------------------------------------------------------------------
@@ -247,18 +243,25 @@ async function main(args: string[]): Promise<number> {
   const standard = suites.includes("standard");
 
   const loadBefore = await loadAverage();
+  // GPU backends first: each is started once here (and so registered for enterVariant), or
+  // its variants are skipped with the reason.
+  const gpuFailures = new Map<string, string>();
+  const gpuNotes = new Map<string, string>();
+  for (const name of new Set(requested.map((v) => v.backend))) {
+    if (!GPU_BACKENDS.includes(name)) continue;
+    try {
+      gpuNotes.set(name, (await initBackend(name, { blas: "off" })).note);
+    } catch (err) {
+      gpuFailures.set(name, (err as Error).message);
+    }
+  }
   const backend: BackendInfo = await initBackend("wasm", {
     blas: (f.blas as string | undefined) ?? "auto",
     ...(f["blas-threads"] !== undefined ? { blasThreads: f["blas-threads"] as number } : {}),
   });
   const blasStatus = nativeMatMulStatus();
-  const variants: Variant[] = [];
-  const skipped: { variant: string; reason: string }[] = [];
-  for (const v of requested) {
-    if (v.blas && !blasStatus.enabled) {
-      skipped.push({ variant: v.name, reason: blasStatus.note });
-    } else variants.push(v);
-  }
+  const { variants, skipped } = chooseVariants(requested, { blas: blasStatus, gpuFailures });
+  for (const [name, note] of gpuNotes) console.error(`bench: ${name}: ${note}`);
   for (const s of skipped) console.error(`bench: variant ${s.variant} skipped: ${s.reason}`);
   if (variants.length === 0) throw new Error("bench: no backend variant can run");
   setNativeMatMul(false);
@@ -294,68 +297,111 @@ async function main(args: string[]): Promise<number> {
   const torchInfo: Record<string, { loss: { first: number; last: number } }> = {};
   const overhead: Record<string, number[]> = {};
   let peakRss = Deno.memoryUsage().rss;
-  const record = (key: string, variant: string, ms: number[], peakMiB?: number) => {
+  const record = (
+    key: string,
+    variant: string,
+    ms: number[],
+    memory: { peakMiB?: number; savedMiB?: number },
+  ) => {
     const k = `${key}|${variant}`;
     const s = samples.get(k) ?? { key, variant, roundMedians: [] };
     s.roundMedians.push(median(ms));
-    if (peakMiB !== undefined) s.peakMiB = Math.max(s.peakMiB ?? 0, peakMiB);
+    if (memory.peakMiB !== undefined) s.peakMiB = Math.max(s.peakMiB ?? 0, memory.peakMiB);
+    if (memory.savedMiB !== undefined) s.savedMiB = memory.savedMiB;
     samples.set(k, s);
     (stepSamples[k] ??= []).push(ms.map((x) => Number(x.toFixed(2))));
   };
   const t0 = performance.now();
   const roundLoads: (string | null)[] = [];
-  for (let r = 0; r < repeats; r++) {
-    const tag = `round ${r + 1}/${repeats}`;
-    roundLoads.push(await loadAverage());
-    for (const spec of specs) {
-      const key = specKey(spec);
-      const jobs: string[] = rotate(
-        [...variants.map((v) => v.name), ...(torch.available ? ["pytorch"] : [])],
-        r,
-      );
-      for (const job of jobs) {
-        if (job === "pytorch") {
-          const res = await runTorchPeer(python, spec, { steps, warmup, threads: torchThreads });
-          if (!parity[key]) {
-            parity[key] = compareParamCounts(params[key] ?? res.params, res.params);
-            if (parity[key].length > 0) {
-              console.error(
-                `bench: WARNING ${key}: PyTorch model differs: ${parity[key].join("; ")}`,
-              );
-            }
-          }
-          torchInfo[key] = { loss: res.loss };
-          record(key, "pytorch", res.msPerStep, res.peakRssMiB);
-          console.error(`${tag} ${key} [pytorch]: ${fmt(res.medianMs)} ms/step`);
-          continue;
-        }
-        const v = variants.find((x) => x.name === job)!;
-        await enterVariant(v);
-        const t = await timeTfjsSteps(spec, { steps, warmup, profile: r === 0 });
-        if (t.leakedTensors !== 0) leaks.push(`${key} [${v.name}]: ${t.leakedTensors} tensors`);
-        params[key] ??= t.params;
-        record(
-          key,
-          v.name,
-          t.msPerStep,
-          t.peakTensorBytes !== undefined ? t.peakTensorBytes / 2 ** 20 : undefined,
+  try {
+    for (let r = 0; r < repeats; r++) {
+      const tag = `round ${r + 1}/${repeats}`;
+      roundLoads.push(await loadAverage());
+      for (const spec of specs) {
+        const key = specKey(spec);
+        const jobs: string[] = rotate(
+          [...variants.map((v) => v.name), ...(torch.available ? ["pytorch"] : [])],
+          r,
         );
-        peakRss = Math.max(peakRss, Deno.memoryUsage().rss);
-        console.error(`${tag} ${key} [${v.name}]: ${fmt(median(t.msPerStep))} ms/step`);
+        for (const job of jobs) {
+          if (job === "pytorch") {
+            const res = await runTorchPeer(python, spec, { steps, warmup, threads: torchThreads });
+            if (!parity[key]) {
+              parity[key] = compareParamCounts(params[key] ?? res.params, res.params);
+              if (parity[key].length > 0) {
+                console.error(
+                  `bench: WARNING ${key}: PyTorch model differs: ${parity[key].join("; ")}`,
+                );
+              }
+            }
+            torchInfo[key] = { loss: res.loss };
+            record(key, "pytorch", res.msPerStep, {
+              peakMiB: res.peakRssMiB,
+              ...(res.savedForBackwardMiB !== undefined
+                ? { savedMiB: res.savedForBackwardMiB }
+                : {}),
+            });
+            console.error(`${tag} ${key} [pytorch]: ${fmt(res.medianMs)} ms/step`);
+            continue;
+          }
+          const v = variants.find((x) => x.name === job)!;
+          await enterVariant(v);
+          const t = await timeTfjsSteps(spec, { steps, warmup, profile: r === 0 });
+          if (t.leakedTensors !== 0) leaks.push(`${key} [${v.name}]: ${t.leakedTensors} tensors`);
+          params[key] ??= t.params;
+          record(key, v.name, t.msPerStep, {
+            ...(t.peakTensorBytes !== undefined ? { peakMiB: t.peakTensorBytes / 2 ** 20 } : {}),
+            ...(t.savedForBackwardBytes !== undefined
+              ? { savedMiB: t.savedForBackwardBytes / 2 ** 20 }
+              : {}),
+          });
+          peakRss = Math.max(peakRss, Deno.memoryUsage().rss);
+          console.error(`${tag} ${key} [${v.name}]: ${fmt(median(t.msPerStep))} ms/step`);
+        }
+      }
+      if (suites.includes("overhead")) {
+        await enterVariant(variants[0]);
+        for (const c of rotate([...OVERHEAD_CONFIGS], r)) {
+          const ms = await timeOverhead(c, { preset, batch: vitBatch, steps, warmup });
+          (overhead[c.label] ??= []).push(ms);
+          peakRss = Math.max(peakRss, Deno.memoryUsage().rss);
+          console.error(`${tag} overhead ${c.label} [${variants[0].name}]: ${fmt(ms)} ms/step`);
+        }
       }
     }
-    if (suites.includes("overhead")) {
-      await enterVariant(variants[0]);
-      for (const c of rotate([...OVERHEAD_CONFIGS], r)) {
-        const ms = await timeOverhead(c, { preset, batch: vitBatch, steps, warmup });
-        (overhead[c.label] ??= []).push(ms);
-        peakRss = Math.max(peakRss, Deno.memoryUsage().rss);
-        console.error(`${tag} overhead ${c.label} [${variants[0].name}]: ${fmt(ms)} ms/step`);
+  } finally {
+    // Back to the defaults on every exit path.
+    setNativeMatMul(false);
+    setFusedOps(true);
+  }
+  const minutes = (performance.now() - t0) / 60000;
+  // The memory pass: each cpu/wasm job once more in a process of its own (tfjs_peer.ts), for a
+  // peak RSS that compares with the PyTorch peer's. After the timed rounds, so no timing sees it.
+  const rssNotes: string[] = [];
+  let rssAfterInitMiB: number | null = null;
+  if (standard && !f["no-rss"]) {
+    if ((await peakRssMiB()) === null) {
+      rssNotes.push("memory pass skipped: no /proc/<pid>/status (peak RSS is read on Linux only)");
+    } else {
+      for (const spec of specs) {
+        for (const v of variants.filter((x) => x.backend === "wasm" || x.backend === "cpu")) {
+          try {
+            const r = await runTfjsPeer(spec, { variant: v.name, steps, warmup, ffi: BLAS_FFI });
+            if (r.deno !== Deno.version.deno) {
+              throw new Error(`the peer ran Deno ${r.deno}, the bench ${Deno.version.deno}`);
+            }
+            const k = `${specKey(spec)}|${v.name}`;
+            samples.get(k)!.rssMiB = r.peakRssMiB;
+            rssAfterInitMiB = Math.max(rssAfterInitMiB ?? 0, r.rssAfterInitMiB);
+            console.error(`memory ${specKey(spec)} [${v.name}]: peak RSS ${r.peakRssMiB} MiB`);
+          } catch (err) {
+            rssNotes.push(`${specKey(spec)} [${v.name}]: ${(err as Error).message}`);
+          }
+        }
       }
     }
   }
-  setNativeMatMul(false);
-  const minutes = (performance.now() - t0) / 60000;
+  for (const n of rssNotes) console.error(`bench: ${n}`);
   const loadAfter = await loadAverage();
 
   const keys = specs.map(specKey);
@@ -419,6 +465,8 @@ async function main(args: string[]): Promise<number> {
     torchLosses: torchInfo,
     tfjsLeaks: leaks,
     tfjsPeakRssMiB: Number((peakRss / 2 ** 20).toFixed(1)),
+    tfjsPeerRssAfterInitMiB: rssAfterInitMiB,
+    memoryPassNotes: rssNotes,
     overhead: suites.includes("overhead")
       ? {
         what: `median ms per training step of task 2 (regulariser and search active for ` +
@@ -461,14 +509,29 @@ async function main(args: string[]): Promise<number> {
         `${lmSeqLength} tokens. \`lora\` trains LoRA (+ ViT head); \`full\` trains every base ` +
         `weight (+ ViT head). Adam, clip 1.0, synthetic inputs.`,
       `- samples/s: images (ViT) or sequences (LM). Peak memory: tfjs = peak tensor bytes of ` +
-        `one profiled step (weights, optimiser state and activations); PyTorch = peak RSS of ` +
+        `one profiled step (weights, optimiser state and activations; FlatAdam's moments, ` +
+        `kept in JavaScript arrays, added at 8 bytes per trainable parameter); PyTorch = peak RSS of ` +
         `its process (${
           torch.available
             ? `of which ${
               torch.runtime.rssAfterImportMiB ?? "?"
             } MiB is Python and torch after import`
             : "no peer"
-        }). tfjs process peak RSS: ${result.tfjsPeakRssMiB} MiB (all jobs).`,
+        }). tfjs process peak RSS: ${result.tfjsPeakRssMiB} MiB (all jobs). tfjs peak tensor ` +
+        `bytes count every view of a shared buffer (reshapes, the tape's aliased clones) once ` +
+        `per view and leave out the runtime: the column to set beside PyTorch's RSS is ` +
+        `"peak RSS": each tfjs job run once more, after the timed rounds, in a Deno process of ` +
+        `its own (experiments/bench/tfjs_peer.ts; ${
+          rssAfterInitMiB === null
+            ? "not run"
+            : `≤ ${rssAfterInitMiB} MiB of it is Deno and tfjs after start-up`
+        }${rssNotes.length > 0 ? `; ${rssNotes.join("; ")}` : ""}).`,
+      `- Saved for backward: the activations one step holds for its backward pass, measured at ` +
+        `the end of the forward pass, each buffer once, the model's weights left out; tfjs = the ` +
+        `tensors its gradient tape saved (tapeSavedBytes, tfjs_steps.ts), PyTorch = the storages ` +
+        `autograd saved (saved_tensors_hooks, torch_peer.py). PyTorch frees each node's saved ` +
+        `tensors as soon as that node's backward has run; tfjs disposes them all at the end of ` +
+        `the backward pass, so on the tfjs side the whole amount is held at the step's peak.`,
       "",
       stepTable(rows, variantNames, { withTorch: torch.available }),
       "",

@@ -24,6 +24,7 @@ import { initBackend } from "../../lib/run/backend.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../../lib/io.ts";
 import { registerFastMatMulGradient } from "../../lib/models/fast_grads.ts";
 import { nativeMatMulStatus, setNativeMatMul } from "../../lib/native_blas.ts";
+import { setFusedOps } from "../../lib/models/fused_ops.ts";
 import { collectProvenance, dependencyVersions } from "../../lib/run/provenance.ts";
 import { flagHelp, parseFlags } from "../../lib/flags.ts";
 import { cpuModel, loadAverage } from "./machine.ts";
@@ -44,7 +45,11 @@ const FLAGS = {
     help: "configuration:mode pairs (ViT or decoder preset : lora|full)",
     default: "tiny:lora,small:full,byte-tiny:lora",
   },
-  variant: { type: "string" as const, help: "wasm or wasm+blas", default: "wasm+blas" },
+  variant: {
+    type: "string" as const,
+    help: "wasm or wasm+blas, either with -unfused (the plain tfjs compositions, tf.train.adam)",
+    default: "wasm+blas",
+  },
   steps: { type: "number" as const, help: "timed and profiled steps per phase", default: "5" },
   warmup: { type: "number" as const, help: "untimed steps before them", default: "2" },
   top: { type: "number" as const, help: "kernels listed per configuration", default: "12" },
@@ -79,8 +84,12 @@ async function main(args: string[]): Promise<number> {
     },
   );
   const variant = (f.variant as string | undefined) ?? "wasm+blas";
-  if (variant !== "wasm" && variant !== "wasm+blas") {
-    throw new Error(`--variant must be wasm or wasm+blas, got ${variant}`);
+  const fused = !variant.endsWith("-unfused");
+  const base = variant.replace(/-unfused$/, "");
+  if (base !== "wasm" && base !== "wasm+blas") {
+    throw new Error(
+      `--variant must be wasm or wasm+blas, either with -unfused, got ${variant}`,
+    );
   }
   const steps = positive("steps", (f.steps as number | undefined) ?? 5);
   const warmup = (f.warmup as number | undefined) ?? 2;
@@ -92,11 +101,12 @@ async function main(args: string[]): Promise<number> {
 
   const loadBefore = await loadAverage();
   const backend = await initBackend("wasm", { blas: (f.blas as string | undefined) ?? "auto" });
-  if (variant === "wasm+blas" && !nativeMatMulStatus().enabled) {
+  if (base === "wasm+blas" && !nativeMatMulStatus().enabled) {
     throw new Error(`--variant wasm+blas: no native BLAS (${nativeMatMulStatus().note})`);
   }
   registerFastMatMulGradient();
-  setNativeMatMul(variant === "wasm+blas");
+  setNativeMatMul(base === "wasm+blas");
+  setFusedOps(fused);
 
   const results: { key: string; profile: StepProfile }[] = [];
   const t0 = performance.now();

@@ -60,6 +60,10 @@ export interface BenchSamples {
   roundMedians: number[];
   /** Peak memory in MiB: tfjs peak tensor bytes of a step, or the peer's peak RSS. */
   peakMiB?: number;
+  /** tfjs variants: the peak RSS of the job run in a process of its own (tfjs_peer.ts), MiB. */
+  rssMiB?: number;
+  /** MiB of activations held for the backward pass at the end of the forward pass (weights left out). */
+  savedMiB?: number;
 }
 
 /** One row of the step table: a configuration with every variant's median. */
@@ -76,6 +80,10 @@ export interface StepRow {
   samplesPerSecond: Record<string, number | null>;
   /** Peak memory MiB by variant. */
   peakMiB: Record<string, number | null>;
+  /** Peak RSS MiB of the job in its own process, by tfjs variant (null = not measured). */
+  peakRssMiB: Record<string, number | null>;
+  /** MiB held for the backward pass at the end of the forward pass, by variant (null = not measured). */
+  savedMiB?: Record<string, number | null>;
   /** ms/step of each tfjs variant divided by PyTorch's (null without a peer). */
   ratioVsTorch: Record<string, number | null>;
   /** Parameter-count differences with the peer ([] = parity; null = no peer). */
@@ -112,12 +120,16 @@ export function summarizeRows(
     const ms: Record<string, number | null> = {};
     const sps: Record<string, number | null> = {};
     const peak: Record<string, number | null> = {};
+    const rss: Record<string, number | null> = {};
+    const saved: Record<string, number | null> = {};
     for (const v of all) {
       const s = samples.find((x) => x.key === key && x.variant === v);
       const m = s && s.roundMedians.length > 0 ? median(s.roundMedians) : null;
       ms[v] = m === null ? null : round1(m);
       sps[v] = m === null ? null : round1((1000 * info.samples[key]) / m);
       peak[v] = s?.peakMiB === undefined ? null : round1(s.peakMiB);
+      if (v !== "pytorch") rss[v] = s?.rssMiB === undefined ? null : round1(s.rssMiB);
+      saved[v] = s?.savedMiB === undefined ? null : round1(s.savedMiB);
     }
     const ratios: Record<string, number | null> = {};
     for (const v of variants) ratios[v] = ratio(ms[v], ms.pytorch);
@@ -128,6 +140,8 @@ export function summarizeRows(
       ms,
       samplesPerSecond: sps,
       peakMiB: peak,
+      peakRssMiB: rss,
+      savedMiB: saved,
       ratioVsTorch: ratios,
       parity: info.parity?.[key] ?? null,
     };
@@ -164,8 +178,19 @@ export function stepTable(
     head.push("PyTorch ms/step (samples/s)");
     for (const v of variants) head.push(`${v} / PyTorch`);
   }
+  // Fused vs unfused in the same rounds (a variant and its `-unfused` twin).
+  const pairs = variants.filter((v) => variants.includes(`${v}-unfused`));
+  for (const v of pairs) head.push(`${v} / ${v}-unfused`);
   for (const v of variants) head.push(`${v} peak tensors MiB`);
-  if (options.withTorch) head.push("PyTorch peak RSS MiB", "param parity");
+  const rssVariants = variants.filter((v) => rows.some((r) => r.peakRssMiB?.[v] != null));
+  for (const v of rssVariants) head.push(`${v} peak RSS MiB`);
+  if (options.withTorch) head.push("PyTorch peak RSS MiB");
+  const savedVariants = [...variants, ...(options.withTorch ? ["pytorch"] : [])]
+    .filter((v) => rows.some((r) => r.savedMiB?.[v] != null));
+  for (const v of savedVariants) {
+    head.push(`${v === "pytorch" ? "PyTorch" : v} saved for backward MiB`);
+  }
+  if (options.withTorch) head.push("param parity");
   const lines = [`| ${head.join(" | ")} |`, `| ${head.map(() => "---").join(" | ")} |`];
   for (const r of rows) {
     const cells = [
@@ -183,9 +208,16 @@ export function stepTable(
       cells.push(msCell("pytorch"));
       for (const v of variants) cells.push(cell(r.ratioVsTorch[v], "×"));
     }
+    for (const v of pairs) {
+      const a = r.ms[v];
+      const b = r.ms[`${v}-unfused`];
+      cells.push(a === null || b === null || b === undefined ? "–" : `${(a / b).toFixed(2)}×`);
+    }
     for (const v of variants) cells.push(cell(r.peakMiB[v]));
+    for (const v of rssVariants) cells.push(cell(r.peakRssMiB?.[v] ?? null));
+    if (options.withTorch) cells.push(cell(r.peakMiB.pytorch));
+    for (const v of savedVariants) cells.push(cell(r.savedMiB?.[v] ?? null));
     if (options.withTorch) {
-      cells.push(cell(r.peakMiB.pytorch));
       cells.push(
         r.parity === null
           ? "–"

@@ -12,6 +12,7 @@ import { createVitClassifier } from "../../lib/models/vit_classifier.ts";
 import { Rng } from "../../lib/random.ts";
 import { lmLoss } from "../../lib/train/lm_loss.ts";
 import { createAdam, optimizerStep, type StepResult } from "../../lib/train/step.ts";
+import { isFlatAdam } from "../../lib/train/flat_adam.ts";
 import { median } from "./report.ts";
 import type { BenchSpec, ParamCounts } from "./specs.ts";
 
@@ -24,8 +25,16 @@ export interface TfjsTiming {
   msPerStep: number[];
   /** Parameter counts of the model as built. */
   params: ParamCounts;
-  /** Peak tensor bytes during one extra profiled step (`tf.profile`), when asked for. */
+  /**
+   * Peak tensor bytes during one extra profiled step (`tf.profile`), when asked for, plus
+   * FlatAdam's moments (8 bytes per trainable parameter, held in JavaScript arrays).
+   */
   peakTensorBytes?: number;
+  /**
+   * Bytes the gradient tape holds for the backward pass at the end of the forward pass of the
+   * profiled step ({@link tapeSavedBytes}: distinct buffers, the weights left out), when asked for.
+   */
+  savedForBackwardBytes?: number;
   /** Tensors alive after the steps minus before building the model (0 = no leak). */
   leakedTensors: number;
   /** Loss of the first and last step (a sanity check that training moves). */
@@ -49,7 +58,7 @@ export function timeTfjsSteps(
   spec: BenchSpec,
   options: { steps: number; warmup: number; profile?: boolean },
 ): Promise<TfjsTiming> {
-  return withHarnessModel(spec, async ({ built, step }) => {
+  return withHarnessModel(spec, async ({ built, step, optimizer }) => {
     const losses: number[] = [];
     for (let i = 0; i < options.warmup; i++) losses.push((await step()).total);
     const ms: number[] = [];
@@ -60,16 +69,24 @@ export function timeTfjsSteps(
       losses.push(r.total);
     }
     let peakTensorBytes: number | undefined;
+    let savedForBackwardBytes: number | undefined;
     if (options.profile) {
       const info = await tf.profile(async () => {
         await step();
       });
-      peakTensorBytes = info.peakBytes;
+      // FlatAdam keeps its two moments in JavaScript arrays, outside tfjs's tensor count:
+      // 8 bytes per trainable parameter, added so that the column compares like with like.
+      peakTensorBytes = info.peakBytes + (isFlatAdam(optimizer) ? 8 * built.params.trainable : 0);
+      const weights = new Set<unknown>(built.weights.map((w) => w.dataId));
+      await step(() => {
+        savedForBackwardBytes = tapeSavedBytes(weights);
+      });
     }
     return {
       msPerStep: ms,
       params: built.params,
       ...(peakTensorBytes !== undefined ? { peakTensorBytes } : {}),
+      ...(savedForBackwardBytes !== undefined ? { savedForBackwardBytes } : {}),
       loss: { first: losses[0] ?? NaN, last: losses[losses.length - 1] ?? NaN },
     };
   });
@@ -77,12 +94,25 @@ export function timeTfjsSteps(
 
 /**
  * Build the harness model of `spec` (seed 0) and an Adam optimiser, give `run` the model and
- * its optimiser step (Adam, clipping, LoRA dropout on, a fresh dropout seed per call), then
+ * its optimiser step (Adam, clipping, LoRA dropout on, a fresh dropout seed per call; an
+ * `afterForward` callback runs inside the gradient tape once the loss is computed), then
  * dispose both and count the tensors left over (0 = no leak).
+ *
+ * @example
+ * ```ts ignore
+ * const first = await withHarnessModel(spec, async ({ step }) => (await step()).total);
+ * ```
  */
-async function withHarnessModel<R>(
+export async function withHarnessModel<R>(
   spec: BenchSpec,
-  run: (m: { built: BuiltTfjs; rng: Rng; step: () => Promise<StepResult> }) => Promise<R>,
+  run: (
+    m: {
+      built: BuiltTfjs;
+      rng: Rng;
+      step: (afterForward?: () => void) => Promise<StepResult>;
+      optimizer: tf.Optimizer;
+    },
+  ) => Promise<R>,
 ): Promise<R & { leakedTensors: number }> {
   const before = tf.memory().numTensors;
   const rng = new Rng(0);
@@ -93,17 +123,46 @@ async function withHarnessModel<R>(
     result = await run({
       built,
       rng,
-      step: () =>
-        optimizerStep(built.variables, () => ({ total: built.loss(rng.seed()), terms: {} }), {
-          optimizer,
-          clipNorm: spec.clipNorm,
-        }),
+      optimizer,
+      step: (afterForward) =>
+        optimizerStep(built.variables, () => {
+          const total = built.loss(rng.seed());
+          afterForward?.();
+          return { total, terms: {} };
+        }, { optimizer, clipNorm: spec.clipNorm }),
     });
   } finally {
     optimizer.dispose();
     built.dispose();
   }
   return { ...result, leakedTensors: tf.memory().numTensors - before };
+}
+
+/**
+ * Bytes of the distinct buffers the active gradient tape holds for the backward pass: every
+ * tape node's saved tensors, each buffer (`dataId`) counted once, the buffers in `exclude` (the
+ * weights) left out; 0 outside a gradient computation. tfjs keeps all of them until the whole
+ * backward pass has run (it disposes the tape's saved tensors at its end), so this is the
+ * activation memory of the step's peak. It reads `tf.engine().state.activeTape`, engine state
+ * that tfjs does not export as API: a diagnostic for the bench, not for training code.
+ *
+ * @example
+ * ```ts ignore
+ * optimizerStep(vars, () => { const l = loss(); console.log(tapeSavedBytes(new Set())); return { total: l, terms: {} }; }, opts);
+ * ```
+ */
+export function tapeSavedBytes(exclude: ReadonlySet<unknown>): number {
+  const state = tf.engine().state as unknown as { activeTape: { saved?: tf.Tensor[] }[] | null };
+  const seen = new Set<unknown>();
+  let bytes = 0;
+  for (const node of state.activeTape ?? []) {
+    for (const t of node.saved ?? []) {
+      if (t.isDisposed || exclude.has(t.dataId) || seen.has(t.dataId)) continue;
+      seen.add(t.dataId);
+      bytes += t.size * (t.dtype === "int32" || t.dtype === "float32" ? 4 : 1);
+    }
+  }
+  return bytes;
 }
 
 /** Kernel time of one kernel name in a profiled phase, per step. */
@@ -229,6 +288,8 @@ export function profileTfjsStep(
 
 interface BuiltTfjs {
   variables: tf.Variable[];
+  /** Every weight of the model, trainable or frozen. */
+  weights: tf.Tensor[];
   params: ParamCounts;
   loss(seed: number): tf.Scalar;
   dispose(): void;
@@ -254,6 +315,7 @@ function buildTfjs(spec: BenchSpec, rng: Rng): BuiltTfjs {
     const counts = { base: sizeOf(base), lora: sizeOf(lora), head: sizeOf(head) };
     return {
       variables,
+      weights: [...base, ...lora, ...head],
       params: {
         ...counts,
         total: counts.base + counts.lora + counts.head,
@@ -281,6 +343,7 @@ function buildTfjs(spec: BenchSpec, rng: Rng): BuiltTfjs {
   const counts = { base: sizeOf(base), lora: sizeOf(lora), head: 0 };
   return {
     variables,
+    weights: [...base, ...lora],
     params: { ...counts, total: counts.base + counts.lora, trainable: sizeOf(variables) },
     loss: (seed) => {
       const t = tf.tensor2d(ids, [spec.batch, spec.seqLength], "int32");

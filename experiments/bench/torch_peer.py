@@ -314,6 +314,32 @@ def set_trainable(model, mode, head_prefix):
         p.requires_grad_(is_head or (is_lora if mode == "lora" else not is_lora))
 
 
+def saved_for_backward_mib(torch, model, loss_fn):
+    """MiB of the distinct storages autograd saves for the backward pass of one forward pass.
+
+    Counted with saved_tensors_hooks at the end of the forward pass, each storage once, the
+    model's parameters left out: the activation memory the backward pass needs (autograd frees
+    each node's saved tensors as soon as that node's backward has run). The pass is then
+    backpropagated and its gradients dropped, so the model is left as it was.
+    """
+    weights = {p.data_ptr() for p in model.parameters()}
+    seen = {}
+
+    def pack(t):
+        st = t.untyped_storage() if hasattr(t, "untyped_storage") else t.storage()
+        ptr = st.data_ptr()
+        if ptr not in weights:
+            seen[ptr] = st.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = loss_fn()
+    loss.backward()
+    for p in model.parameters():
+        p.grad = None
+    return sum(seen.values()) / 2**20
+
+
 def run(spec, torch):
     torch.manual_seed(spec.get("seed", 0))
     VitClassifier, Decoder = build_modules(torch)
@@ -372,6 +398,7 @@ def run(spec, torch):
         t0 = time.perf_counter()
         losses.append(step())
         times.append((time.perf_counter() - t0) * 1000)
+    saved_mib = saved_for_backward_mib(torch, model, loss_fn)
     med = statistics.median(times)
     return {
         "params": param_counts(model, head_prefix),
@@ -380,6 +407,7 @@ def run(spec, torch):
         "samplesPerSecond": round(samples_per_step * 1000 / med, 2),
         "rssAfterBuildMiB": round(rss_built, 1),
         "peakRssMiB": round(peak_rss_mib(), 1),
+        "savedForBackwardMiB": round(saved_mib, 1),
         "loss": {"first": losses[0], "last": losses[-1]},
     }
 

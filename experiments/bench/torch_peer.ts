@@ -44,6 +44,8 @@ export interface TorchPeerResult extends TorchRuntime {
   rssAfterBuildMiB: number;
   /** Peak RSS of the peer process (MiB). */
   peakRssMiB: number;
+  /** MiB of the distinct storages autograd saves for backward in one forward pass (weights left out). */
+  savedForBackwardMiB?: number;
   /** First and last loss. */
   loss: { first: number; last: number };
 }
@@ -138,6 +140,9 @@ export function parseTorchPeerOutput(stdout: string): TorchPeerResult {
     samplesPerSecond: need<number>(o, "samplesPerSecond", "number"),
     rssAfterBuildMiB: need<number>(o, "rssAfterBuildMiB", "number"),
     peakRssMiB: need<number>(o, "peakRssMiB", "number"),
+    ...(typeof o.savedForBackwardMiB === "number"
+      ? { savedForBackwardMiB: o.savedForBackwardMiB }
+      : {}),
     loss: { first: Number(loss.first), last: Number(loss.last) },
   };
 }

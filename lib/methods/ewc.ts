@@ -32,6 +32,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import { addN } from "../models/many_inputs.ts";
 import type { AdaptedModel } from "../models/backbone.ts";
 import type { ContinualMethod, MethodState, Track } from "./method.ts";
 import { taskLossOnly } from "./method.ts";
@@ -84,7 +85,7 @@ export function ewcPenalty(
     const sums = variables.map((v, i) =>
       tf.sum(tf.mul(options.fisher[i], tf.square(tf.sub(v, options.anchor[i]))))
     );
-    return tf.mul(tf.addN(sums), options.lambda / 2) as Scalar;
+    return tf.mul(addN(sums), options.lambda / 2) as Scalar;
   });
 }
 

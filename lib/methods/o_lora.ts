@@ -23,6 +23,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import { addN } from "../models/many_inputs.ts";
 import type { LoraSite } from "../models/backbone.ts";
 import { resetLiveAdapter, TaskAdapters } from "../models/adapter_pool.ts";
 import type { ContinualMethod, LossParts, MethodState } from "./method.ts";
@@ -103,7 +104,7 @@ export function oldRows(site: LoraSite): Tensor2D | null {
  * ```
  */
 export function liveL2Norms(sites: LoraSite[]): Scalar {
-  return tf.addN(
+  return addN(
     sites.flatMap((s) => [s.a, s.b]).map((v) => tf.sqrt(tf.add(tf.sum(tf.square(v)), 1e-12))),
   ) as Scalar;
 }
@@ -178,7 +179,7 @@ export function createOLora(options: Record<string, unknown> = {}): ContinualMet
       const terms: Record<string, Scalar> = {};
       let total: Scalar = tf.scalar(0);
       if (pairs.length > 0) {
-        const orth = tf.addN(
+        const orth = addN(
           pairs.map(([o, a]) => orthogonalityPenalty(o!, a as Tensor2D)),
         ) as Scalar;
         terms.orthogonality = orth;

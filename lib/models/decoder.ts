@@ -84,9 +84,11 @@ import {
   type LinearParams,
   type LoraForward,
   rmsNorm,
+  silu,
   siteSeed,
 } from "./layers.ts";
 import { createLoraSite, loraScale } from "./lora.ts";
+import { attentionCore } from "./attention_core.ts";
 import type { TensorData, TensorMap } from "./safetensors.ts";
 import type { Tensor, Tensor1D, Tensor2D, Tensor3D, Tensor4D, Variable } from "../tensor.ts";
 
@@ -583,7 +585,9 @@ export function attentionBias(keyMask: Tensor2D, options: { queries: number }): 
  * [B, Hkv, Tk, d]; query head h uses key/value head ⌊h / (H/Hkv)⌋ (Hugging
  * Face's `repeat_kv`). The H/Hkv query heads of a group are folded into the
  * token axis, so each group is one batched matMul against its K and V (no
- * tiling). `bias` [B, 1, Tq, Tk] is added to the scores. Returns [B·Tq, H·d].
+ * tiling); scores, softmax and weighted sum are one op with its own gradient
+ * (`attentionCore`). `bias` [B, 1, Tq, Tk] is added to the scores. Returns
+ * [B·Tq, H·d].
  *
  * @example
  * ```ts
@@ -611,20 +615,27 @@ export function groupedQueryAttention(
   }
   const g = h / hkv;
   return tf.tidy(() => {
-    // [B, Tq, Hkv, g, d] → [B, Hkv, g, Tq, d] → [B·Hkv, g·Tq, d]; q carries 1/√d.
-    const qg = tf.mul(
-      tf.reshape(tf.transpose(tf.reshape(q, [b, tq, hkv, g, d]), [0, 2, 3, 1, 4]), [
-        b * hkv,
-        g * tq,
-        d,
-      ]),
-      1 / Math.sqrt(d),
-    ) as Tensor3D;
-    const scores = tf.matMul(qg, tf.reshape(kT, [b * hkv, d, tk]) as Tensor3D);
-    // Rows (group j, member r, query t) are head h = j·g + r: [B, H, Tq, Tk].
-    const masked = tf.add(tf.reshape(scores, [b, h, tq, tk]), options.bias);
-    const attn = tf.reshape(tf.softmax(masked, -1), [b * hkv, g * tq, tk]) as Tensor3D;
-    const out = tf.matMul(attn, tf.reshape(v, [b * hkv, tk, d]) as Tensor3D);
+    // [B, Tq, Hkv, g, d] → [B, Hkv, g, Tq, d] → [B·Hkv, g·Tq, d].
+    const qg = tf.reshape(tf.transpose(tf.reshape(q, [b, tq, hkv, g, d]), [0, 2, 3, 1, 4]), [
+      b * hkv,
+      g * tq,
+      d,
+    ]) as Tensor3D;
+    const out = attentionCore(
+      qg,
+      tf.reshape(kT, [b * hkv, d, tk]) as Tensor3D,
+      tf.reshape(v, [b * hkv, tk, d]) as Tensor3D,
+      {
+        scale: 1 / Math.sqrt(d),
+        // Rows (group j, member r, query t) are head h = j·g + r: the bias is [B, 1, Tq, Tk].
+        addBias: (scores) =>
+          tf.reshape(tf.add(tf.reshape(scores, [b, h, tq, tk]), options.bias), [
+            b * hkv,
+            g * tq,
+            tk,
+          ]) as Tensor3D,
+      },
+    );
     // [B, Hkv, g, Tq, d] → [B, Tq, Hkv, g, d] → [B·Tq, H·d]
     return tf.reshape(tf.transpose(tf.reshape(out, [b, hkv, g, tq, d]), [0, 3, 1, 2, 4]), [
       b * tq,
@@ -656,7 +667,7 @@ export function gatedMlp(
 ): Tensor2D {
   return tf.tidy(() => {
     const g = linear(x, p.gate);
-    const act = options.activation === "silu" ? tf.mul(g, tf.sigmoid(g)) : geluTanh(g);
+    const act = options.activation === "silu" ? silu(g) : geluTanh(g);
     return linear(tf.mul(act, linear(x, p.up)) as Tensor2D, p.down);
   });
 }

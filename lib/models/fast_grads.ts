@@ -38,6 +38,33 @@ function swapLastTwo(x: Tensor): Tensor {
   return tf.transpose(x, perm);
 }
 
+/**
+ * op(a)·op(b) with op = transpose of the last two axes where asked, in the form that is fast on
+ * the backend running: transpose flags when the native BLAS kernel is active (they are
+ * `cblas_sgemm` flags there), explicit transposes and a plain product otherwise (a flagged
+ * matMul is several times slower on stock wasm; module doc).
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { matMulT } from "./fast_grads.ts";
+ * const y = matMulT(tf.tensor2d([[1, 2]]), tf.tensor2d([[3, 4]]), false, true); // [[11]]
+ * ```
+ */
+export function matMulT<T extends Tensor>(
+  a: T,
+  b: T,
+  transposeA: boolean,
+  transposeB: boolean,
+): T {
+  if (nativeMatMulActive() || (!transposeA && !transposeB)) {
+    return tf.matMul(a, b, transposeA, transposeB) as T;
+  }
+  return tf.tidy(() =>
+    tf.matMul(transposeA ? swapLastTwo(a) : a, transposeB ? swapLastTwo(b) : b) as T
+  );
+}
+
 function checkBatchDims(a: Tensor, b: Tensor): void {
   const batchA = a.shape.slice(0, -2);
   const batchB = b.shape.slice(0, -2);

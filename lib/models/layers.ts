@@ -17,6 +17,8 @@
 import * as tf from "@tensorflow/tfjs";
 import type { LoraSite } from "./backbone.ts";
 import { loraDelta } from "./lora.ts";
+import { attentionCore } from "./attention_core.ts";
+import { fusedOps } from "./fused_ops.ts";
 import type { Tensor, Tensor2D, Tensor3D, Variable } from "../tensor.ts";
 
 /** Weight and bias of a LayerNorm over the last axis. */
@@ -110,10 +112,57 @@ export function rmsNorm<T extends Tensor>(
   weight: Tensor,
   options: { eps: number },
 ): T {
-  return tf.tidy(() => {
-    const ms = tf.mean(tf.square(x), -1, true);
-    return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, options.eps))), weight) as T;
+  const eps = options.eps;
+  if (!fusedOps()) {
+    return tf.tidy(() => {
+      const ms = tf.mean(tf.square(x), -1, true);
+      return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, eps))), weight) as T;
+    });
+  }
+  // As in layerNorm, only the normalisation is a custom op (γ stays on the tape).
+  const normalize = tf.customGrad((...args: (Tensor | tf.GradSaveFunc)[]) => {
+    const xx = args[0] as Tensor;
+    const r = tf.rsqrt(tf.add(tf.mean(tf.square(xx), -1, true), eps));
+    const n = tf.mul(xx, r);
+    (args[1] as tf.GradSaveFunc)([n, r]);
+    return {
+      value: n,
+      gradFunc: (dy: Tensor | Tensor[], saved: Tensor[]) => {
+        const [nn, rr] = saved;
+        const d = dy as Tensor;
+        // n = x·r, r = (mean(x²) + ε)^(−1/2): dx = r·(dn − n·mean(dn·n)).
+        return [tf.mul(tf.sub(d, tf.mul(nn, tf.mean(tf.mul(d, nn), -1, true))), rr)];
+      },
+    };
   });
+  return tf.tidy(() => tf.mul(normalize(x), weight) as T);
+}
+
+/**
+ * SiLU (swish), x·σ(x), with its gradient written out: σ(x)·(1 + x·(1 − σ(x))).
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { silu } from "./layers.ts";
+ * const y = silu(tf.tensor1d([0, 1])); // [0, 0.7311]
+ * ```
+ */
+export function silu<T extends Tensor>(x: T): T {
+  if (!fusedOps()) return tf.tidy(() => tf.mul(x, tf.sigmoid(x)) as T);
+  const f = tf.customGrad((...args: (Tensor | tf.GradSaveFunc)[]) => {
+    const xx = args[0] as Tensor;
+    const s = tf.sigmoid(xx);
+    (args[1] as tf.GradSaveFunc)([xx, s]);
+    return {
+      value: tf.mul(xx, s),
+      gradFunc: (dy: Tensor | Tensor[], saved: Tensor[]) => {
+        const [xs, sg] = saved;
+        return [tf.mul(dy as Tensor, tf.mul(sg, tf.add(tf.mul(xs, tf.sub(1, sg)), 1)))];
+      },
+    };
+  });
+  return f(x) as T;
 }
 
 /**
@@ -226,8 +275,9 @@ export function siteSeed(seed: number | undefined, index: number): number | unde
 /**
  * Scaled dot-product multi-head attention on rows. q, k, v are [B·T, dim]
  * (token-major within each sequence); the result is [B·T, dim] with the heads
- * concatenated. Heads are formed by reshape + transpose to [B·heads, T, dh],
- * scores and outputs are batched matMuls. `causal` masks future tokens.
+ * concatenated. Heads are formed by reshape + transpose to [B·heads, T, dh];
+ * the scores, softmax and weighted sum are one op with its own gradient
+ * ({@link attentionCore}). `causal` masks future tokens.
  *
  * @example
  * ```ts
@@ -250,24 +300,22 @@ export function multiHeadAttention(
   }
   const dh = dim / h;
   return tf.tidy(() => {
-    // [B·T, dim] → [B, T, H, dh] → [B, H, T, dh] → [B·H, T, dh]; q carries the 1/√dh.
+    // [B·T, dim] → [B, T, H, dh] → [B, H, T, dh] → [B·H, T, dh].
     const heads = (x: Tensor2D) =>
       tf.reshape(tf.transpose(tf.reshape(x, [b, t, h, dh]), [0, 2, 1, 3]), [b * h, t, dh]);
-    const qh = tf.mul(heads(q), 1 / Math.sqrt(dh)) as Tensor3D;
     // kᵀ directly: [B, T, H, dh] → [B, H, dh, T] → [B·H, dh, T].
     const kt = tf.reshape(tf.transpose(tf.reshape(k, [b, t, h, dh]), [0, 2, 3, 1]), [
       b * h,
       dh,
       t,
     ]) as Tensor3D;
-    const vh = heads(v) as Tensor3D;
-    let scores: Tensor3D = tf.matMul(qh, kt); // [B·H, T, T]
-    if (options.causal) {
-      const allowed = tf.linalg.bandPart(tf.ones([t, t]), -1, 0);
-      scores = tf.add(scores, tf.mul(tf.sub(1, allowed), -1e9));
-    }
-    const attn = tf.softmax(scores, -1);
-    const out = tf.matMul(attn, vh); // [B·H, T, dh]
+    const mask = options.causal
+      ? tf.mul(tf.sub(1, tf.linalg.bandPart(tf.ones([t, t]), -1, 0)), -1e9)
+      : null;
+    const out = attentionCore(heads(q) as Tensor3D, kt, heads(v) as Tensor3D, {
+      scale: 1 / Math.sqrt(dh),
+      ...(mask ? { addBias: (scores: Tensor3D) => tf.add(scores, mask) as Tensor3D } : {}),
+    }); // [B·H, T, dh]
     return tf.reshape(tf.transpose(tf.reshape(out, [b, h, t, dh]), [0, 2, 1, 3]), [b * t, dim]);
   });
 }

@@ -24,6 +24,8 @@ import * as tf from "@tensorflow/tfjs";
 import type { Rng } from "../random.ts";
 import type { LoraConfig, LoraSite } from "./backbone.ts";
 import { makeVariable, uniformArray, uniqueScope } from "./init.ts";
+import { fusedOps } from "./fused_ops.ts";
+import { matMulT } from "./fast_grads.ts";
 import type { Tensor, Tensor2D } from "../tensor.ts";
 
 /**
@@ -217,18 +219,62 @@ export function loraDelta(
   }
   return tf.tidy(() => {
     site.recordInput?.(x);
-    let h: Tensor2D = x;
+    let mask: Tensor2D | null = null;
     if (options.training && options.dropout > 0) {
       if (options.seed === undefined) {
         throw new Error(`loraDelta ${site.name}: training with dropout needs a seed`);
       }
-      h = tf.mul(x, dropoutMask(x.shape, options.dropout, options.seed));
+      mask = dropoutMask(x.shape, options.dropout, options.seed);
     }
     const factors = activeFactors(site);
     if (factors === null) return tf.zeros([x.shape[0], site.dOut]) as Tensor2D;
-    const { a, b } = factors;
-    const down = tf.matMul(h, tf.transpose(a)); // [N, r]
-    // The scale goes on Bᵀ [r, dOut], the smallest operand.
-    return tf.matMul(down, tf.mul(tf.transpose(b), options.scale)); // [N, dOut]
+    return loraProduct(x, factors.a as Tensor2D, factors.b as Tensor2D, {
+      scale: options.scale,
+      mask,
+    });
   });
+}
+
+/**
+ * s·((x ⊙ mask)·Aᵀ)·Bᵀ as one op with its own gradient: with h = x ⊙ mask, d = h·Aᵀ [N, r]
+ * and dy [N, dOut], dB = s·dyᵀ·d, dd = s·dy·B, dA = ddᵀ·h and dx = (dd·A) ⊙ mask: four
+ * products and the mask, where tfjs's autodiff of the composition also records and
+ * differentiates the two transposes and the scaling. With the fused ops off (`fused_ops.ts`),
+ * that composition.
+ */
+function loraProduct(
+  x: Tensor2D,
+  a: Tensor2D,
+  b: Tensor2D,
+  options: { scale: number; mask: Tensor2D | null },
+): Tensor2D {
+  const { scale, mask } = options;
+  if (!fusedOps()) {
+    // The composition, as tfjs's autodiff differentiates it (fused_ops.ts).
+    const h = mask ? tf.mul(x, mask) as Tensor2D : x;
+    const down = tf.matMul(h, tf.transpose(a)); // [N, r]
+    return tf.matMul(down, tf.mul(tf.transpose(b), scale) as Tensor2D); // [N, dOut]
+  }
+  const f = tf.customGrad((...args: (Tensor | tf.GradSaveFunc)[]) => {
+    const [xx, aa, bb] = args as Tensor2D[];
+    const h = mask ? tf.mul(xx, mask) as Tensor2D : xx;
+    const down = matMulT(h, aa, false, true); // [N, r]
+    // The scale goes on B [dOut, r], the smallest operand.
+    const sb = tf.mul(bb, scale) as Tensor2D;
+    // The mask is saved too: made inside the caller's tidy, it would be gone by the backward pass.
+    (args[3] as tf.GradSaveFunc)(mask ? [h, down, aa, sb, mask] : [h, down, aa, sb]);
+    return {
+      value: matMulT(down, sb, false, true), // [N, dOut]
+      gradFunc: (dy: Tensor | Tensor[], saved: Tensor[]) => {
+        const [sh, sd, sa, ssb, smask] = saved as Tensor2D[];
+        const g = dy as Tensor2D;
+        const dDown = tf.matMul(g, ssb); // s·dy·B [N, r]
+        const dB = tf.mul(matMulT(g, sd, true, false), scale); // s·dyᵀ·d [dOut, r]
+        const dA = matMulT(dDown, sh, true, false); // [r, dIn]
+        const dh = tf.matMul(dDown, sa); // [N, dIn]
+        return [smask ? tf.mul(dh, smask) : dh, dA, dB];
+      },
+    };
+  });
+  return f(x, a, b) as Tensor2D;
 }

@@ -196,32 +196,23 @@ async function loadStream(
         }`,
       );
     }
-    const k = spec.data.pretrainSplit.classes;
-    if (k >= classes.length) {
+    try {
+      split = splitPretrainClasses(classes.length, {
+        pretrainClasses: spec.data.pretrainSplit.classes,
+        seed: spec.data.pretrainSplit.seed,
+      });
+    } catch (err) {
       throw new Error(
-        `--pretrain-classes ${k}: ${dir} has ${classes.length} classes; expected 1…${
-          classes.length - 1
-        } (the rest are the stream)`,
+        `--pretrain-classes ${spec.data.pretrainSplit.classes}: ${dir} has ${classes.length} ` +
+          `classes; expected 1…${classes.length - 1} (the rest are the stream): ${
+            (err as Error).message
+          }`,
       );
     }
-    split = splitPretrainClasses(classes.length, {
-      pretrainClasses: spec.data.pretrainSplit.classes,
-      seed: spec.data.pretrainSplit.seed,
-    });
     checkDisjoint(split.pretrainClasses, split.streamClasses);
-    const preTrain = selectClasses(train, split.pretrainClasses);
-    const preTest = selectClasses(test, split.pretrainClasses);
-    pretrainImages = {
-      train: preTrain,
-      test: preTest,
-      identity: {
-        classes: split.pretrainClasses,
-        trainSha256: await sha256Hex(preTrain.pixels),
-        testSha256: await sha256Hex(preTest.pixels),
-      },
-      description: `${split.pretrainClasses.length} classes of ${resolve(dir)} ` +
-        `(split seed ${split.seed}; ${preTrain.count} train / ${preTest.count} held-out images)`,
-    };
+    // With --weights nothing is pre-trained here: the split only leaves the classes out of the
+    // stream, so their images are neither selected nor hashed.
+    if (!spec.backbone.weights) pretrainImages = await pretrainImagesOf(train, test, split, dir);
   }
   const stream = splitClassIncremental(train, test, {
     numTasks: spec.data.numTasks,
@@ -256,6 +247,28 @@ async function loadStream(
       : {}),
   };
   return { stream, dataInfo, pretrainImages };
+}
+
+/** The pre-training classes' images of a split, with the identity that keys the backbone cache. */
+async function pretrainImagesOf(
+  train: ImageSet,
+  test: ImageSet,
+  split: PretrainSplit,
+  dir: string,
+): Promise<PretrainImages> {
+  const preTrain = selectClasses(train, split.pretrainClasses);
+  const preTest = selectClasses(test, split.pretrainClasses);
+  return {
+    train: preTrain,
+    test: preTest,
+    identity: {
+      classes: split.pretrainClasses,
+      trainSha256: await sha256Hex(preTrain.pixels),
+      testSha256: await sha256Hex(preTest.pixels),
+    },
+    description: `${split.pretrainClasses.length} classes of ${resolve(dir)} ` +
+      `(split seed ${split.seed}; ${preTrain.count} train / ${preTest.count} held-out images)`,
+  };
 }
 
 /** The flags of the ViT track (the common ones are in lib/run/cli.ts). */

@@ -28,6 +28,7 @@ import type { AdaptedModel } from "../models/backbone.ts";
 import { loadWeights, saveWeights, type TensorData } from "../models/safetensors.ts";
 import type { Rng, RngState } from "../random.ts";
 import { createAdam } from "./step.ts";
+import { isFlatAdam } from "./flat_adam.ts";
 import type { Variable } from "../tensor.ts";
 
 /** A trainer checkpoint after task `taskIndex` (0-based). */
@@ -127,8 +128,11 @@ export async function captureCheckpoint(
       })),
     );
     // tfjs makes a fresh scalar for the iteration count on every getWeights() call
-    // (`iter`); the other entries are the optimiser's own slots and stay alive.
-    for (const w of weights) if (w.name === "iter") w.tensor.dispose();
+    // (`iter`); the other entries are its own slot variables and stay alive. FlatAdam's
+    // entries are all fresh copies.
+    for (const w of weights) {
+      if (w.name === "iter" || isFlatAdam(options.optimizer)) w.tensor.dispose();
+    }
   }
   return {
     taskIndex: options.taskIndex,

@@ -7,7 +7,10 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import { addN, stack } from "../models/many_inputs.ts";
 import type { NamedTensorMap, Scalar, Tensor, Variable } from "../tensor.ts";
+import { FlatAdam, isFlatAdam } from "./flat_adam.ts";
+import { fusedOps } from "../models/fused_ops.ts";
 
 /** Result of {@link optimizerStep}: the loss terms read back as numbers and the gradient norm. */
 export interface StepResult {
@@ -131,8 +134,13 @@ export async function optimizerStep(
     taskWanted = tapped.length === 0
       ? []
       : wanted.map((w, i) => tf.keep(tapped.reduce((g, t) => tf.sub(g, t.grads[i]), w)));
+    if (isFlatAdam(options.optimizer)) {
+      // Clipping and Adam in one pass over the gradients (lib/train/flat_adam.ts).
+      const normValue = options.optimizer.applyClipped(adjusted, { clipNorm: options.clipNorm });
+      return tf.stack([value, tf.scalar(normValue)]);
+    }
     const sq = names.map((n) => tf.sum(tf.square(adjusted[n])));
-    const norm = tf.sqrt(tf.addN(sq));
+    const norm = tf.sqrt(addN(sq));
     let applied = adjusted;
     if (options.clipNorm > 0) {
       const scale = tf.minimum(tf.scalar(1), tf.div(options.clipNorm, tf.add(norm, 1e-6)));
@@ -143,7 +151,7 @@ export async function optimizerStep(
   });
   const termNames = Object.keys(kept);
   const termValues = termNames.length > 0
-    ? tf.tidy(() => tf.stack(termNames.map((n) => kept[n])))
+    ? tf.tidy(() => stack(termNames.map((n) => kept[n])))
     : null;
   const [vals, termVals, ...gradients] = await Promise.all([
     out.data(),
@@ -173,10 +181,25 @@ export async function optimizerStep(
   };
 }
 
-/** Adam as the harness uses it; `beta2` 0.999 (ViT) or 0.95 (the TreeLoRA LLM scripts). */
+/**
+ * Adam as the harness uses it; `beta2` 0.999 (ViT) or 0.95 (the TreeLoRA LLM scripts). On the
+ * `cpu` and `wasm` backends this is {@link FlatAdam} (the same float32 arithmetic in one
+ * JavaScript pass, with the clipping of {@link optimizerStep} folded in); elsewhere (GPU
+ * backends, whose tensors are not in main memory, or with the fused ops off:
+ * lib/models/fused_ops.ts) tfjs's `tf.train.adam`.
+ */
 export function createAdam(
   options: { lr: number; beta1?: number; beta2?: number; epsilon?: number },
 ): tf.Optimizer {
+  const backend = tf.getBackend();
+  if (fusedOps() && (backend === "cpu" || backend === "wasm")) {
+    return new FlatAdam({
+      lr: options.lr,
+      beta1: options.beta1 ?? 0.9,
+      beta2: options.beta2 ?? 0.999,
+      epsilon: options.epsilon ?? 1e-8,
+    });
+  }
   return tf.train.adam(
     options.lr,
     options.beta1 ?? 0.9,

@@ -8,7 +8,9 @@ import {
   specKey,
   standardSpecs,
 } from "../../experiments/bench/specs.ts";
-import { timeTfjsSteps } from "../../experiments/bench/tfjs_steps.ts";
+import { tapeSavedBytes, timeTfjsSteps } from "../../experiments/bench/tfjs_steps.ts";
+import * as tf from "@tensorflow/tfjs";
+import { parseTfjsPeerOutput, peakRssMiB, runTfjsPeer } from "../../experiments/bench/tfjs_peer.ts";
 import {
   parseTorchPeerOutput,
   parseTorchProbe,
@@ -163,6 +165,18 @@ Deno.test("summarizeRows takes medians over rounds and ratios against PyTorch; s
   assertStringIncludes(table[2], "| equal |");
   assertStringIncludes(table[3], "| lm x full | – | – | – | – |");
 
+  const saved = summarizeRows([key], ["wasm"], [
+    { key, variant: "wasm", roundMedians: [300], savedMiB: 12.34 },
+    { key, variant: "pytorch", roundMedians: [100], savedMiB: 5 },
+  ], { samples: { [key]: 32 }, parity: { [key]: [] } });
+  const savedTable = stepTable(saved, ["wasm"], { withTorch: true }).split("\n");
+  assertStringIncludes(
+    savedTable[0],
+    "| wasm saved for backward MiB | PyTorch saved for backward MiB | param parity |",
+  );
+  assertStringIncludes(savedTable[2], "| 12.3 | 5 | equal |");
+  assert(!table[0].includes("saved for backward"));
+
   const noTorch = stepTable(rows, ["wasm"], { withTorch: false });
   assert(!noTorch.includes("PyTorch"));
   const differs = summarizeRows([key], ["wasm"], [], {
@@ -175,6 +189,20 @@ Deno.test("summarizeRows takes medians over rounds and ratios against PyTorch; s
   );
 });
 
+Deno.test("stepTable: a variant beside its -unfused twin gets the fused / unfused ratio of the medians", () => {
+  const key = "lm byte-tiny lora";
+  const rows = summarizeRows([key], ["wasm+blas", "wasm+blas-unfused"], [
+    { key, variant: "wasm+blas", roundMedians: [80, 84, 82] },
+    { key, variant: "wasm+blas-unfused", roundMedians: [100, 104, 102] },
+  ], { samples: { [key]: 8 } });
+  const table = stepTable(rows, ["wasm+blas", "wasm+blas-unfused"], { withTorch: false })
+    .split("\n");
+  assertStringIncludes(table[0], "| wasm+blas / wasm+blas-unfused |");
+  // 82 / 102 = 0.804
+  assertStringIncludes(table[2], "| 0.80× |");
+  assert(!stepTable(rows, ["wasm+blas"], { withTorch: false }).includes("-unfused"));
+});
+
 Deno.test("timeTfjsSteps trains the micro models in both modes without leaking tensors", async () => {
   await initBackend("cpu");
   for (const spec of standardSpecs(["micro", "byte-micro"], ["lora", "full"], OPTIONS)) {
@@ -183,11 +211,31 @@ Deno.test("timeTfjsSteps trains the micro models in both modes without leaking t
     assertEquals(t.leakedTensors, 0, specKey(spec));
     assert(Number.isFinite(t.loss.first) && Number.isFinite(t.loss.last), specKey(spec));
     assert((t.peakTensorBytes ?? 0) > 0, specKey(spec));
+    assert((t.savedForBackwardBytes ?? 0) > 0, specKey(spec));
     const p = t.params;
     assertEquals(p.total, p.base + p.lora + p.head);
     assertEquals(p.trainable, spec.mode === "lora" ? p.lora + p.head : p.base + p.head);
     assertEquals(p.head, spec.model === "vit" ? 32 * 10 + 10 : 0);
   }
+});
+
+Deno.test("tapeSavedBytes counts each saved buffer once and leaves the excluded weights out", async () => {
+  await initBackend("cpu");
+  const x = tf.variable(tf.tensor1d([0.1, 0.2, 0.3, 0.4, 0.5]));
+  const seen: number[] = [];
+  const { value, grads } = tf.variableGrads(() => {
+    // Multiply saves both inputs (x twice: one 20-byte buffer); Exp saves its output e and Sum
+    // its input e (one 20-byte buffer).
+    const e = tf.exp(tf.mul(x, x));
+    const loss = tf.sum(e) as tf.Scalar;
+    seen.push(tapeSavedBytes(new Set()), tapeSavedBytes(new Set([x.dataId])));
+    return loss;
+  });
+  assertEquals(seen, [40, 20]);
+  assertEquals(tapeSavedBytes(new Set()), 0); // no gradient computation running
+  value.dispose();
+  tf.dispose(grads);
+  x.dispose();
 });
 
 Deno.test("the PyTorch peer builds models with the harness's parameter counts", async () => {
@@ -203,6 +251,7 @@ Deno.test("the PyTorch peer builds models with the harness's parameter counts", 
     const torch = await runTorchPeer(python, spec, { steps: 1, warmup: 0 });
     assertEquals(compareParamCounts(tfjs.params, torch.params), [], specKey(spec));
     assert(Number.isFinite(torch.loss.first), specKey(spec));
+    assert((torch.savedForBackwardMiB ?? 0) > 0, specKey(spec));
   }
 });
 
@@ -214,4 +263,30 @@ Deno.test("shapesFromFlags: the defaults, a given value, and a non-positive one 
     Error,
     "--batch-size must be a positive integer",
   );
+});
+
+Deno.test("the tfjs peer's output line is read and checked; this process's peak RSS is a positive number on Linux", async () => {
+  const line =
+    '{"deno":"2.9.6","peakRssMiB":210.5,"rssAfterInitMiB":90,"msPerStep":[5.5,6],"leakedTensors":0}';
+  const r = parseTfjsPeerOutput(`some log\n${line}\n`);
+  assertEquals([r.peakRssMiB, r.rssAfterInitMiB, r.msPerStep], [210.5, 90, [5.5, 6]]);
+  assertThrows(() => parseTfjsPeerOutput("no json"), Error, "no JSON line");
+  assertThrows(
+    () => parseTfjsPeerOutput(line.replace('"peakRssMiB":210.5', '"peakRssMiB":null')),
+    Error,
+    "peakRssMiB is not a number",
+  );
+  if (Deno.build.os === "linux") {
+    const rss = await peakRssMiB();
+    assert(rss !== null && rss > 10 && rss >= Deno.memoryUsage().rss / 2 ** 20 - 1, `${rss}`);
+    // One micro job in a peer process: its peak is above its start-up RSS, nothing leaks.
+    const spec = standardSpecs(["micro"], ["lora"], OPTIONS)[0];
+    const peer = await runTfjsPeer(spec, { variant: "cpu", steps: 1, warmup: 0, ffi: "/usr/lib" });
+    assertEquals(peer.deno, Deno.version.deno);
+    assert(
+      peer.peakRssMiB >= peer.rssAfterInitMiB && peer.rssAfterInitMiB > 10,
+      JSON.stringify(peer),
+    );
+    assertEquals([peer.msPerStep.length, peer.leakedTensors], [1, 0]);
+  }
 });

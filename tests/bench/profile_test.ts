@@ -79,8 +79,13 @@ Deno.test("profileTfjsStep profiles the micro models' nested phases without leak
     assertEquals(st, fb, key);
     // Whole calls per step: the profiled steps run the same kernels.
     for (const k of p.step.kernels) assertEquals(Number.isInteger(k.calls), true, k.name);
-    // Adam's update adds element-wise kernels (moments, square root, division) to the step.
-    assert(calls(p.step, "Sqrt") > calls(p.forwardBackward, "Sqrt"), key);
+    // Clipping and Adam run in JavaScript (FlatAdam on cpu/wasm): the step adds no kernel
+    // beyond the forward and backward passes' (and the loss and norm read-back scalars).
+    const total = (ph: PhaseProfile) => ph.kernels.reduce((s, k) => s + k.calls, 0);
+    assert(
+      total(p.step) - total(p.forwardBackward) <= 2,
+      `${key}: ${total(p.step)} vs ${total(p.forwardBackward)}`,
+    );
     assert(p.step.peakBytes > 0 && p.step.wallMs > 0, key);
     // Every kernel is a registered kernel of the backend; the loss's composite op is a scope.
     assertEquals(p.step.kernels.map((k) => opFamily(k.name)).filter((f) => f === "other"), [], key);

@@ -6,9 +6,12 @@ import {
   layerNorm,
   linear,
   multiHeadAttention,
+  rmsNorm,
+  silu,
   siteSeed,
 } from "../../lib/models/layers.ts";
 import { Rng } from "../../lib/random.ts";
+import { assertArrayAlmostEquals } from "../helpers.ts";
 
 function randn(n: number, rng: Rng): number[] {
   return Array.from({ length: n }, () => rng.normal());
@@ -175,4 +178,24 @@ Deno.test("layerNorm's custom gradient matches tf.grads of the plain composite (
     assert(d < 1e-5, `input ${i}: ${d}`);
   }
   tf.dispose([x, dy, gain, shift, yc, yp, ...gc, ...gp]);
+});
+
+Deno.test("rmsNorm and silu: values and gradients equal tfjs's autodiff of the compositions", () => {
+  const x = tf.randomNormal([3, 5], 0, 2, "float32", 11);
+  const w = tf.randomNormal([5], 1, 0.1, "float32", 12);
+  const cot = tf.randomNormal([3, 5], 0, 1, "float32", 13);
+  const plainRms = (t: tf.Tensor, g: tf.Tensor) =>
+    tf.mul(tf.mul(t, tf.rsqrt(tf.add(tf.mean(tf.square(t), -1, true), 1e-5))), g);
+  const plainSilu = (t: tf.Tensor) => tf.mul(t, tf.sigmoid(t));
+  const close = (a: tf.Tensor, b: tf.Tensor, tol: number) =>
+    assertArrayAlmostEquals(Array.from(a.dataSync()), Array.from(b.dataSync()), tol);
+  close(rmsNorm(x, w, { eps: 1e-5 }), plainRms(x, w), 1e-6);
+  const gF = tf.grads((t, g) => tf.sum(tf.mul(rmsNorm(t, g, { eps: 1e-5 }), cot)))([x, w]);
+  const gP = tf.grads((t, g) => tf.sum(tf.mul(plainRms(t, g), cot)))([x, w]);
+  gF.forEach((g, i) => close(g, gP[i], 1e-5));
+  close(silu(x), plainSilu(x), 1e-6);
+  const [sF] = tf.grads((t) => tf.sum(tf.mul(silu(t), cot)))([x]);
+  const [sP] = tf.grads((t) => tf.sum(tf.mul(plainSilu(t), cot)))([x]);
+  close(sF, sP, 1e-5);
+  tf.dispose([x, w, cot, ...gF, ...gP, sF, sP]);
 });

@@ -134,3 +134,54 @@ Deno.test("dropoutMask: entries 0 or 1/(1 − p) at the right rate, the same per
   assertThrows(() => dropoutMask([2, 2], 1, 1), Error, "rate");
   assertEquals(tf.memory().numTensors, before);
 });
+
+Deno.test("loraDelta's fused gradient equals tfjs's autodiff of s·((x ⊙ mask)·Aᵀ)·Bᵀ", () => {
+  const rng = new Rng(21);
+  const [n, dIn, dOut, r] = [5, 6, 4, 3];
+  const site = createLoraSite("fused", {
+    dIn,
+    dOut,
+    lora: { rank: r, alpha: 6, dropout: 0.25 },
+    rng,
+  });
+  // B is zero at init; give it values so every gradient is non-trivial.
+  site.b.assign(tf.randomNormal([dOut, r], 0, 1, "float32", 3));
+  const x = tf.randomNormal([n, dIn], 0, 1, "float32", 4) as tf.Tensor2D;
+  const w = tf.randomNormal([n, dOut], 0, 1, "float32", 5); // cotangent: loss = Σ w ⊙ Δ
+  for (const training of [false, true]) {
+    const opts = { scale: 2, dropout: 0.25, training, seed: 99 };
+    const mask = training ? dropoutMask([n, dIn], 0.25, 99) : tf.ones([n, dIn]);
+    const fused = (xx: tf.Tensor, a: tf.Tensor, b: tf.Tensor) => {
+      void a;
+      void b;
+      return loraDelta(xx as tf.Tensor2D, site, opts);
+    };
+    const plain = (xx: tf.Tensor, a: tf.Tensor, b: tf.Tensor) =>
+      tf.matMul(tf.matMul(tf.mul(xx, mask), tf.transpose(a)), tf.mul(tf.transpose(b), 2));
+    const lossOf = (fn: typeof plain) => () =>
+      tf.sum(tf.mul(fn(x, site.a, site.b), w)) as tf.Scalar;
+    const gF = tf.variableGrads(lossOf(fused), [site.a, site.b]);
+    const gP = tf.variableGrads(lossOf(plain), [site.a, site.b]);
+    assertArrayAlmostEquals(Array.from(gF.value.dataSync()), Array.from(gP.value.dataSync()), 1e-5);
+    for (const name of [site.a.name, site.b.name]) {
+      assertArrayAlmostEquals(
+        Array.from(gF.grads[name].dataSync()),
+        Array.from(gP.grads[name].dataSync()),
+        1e-5,
+      );
+    }
+    const [dxF] = tf.grads((xx) => tf.sum(tf.mul(fused(xx, site.a, site.b), w)))([x]);
+    const [dxP] = tf.grads((xx) => tf.sum(tf.mul(plain(xx, site.a, site.b), w)))([x]);
+    assertArrayAlmostEquals(Array.from(dxF.dataSync()), Array.from(dxP.dataSync()), 1e-5);
+    tf.dispose([
+      gF.value,
+      gP.value,
+      ...Object.values(gF.grads),
+      ...Object.values(gP.grads),
+      dxF,
+      dxP,
+      mask,
+    ]);
+  }
+  tf.dispose([x, w, site.a, site.b]);
+});

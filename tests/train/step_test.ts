@@ -29,7 +29,26 @@ Deno.test("optimizerStep: clipped Adam step matches the hand computation", async
     clipNorm: 0,
   });
   assertEquals(tf.memory().numTensors, afterFirst);
-  assertEquals(afterFirst - before, 2); // Adam's m and v slots for w (beta powers exist from construction)
+  // FlatAdam (createAdam on cpu/wasm) keeps its moments in plain arrays: no tensors.
+  assertEquals(afterFirst - before, 0);
+  opt.dispose();
+  w.dispose();
+});
+
+Deno.test("optimizerStep with tfjs's Adam (the GPU backends' path): the same step, m and v as tensors", async () => {
+  await tf.setBackend("cpu");
+  const w = tf.variable(tf.tensor1d([3, 5]));
+  const opt = tf.train.adam(0.1, 0.9, 0.999, 1e-8);
+  const before = tf.memory().numTensors;
+  const r = await optimizerStep([w], () => ({
+    total: tf.sum(tf.square(tf.sub(w, 1))) as tf.Scalar,
+    terms: {},
+  }), { optimizer: opt, clipNorm: 1 });
+  assertAlmostEquals(r.gradNorm, Math.sqrt(80), 1e-4);
+  const v = await w.data();
+  assertAlmostEquals(v[0], 2.9, 1e-4);
+  assertAlmostEquals(v[1], 4.9, 1e-4);
+  assertEquals(tf.memory().numTensors - before, 2); // Adam's m and v slots for w
   opt.dispose();
   w.dispose();
 });

@@ -37,6 +37,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import { stack } from "../../models/many_inputs.ts";
 import { promptCapable } from "../../models/image_classifier.ts";
 import { makeVariable, uniqueScope } from "../../models/init.ts";
 import {
@@ -179,7 +180,7 @@ export function createDualPrompt(
   /** The same with E-prompt `idx[i]` for sample i (rank ≤ 4 slices: fast on wasm). */
   function perSample(j: number, kv: number, idx: Int32Array): Tensor3D {
     const len = opts.eLength;
-    const table = tf.stack(
+    const table = stack(
       ePrompts.map((e) => tf.reshape(tf.slice(e, [j, kv, 0, 0], [1, 1, len, dim]), [len, dim])),
     ); // [tasks, L, dim]
     return selectRows(table, idx) as Tensor3D;
@@ -282,7 +283,7 @@ export function createDualPrompt(
         } else {
           // No task identity: the E-prompt of the nearest key, per sample.
           const n = ePrompts.length;
-          const keys = tf.stack(eKeys) as Tensor2D;
+          const keys = stack(eKeys) as Tensor2D;
           const sim = cosineSimilarity(pm.queryFeatures(x), keys);
           const idx = topKIndices(sim.dataSync(), { rows: b, cols: n, k: 1 });
           if (!o.training) { for (const i of idx) choices[i] = (choices[i] ?? 0) + 1; }

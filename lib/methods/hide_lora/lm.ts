@@ -20,6 +20,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import { addN } from "../../models/many_inputs.ts";
 import type { ContinualMethod } from "../method.ts";
 import { createAdapterPerTask, liveL2Norms, oldRows, resolveOptions } from "../o_lora.ts";
 import type { Scalar, Tensor2D } from "../../tensor.ts";
@@ -81,7 +82,7 @@ export function createHideLoraLm(options: Record<string, unknown>): ContinualMet
     options: { ...opts },
     keepOldAdapters: opts.keepOldAdapters,
     penalty(sites) {
-      const ce = tf.addN(sites.map((s) => {
+      const ce = addN(sites.map((s) => {
         const old = opts.keepOldAdapters ? oldRows(s) : null;
         const m = old === null ? s.a as Tensor2D : tf.concat([old, s.a as Tensor2D], 0);
         return gramCrossEntropy(m, opts);

@@ -15,6 +15,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import { addN } from "../../models/many_inputs.ts";
 import { stopGradient } from "../../models/stop_gradient.ts";
 import type { FloatArray } from "./signature.ts";
 import type { Scalar, Tensor } from "../../tensor.ts";
@@ -131,7 +132,7 @@ export function codeRegularizer(
     const products = aSites.map((a, d) =>
       tf.sum(tf.mul(a, tf.tensor(options.targets[d], a.shape, "float32")))
     );
-    const raw = tf.neg(tf.addN(products)) as Scalar;
+    const raw = tf.neg(addN(products)) as Scalar;
     // c = codeRegularizerCoefficient(raw value, …), as tensors behind stop-gradients.
     const rawValue = stopGradient(raw);
     const scaledLoss = tf.mul(
@@ -194,7 +195,7 @@ export function paperL1Penalty(
     const norms = live.map((x, d) =>
       tf.sum(tf.abs(tf.sub(x, tf.tensor(options.targets[d], x.shape, "float32"))))
     );
-    return tf.mul(tf.addN(norms), lambda) as Scalar;
+    return tf.mul(addN(norms), lambda) as Scalar;
   });
 }
 
