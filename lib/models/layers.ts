@@ -186,13 +186,20 @@ export function geluTanh<T extends Tensor>(x: T): T {
   const a = 0.044715;
   const f = tf.customGrad((...args: (Tensor | tf.GradSaveFunc)[]) => {
     const xx = args[0] as Tensor;
-    const x2 = tf.square(xx);
-    const s = tf.sigmoid(tf.mul(xx, tf.add(tf.mul(x2, c * a), c)));
-    (args[1] as tf.GradSaveFunc)([xx, x2, s]);
+    const gate = (v: Tensor) => {
+      const v2 = tf.square(v);
+      return { v2, s: tf.sigmoid(tf.mul(v, tf.add(tf.mul(v2, c * a), c))) };
+    };
+    const { v2: x2, s } = gate(xx);
+    // With the fused ops on, only x is kept for the backward pass, which computes x² and σ
+    // again (the same kernels on the same input: the same bits); off, all three, as before.
+    const lean = fusedOps();
+    (args[1] as tf.GradSaveFunc)(lean ? [xx] : [xx, x2, s]);
     return {
       value: tf.mul(xx, s),
       gradFunc: (dy: Tensor | Tensor[], saved: Tensor[]) => {
-        const [xs, sq, sg] = saved;
+        const xs = saved[0];
+        const { v2: sq, s: sg } = lean ? gate(xs) : { v2: saved[1], s: saved[2] };
         // d/dx x·σ(2z) = σ + x·σ·(1 − σ)·c·(1 + 3a·x²)
         const h = tf.add(tf.mul(sq, 3 * c * a), c);
         const t = tf.mul(tf.mul(xs, h), tf.mul(sg, tf.sub(1, sg)));
