@@ -24,7 +24,8 @@
  *    as the node is recorded, as autograd does for a weight that does not require a gradient.
  *
  * (2) and (3) hook the engine's `addTapeNode` during the forward pass of {@link variableGrads}
- * only, and only while the registered gradient is the one the rule was checked against.
+ * only, only while the registered gradient is the one the rule was checked against, and not for
+ * the nodes of a gradient computed inside the loss function (they serve that gradient).
  *
  * The gradients are tf.variableGrads's bit for bit: the same tape, the same nodes (those on a
  * path from a variable to the loss, each with only its inputs that depend on a variable, as
@@ -160,7 +161,10 @@ export function variableGrads(
   engine.addTapeNode = function (this: EngineInternals, ...args: unknown[]) {
     recordNode.apply(this, args);
     const tape = this.state.activeTape;
-    if (tape !== null && tape.length > 0) pruneSaved(tape[tape.length - 1], fromX);
+    // A gradient computed inside f (depth > 1) reads its own nodes' saves: those are kept.
+    if (tape !== null && tape.length > 0) {
+      pruneSaved(tape[tape.length - 1], fromX, this.state.gradientDepth === 1);
+    }
   };
   engine.startTape();
   try {
@@ -231,15 +235,17 @@ const PAIRED: ReadonlyMap<string, { dropA: boolean; dropB: boolean; configs: unk
 
 /**
  * Mark `node`'s outputs as depending on a trainable variable when an input does, and dispose the
- * saved tensors its backward pass cannot read ({@link SHAPE_ONLY}, {@link PAIRED}). Runs as each
- * node is recorded, so the forward pass never holds them.
+ * saved tensors its backward pass cannot read ({@link SHAPE_ONLY}, {@link PAIRED}) when `prune`
+ * (not inside a gradient computed within the loss function). Runs as each node is recorded, so
+ * the forward pass never holds them.
  */
-function pruneSaved(node: TapeNode, fromX: Set<number>): void {
+function pruneSaved(node: TapeNode, fromX: Set<number>, prune: boolean): void {
   const inputs = node.inputs;
   if (Object.values(inputs).some((t) => fromX.has(t.id))) {
     for (const o of node.outputs) fromX.add(o.id);
   }
   const saved = node.saved;
+  if (!prune) return;
   if (saved === undefined || saved.length === 0) return;
   const config = tf.getGradient(node.kernelName);
   if (config === undefined) return;

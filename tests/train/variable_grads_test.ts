@@ -244,3 +244,19 @@ Deno.test("variableGrads: a shape-only save is kept when another gradient for th
     tf.registerGradient(stock);
   }
 });
+
+Deno.test("variableGrads: a gradient computed inside the loss function keeps what it needs", async () => {
+  await initBackend("cpu", { blas: "off" });
+  const w = tf.variable(tf.tensor2d([[1, 2], [3, 4]]), true, "vg_nested_w");
+  const u0 = tf.tensor2d([[1, -1], [2, 0.5]]);
+  // Inside f: g = d/du Σ (u·2w) = 1·(2w)ᵀ, which reads 2w: made inside the inner function, so
+  // only the product's save keeps it; the product's other input u does not depend on w, which
+  // for the loss's own nodes would drop that save. Then L = Σ (g ⊙ w)·u0.
+  const f = () => {
+    const g = tf.grad((u: tf.Tensor) => tf.sum(tf.matMul(u as tf.Tensor2D, tf.mul(w, 2))))(u0);
+    return tf.sum(tf.mul(tf.mul(g, w), u0)) as Scalar;
+  };
+  const { ours, theirs } = await bothWays(f, [w]);
+  assertBitIdentical(ours, theirs, "nested");
+  tf.dispose([w, u0]);
+});
