@@ -141,9 +141,9 @@ export async function withHarnessModel<R>(
 /**
  * Bytes of the distinct buffers the active gradient tape holds for the backward pass: every
  * tape node's saved tensors, each buffer (`dataId`) counted once, the buffers in `exclude` (the
- * weights) left out; 0 outside a gradient computation. tfjs keeps all of them until the whole
- * backward pass has run (it disposes the tape's saved tensors at its end), so this is the
- * activation memory of the step's peak. It reads `tf.engine().state.activeTape`, engine state
+ * weights) left out, and so are the saves `lib/train/variable_grads.ts` has already disposed;
+ * 0 outside a gradient computation. Read at the end of the forward pass, this is the activation
+ * memory the backward pass starts from. It reads `tf.engine().state.activeTape`, engine state
  * that tfjs does not export as API: a diagnostic for the bench, not for training code.
  *
  * @example
