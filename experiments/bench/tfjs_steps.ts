@@ -13,6 +13,8 @@ import { Rng } from "../../lib/random.ts";
 import { lmLoss } from "../../lib/train/lm_loss.ts";
 import { createAdam, optimizerStep, type StepResult } from "../../lib/train/step.ts";
 import { isFlatAdam } from "../../lib/train/flat_adam.ts";
+import { variableGrads } from "../../lib/train/variable_grads.ts";
+import { fusedOps } from "../../lib/models/fused_ops.ts";
 import { median } from "./report.ts";
 import type { BenchSpec, ParamCounts } from "./specs.ts";
 
@@ -195,7 +197,11 @@ export interface PhaseProfile {
 export interface StepProfile {
   /** The loss only (`tf.tidy`, training mode). */
   forward: PhaseProfile;
-  /** Loss and the gradients of the trainable variables (`tf.variableGrads`). */
+  /**
+   * Loss and the gradients of the trainable variables, computed as `optimizerStep` computes
+   * them: the releasing backward pass of `lib/train/variable_grads.ts` with the fused ops on,
+   * `tf.variableGrads` with them off.
+   */
   forwardBackward: PhaseProfile;
   /** The harness's whole `optimizerStep`: forward, backward, global-norm clipping, Adam. */
   step: PhaseProfile;
@@ -231,7 +237,10 @@ export function profileTfjsStep(
         return Promise.resolve();
       },
       forwardBackward: () => {
-        const { value, grads } = tf.variableGrads(() => built.loss(rng.seed()), built.variables);
+        const loss = () => built.loss(rng.seed());
+        const { value, grads } = fusedOps()
+          ? variableGrads(loss, built.variables)
+          : tf.variableGrads(loss, built.variables);
         value.dispose();
         tf.dispose(Object.values(grads));
         return Promise.resolve();
