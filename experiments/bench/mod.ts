@@ -529,9 +529,10 @@ async function main(args: string[]): Promise<number> {
       `- Saved for backward: the activations one step holds for its backward pass, measured at ` +
         `the end of the forward pass, each buffer once, the model's weights left out; tfjs = the ` +
         `tensors its gradient tape saved (tapeSavedBytes, tfjs_steps.ts), PyTorch = the storages ` +
-        `autograd saved (saved_tensors_hooks, torch_peer.py). PyTorch frees each node's saved ` +
-        `tensors as soon as that node's backward has run; tfjs disposes them all at the end of ` +
-        `the backward pass, so on the tfjs side the whole amount is held at the step's peak.`,
+        `autograd saved (saved_tensors_hooks, torch_peer.py). Both free each node's saved ` +
+        `tensors as soon as that node's backward has run (tfjs: with the fused ops on, through ` +
+        `lib/train/variable_grads.ts; the -unfused variants use tf.variableGrads, which holds ` +
+        `them, and every intermediate gradient, to the end of the backward pass).`,
       "",
       stepTable(rows, variantNames, { withTorch: torch.available }),
       "",

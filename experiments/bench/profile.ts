@@ -159,7 +159,9 @@ async function main(args: string[]): Promise<number> {
     `Each phase ran ${warmup} warm-up steps, ${steps} steps timed by the wall clock (median ` +
     `shown) and ${steps} steps under \`tf.profile\` (mean kernel time per step). ` +
     "`backward` = forward + backward − forward and `clip + Adam` = step − forward + backward, " +
-    "as differences of medians. Kernel time is the wall clock around each kernel's synchronous " +
+    "as differences of medians. Forward + backward computes the gradients as `optimizerStep` " +
+    "does (with the fused ops on, the releasing backward pass of lib/train/variable_grads.ts). " +
+    "Kernel time is the wall clock around each kernel's synchronous " +
     "call; outside kernels is the rest: the gradient tape, tensor allocation and disposal, " +
     "`tf.tidy` bookkeeping and JavaScript glue. Profiling adds its own overhead per kernel, so " +
     "the in-kernel times are upper bounds and the shares are what to read.",

@@ -13,6 +13,8 @@ import { Rng } from "../../lib/random.ts";
 import { lmLoss } from "../../lib/train/lm_loss.ts";
 import { createAdam, optimizerStep, type StepResult } from "../../lib/train/step.ts";
 import { isFlatAdam } from "../../lib/train/flat_adam.ts";
+import { variableGrads } from "../../lib/train/variable_grads.ts";
+import { fusedOps } from "../../lib/models/fused_ops.ts";
 import { median } from "./report.ts";
 import type { BenchSpec, ParamCounts } from "./specs.ts";
 
@@ -141,9 +143,9 @@ export async function withHarnessModel<R>(
 /**
  * Bytes of the distinct buffers the active gradient tape holds for the backward pass: every
  * tape node's saved tensors, each buffer (`dataId`) counted once, the buffers in `exclude` (the
- * weights) left out; 0 outside a gradient computation. tfjs keeps all of them until the whole
- * backward pass has run (it disposes the tape's saved tensors at its end), so this is the
- * activation memory of the step's peak. It reads `tf.engine().state.activeTape`, engine state
+ * weights) left out, and so are the saves `lib/train/variable_grads.ts` has already disposed;
+ * 0 outside a gradient computation. Read at the end of the forward pass, this is the activation
+ * memory the backward pass starts from. It reads `tf.engine().state.activeTape`, engine state
  * that tfjs does not export as API: a diagnostic for the bench, not for training code.
  *
  * @example
@@ -195,7 +197,11 @@ export interface PhaseProfile {
 export interface StepProfile {
   /** The loss only (`tf.tidy`, training mode). */
   forward: PhaseProfile;
-  /** Loss and the gradients of the trainable variables (`tf.variableGrads`). */
+  /**
+   * Loss and the gradients of the trainable variables, computed as `optimizerStep` computes
+   * them: the releasing backward pass of `lib/train/variable_grads.ts` with the fused ops on,
+   * `tf.variableGrads` with them off.
+   */
   forwardBackward: PhaseProfile;
   /** The harness's whole `optimizerStep`: forward, backward, global-norm clipping, Adam. */
   step: PhaseProfile;
@@ -231,7 +237,10 @@ export function profileTfjsStep(
         return Promise.resolve();
       },
       forwardBackward: () => {
-        const { value, grads } = tf.variableGrads(() => built.loss(rng.seed()), built.variables);
+        const loss = () => built.loss(rng.seed());
+        const { value, grads } = fusedOps()
+          ? variableGrads(loss, built.variables)
+          : tf.variableGrads(loss, built.variables);
         value.dispose();
         tf.dispose(Object.values(grads));
         return Promise.resolve();

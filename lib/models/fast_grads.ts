@@ -27,7 +27,7 @@ import type { Tensor } from "../tensor.ts";
 const KERNEL = "BatchMatMul";
 
 /** The gradient tfjs registered for BatchMatMul, captured before any replacement. */
-const STOCK: tf.GradConfig | undefined = tf.getGradient(KERNEL);
+export const STOCK_MATMUL_GRADIENT: tf.GradConfig | undefined = tf.getGradient(KERNEL);
 
 /** Swap the last two axes of `x` (rank ≥ 2). */
 function swapLastTwo(x: Tensor): Tensor {
@@ -172,10 +172,10 @@ export function registerFastMatMulGradient(): void {
  * ```
  */
 export function restoreStockMatMulGradient(): void {
-  if (!STOCK) {
+  if (!STOCK_MATMUL_GRADIENT) {
     throw new Error("restoreStockMatMulGradient: tfjs registered no BatchMatMul gradient");
   }
-  tf.registerGradient(STOCK);
+  tf.registerGradient(STOCK_MATMUL_GRADIENT);
 }
 
 /**

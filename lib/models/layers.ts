@@ -172,7 +172,9 @@ export function silu<T extends Tensor>(x: T): T {
  * function, since 0.5·(1 + tanh z) = sigmoid(2z) — without `tf.pow`, whose
  * kernel and gradient are slow on wasm. The gradient is written out (a custom
  * gradient: σ + x·σ·(1 − σ)·c·(1 + 3a·x²), 8 elementwise ops) rather than
- * traced back through the composite.
+ * traced back through the composite. With the fused ops on (`fused_ops.ts`) that derivative is
+ * computed in the forward pass, only while a gradient is being recorded, and is the one tensor
+ * kept for the backward pass (instead of x, x² and σ), which is then one product.
  *
  * @example
  * ```ts
@@ -184,20 +186,34 @@ export function silu<T extends Tensor>(x: T): T {
 export function geluTanh<T extends Tensor>(x: T): T {
   const c = 2 * Math.sqrt(2 / Math.PI);
   const a = 0.044715;
+  // d/dx x·σ(2z) = σ + x·σ·(1 − σ)·c·(1 + 3a·x²), from x² and σ.
+  const derivative = (xs: Tensor, sq: Tensor, sg: Tensor) => {
+    const h = tf.add(tf.mul(sq, 3 * c * a), c);
+    const t = tf.mul(tf.mul(xs, h), tf.mul(sg, tf.sub(1, sg)));
+    return tf.add(sg, t);
+  };
   const f = tf.customGrad((...args: (Tensor | tf.GradSaveFunc)[]) => {
     const xx = args[0] as Tensor;
     const x2 = tf.square(xx);
     const s = tf.sigmoid(tf.mul(xx, tf.add(tf.mul(x2, c * a), c)));
-    (args[1] as tf.GradSaveFunc)([xx, x2, s]);
+    const save = args[1] as tf.GradSaveFunc;
+    if (!fusedOps()) {
+      save([xx, x2, s]);
+      return {
+        value: tf.mul(xx, s),
+        gradFunc: (dy: Tensor | Tensor[], saved: Tensor[]) => {
+          const [xs, sq, sg] = saved;
+          return [tf.mul(dy as Tensor, derivative(xs, sq, sg))];
+        },
+      };
+    }
+    // Fused ops on: the derivative is computed here, when a gradient is being recorded, and is
+    // the only tensor kept for the backward pass (one activation instead of three; the same
+    // kernels on the same inputs as the backward pass would run, so the same bits).
+    if (tf.engine().state.gradientDepth > 0) save([derivative(xx, x2, s)]);
     return {
       value: tf.mul(xx, s),
-      gradFunc: (dy: Tensor | Tensor[], saved: Tensor[]) => {
-        const [xs, sq, sg] = saved;
-        // d/dx x·σ(2z) = σ + x·σ·(1 − σ)·c·(1 + 3a·x²)
-        const h = tf.add(tf.mul(sq, 3 * c * a), c);
-        const t = tf.mul(tf.mul(xs, h), tf.mul(sg, tf.sub(1, sg)));
-        return [tf.mul(dy as Tensor, tf.add(sg, t))];
-      },
+      gradFunc: (dy: Tensor | Tensor[], saved: Tensor[]) => [tf.mul(dy as Tensor, saved[0])],
     };
   });
   return f(x) as T;

@@ -11,6 +11,7 @@ import { addN, stack } from "../models/many_inputs.ts";
 import type { NamedTensorMap, Scalar, Tensor, Variable } from "../tensor.ts";
 import { FlatAdam, isFlatAdam } from "./flat_adam.ts";
 import { fusedOps } from "../models/fused_ops.ts";
+import { variableGrads } from "./variable_grads.ts";
 
 /** Result of {@link optimizerStep}: the loss terms read back as numbers and the gradient norm. */
 export interface StepResult {
@@ -111,11 +112,16 @@ export async function optimizerStep(
   let tapped: { term: string; grads: Tensor[] }[] = [];
   let taskWanted: Tensor[] = [];
   const out = tf.tidy(() => {
-    const { value, grads } = tf.variableGrads(() => {
+    const loss = () => {
       const parts = lossFn(tap);
       kept = Object.fromEntries(Object.entries(parts.terms).map(([k, v]) => [k, tf.keep(v)]));
       return parts.total;
-    }, variables);
+    };
+    // With the fused ops on, the backward pass frees each node's saved tensors and output
+    // gradients once it has run (same gradients, bit for bit: ./variable_grads.ts).
+    const { value, grads } = fusedOps()
+      ? variableGrads(loss, variables)
+      : tf.variableGrads(loss, variables);
     const names = Object.keys(grads);
     const adjusted = options.adjustGradients ? options.adjustGradients(grads) : grads;
     wanted = (options.readGradients ?? []).map((v) => {
