@@ -210,8 +210,8 @@ async function main(args: string[]): Promise<number> {
         "Its ops are grouped into the same families (`torch_profile.ts`: layer norm, one " +
         "kernel there, counts as element-wise; `framework` is autograd's engine and the " +
         "optimiser's Python, set beside tfjs's time outside kernels: the step's median wall " +
-        "time less its profiled kernel time, 0 when negative). The share of the gap is each " +
-        "family's tfjs − PyTorch over the sum of those differences."
+        "time less its profiled kernel time, 0 when negative). Both profilers add a cost per op, " +
+        "so the families' sums exceed the unprofiled steps; read the ratios and differences."
       : `PyTorch side: not run (${probe.reason}).`,
     "",
   ];

@@ -223,8 +223,8 @@ function n1(x: number): string {
 }
 
 /**
- * Markdown: the families of one configuration side by side (ms per step, tfjs / PyTorch, and
- * each family's part of the gap), the two step times, and PyTorch's top ops.
+ * Markdown: the families of one configuration side by side (ms per step, their ratio and their
+ * difference), the two step times, and PyTorch's top ops.
  *
  * @example
  * ```ts ignore
@@ -239,28 +239,29 @@ export function comparisonMarkdown(
   const rows = compareFamilies(tfjs.step, torch);
   const tfjsTotal = rows.reduce((s, r) => s + r.tfjsMs, 0);
   const torchTotal = rows.reduce((s, r) => s + r.torchMs, 0);
-  const gap = tfjsTotal - torchTotal;
+  const ratio = (a: number, b: number) => b > 0 ? `${(a / b).toFixed(2)}×` : "–";
+  const diff = (a: number, b: number) => `${a - b >= 0 ? "+" : "−"}${n1(Math.abs(a - b))}`;
   const lines: string[] = [
     `Against PyTorch (the same model in \`torch_peer.py\`, ${torch.steps} steps under ` +
     `torch.profiler, self CPU time per op; its unprofiled median step ${
       n1(options.torchMedianMs)
     } ms against tfjs's ${n1(tfjs.step.wallMs)} ms):`,
     "",
-    "| op family | tfjs ms | PyTorch ms | tfjs / PyTorch | share of the gap |",
+    "| op family | tfjs ms | PyTorch ms | tfjs / PyTorch | tfjs − PyTorch ms |",
     "| --- | ---: | ---: | ---: | ---: |",
   ];
   for (const r of rows) {
     if (r.tfjsMs === 0 && r.torchMs === 0) continue;
     lines.push(
-      `| ${r.family} | ${n1(r.tfjsMs)} | ${n1(r.torchMs)} | ${
-        r.torchMs > 0 ? `${(r.tfjsMs / r.torchMs).toFixed(2)}×` : "–"
-      } | ${gap !== 0 ? `${(100 * (r.tfjsMs - r.torchMs) / gap).toFixed(0)} %` : "–"} |`,
+      `| ${r.family} | ${n1(r.tfjsMs)} | ${n1(r.torchMs)} | ${ratio(r.tfjsMs, r.torchMs)} | ${
+        diff(r.tfjsMs, r.torchMs)
+      } |`,
     );
   }
   lines.push(
-    `| all | ${n1(tfjsTotal)} | ${n1(torchTotal)} | ${
-      torchTotal > 0 ? `${(tfjsTotal / torchTotal).toFixed(2)}×` : "–"
-    } | 100 % |`,
+    `| all | ${n1(tfjsTotal)} | ${n1(torchTotal)} | ${ratio(tfjsTotal, torchTotal)} | ${
+      diff(tfjsTotal, torchTotal)
+    } |`,
     "",
     `| PyTorch op (top ${options.top}) | family | calls | ms |`,
     "| --- | --- | ---: | ---: |",

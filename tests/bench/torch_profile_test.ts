@@ -98,18 +98,23 @@ Deno.test("compareFamilies: hand sums on both sides; tfjs's framework is wall �
   assertEquals(over.find((r) => r.family === "framework")?.tfjsMs, 0);
 });
 
-Deno.test("comparisonMarkdown: ratios and each family's share of the gap", () => {
+Deno.test("comparisonMarkdown: each family's ratio and difference, then PyTorch's top ops", () => {
   const md = comparisonMarkdown(TFJS, TORCH, { torchMedianMs: 20.5, top: 3 });
-  // totals: tfjs 36, PyTorch 20, gap 16: matmul 2/16, elementwise 6/16, layout 3/16, framework 5/16
+  // totals: tfjs 36 (kernels 30 + framework 6), PyTorch 20
   assertStringIncludes(md, "its unprofiled median step 20.5 ms against tfjs's 36.0 ms");
-  assertStringIncludes(md, "| matmul | 18.0 | 16.0 | 1.13× | 13 % |");
-  assertStringIncludes(md, "| elementwise | 8.0 | 2.0 | 4.00× | 38 % |");
-  assertStringIncludes(md, "| layout | 4.0 | 1.0 | 4.00× | 19 % |");
-  assertStringIncludes(md, "| framework | 6.0 | 1.0 | 6.00× | 31 % |");
-  assertStringIncludes(md, "| all | 36.0 | 20.0 | 1.80× | 100 % |");
+  assertStringIncludes(md, "| matmul | 18.0 | 16.0 | 1.13× | +2.0 |");
+  assertStringIncludes(md, "| elementwise | 8.0 | 2.0 | 4.00× | +6.0 |");
+  assertStringIncludes(md, "| layout | 4.0 | 1.0 | 4.00× | +3.0 |");
+  assertStringIncludes(md, "| framework | 6.0 | 1.0 | 6.00× | +5.0 |");
+  assertStringIncludes(md, "| all | 36.0 | 20.0 | 1.80× | +16.0 |");
   assert(!md.includes("| reduction |"), "families empty on both sides are left out");
   assertStringIncludes(md, "| aten::mm | matmul | 8 | 12.0 |");
   assert(!md.includes("aten::copy_"), "only the top 3 PyTorch ops");
+  const faster = comparisonMarkdown(TFJS, {
+    steps: 1,
+    ops: [{ name: "aten::mm", calls: 1, ms: 20 }],
+  }, { torchMedianMs: 20, top: 1 });
+  assertStringIncludes(faster, "| matmul | 18.0 | 20.0 | 0.90× | −2.0 |");
 });
 
 Deno.test("parseTorchPeerOutput reads a profile and refuses a malformed one", () => {
