@@ -11,7 +11,10 @@
  * for each kernel's time (`tfjs_steps.ts`, `profileTfjsStep`). The report
  * (`profile_report.ts`) gives the phases with the time spent outside kernels,
  * the step's op families and its top kernels. Results go to
- * `results/bench/<out>.json` and `.md` with provenance.
+ * `results/bench/<out>.json` and `.md` with provenance. When `/usr/bin/python3`
+ * (or `--python`) imports torch, each configuration is also profiled in
+ * PyTorch (`torch_peer.py`, torch.profiler) and the two are set side by side
+ * family by family (`torch_profile.ts`).
  *
  * Example: `deno task bench:profile --out step_profile`.
  *
@@ -38,6 +41,8 @@ import {
   standardSpecs,
 } from "./specs.ts";
 import { profileTfjsStep, type StepProfile } from "./tfjs_steps.ts";
+import { probeTorch, runTorchPeer, type TorchPeerResult } from "./torch_peer.ts";
+import { compareFamilies, comparisonMarkdown } from "./torch_profile.ts";
 
 const FLAGS = {
   configs: {
@@ -55,6 +60,12 @@ const FLAGS = {
   top: { type: "number" as const, help: "kernels listed per configuration", default: "12" },
   ...SHAPE_FLAGS,
   blas: { type: "string" as const, help: "BLAS library (auto or a path)", default: "auto" },
+  python: {
+    type: "string" as const,
+    help: "python with torch: the same models profiled in PyTorch, family by family",
+    default: "/usr/bin/python3",
+  },
+  "no-torch": { type: "boolean" as const, help: "skip the PyTorch side" },
   out: {
     type: "string" as const,
     help: "result name under results/bench/",
@@ -108,14 +119,28 @@ async function main(args: string[]): Promise<number> {
   setNativeMatMul(base === "wasm+blas");
   setFusedOps(fused);
 
-  const results: { key: string; profile: StepProfile }[] = [];
+  const python = (f.python as string | undefined) ?? "/usr/bin/python3";
+  const probe = f["no-torch"]
+    ? { ok: false as const, reason: "--no-torch" }
+    : await probeTorch(python);
+  if (!probe.ok) console.error(`bench:profile: no PyTorch side (${probe.reason})`);
+
+  const results: { key: string; profile: StepProfile; torch?: TorchPeerResult }[] = [];
   const t0 = performance.now();
   for (const { config, mode } of pairs) {
     const [spec] = standardSpecs([config], [mode], harnessSpecOptions(shapes));
     const key = specKey(spec);
     const profile = await profileTfjsStep(spec, { steps, warmup });
-    results.push({ key, profile });
-    console.error(`bench:profile ${key} [${variant}]: step ${profile.step.wallMs.toFixed(1)} ms`);
+    // The same model in PyTorch, in a process of its own after the tfjs profile: `steps` timed
+    // steps (unprofiled median), then `steps` under torch.profiler.
+    const torch = probe.ok
+      ? await runTorchPeer(python, spec, { steps, warmup, profileSteps: steps })
+      : undefined;
+    results.push({ key, profile, ...(torch ? { torch } : {}) });
+    console.error(
+      `bench:profile ${key} [${variant}]: step ${profile.step.wallMs.toFixed(1)} ms` +
+        (torch ? `, PyTorch ${torch.medianMs.toFixed(1)} ms` : ""),
+    );
   }
   setNativeMatMul(false);
   const minutes = (performance.now() - t0) / 60000;
@@ -139,11 +164,22 @@ async function main(args: string[]): Promise<number> {
     dependencies: await dependencyVersions("."),
     machine,
     backend,
-    results: results.map(({ key, profile }) => ({
+    torch: probe.ok ? probe.runtime : { unavailable: probe.reason },
+    results: results.map(({ key, profile, torch }) => ({
       key,
       phases: phaseRows(profile),
       families: familyShares(profile.step.kernels, { wallMs: profile.step.wallMs }),
       profile,
+      ...(torch?.profile
+        ? {
+          torch: {
+            medianMs: torch.medianMs,
+            params: torch.params,
+            families: compareFamilies(profile.step, torch.profile),
+            profile: torch.profile,
+          },
+        }
+        : {}),
     })),
   });
 
@@ -166,9 +202,24 @@ async function main(args: string[]): Promise<number> {
     "`tf.tidy` bookkeeping and JavaScript glue. Profiling adds its own overhead per kernel, so " +
     "the in-kernel times are upper bounds and the shares are what to read.",
     "",
+    probe.ok
+      ? `PyTorch side: torch ${probe.runtime.torch} (${python}), ${probe.runtime.threads} ` +
+        "intra-op thread(s), the same model, batch and optimiser (`torch_peer.py`), in a " +
+        `process of its own after each tfjs profile: ${steps} timed steps, then ${steps} under ` +
+        "torch.profiler (self CPU time per op, which includes the profiler's own cost per op). " +
+        "Its ops are grouped into the same families (`torch_profile.ts`: layer norm, one " +
+        "kernel there, counts as element-wise; `framework` is autograd's engine and the " +
+        "optimiser's Python, set beside tfjs's time outside kernels: the step's median wall " +
+        "time less its profiled kernel time, 0 when negative). Both profilers add a cost per op, " +
+        "so the families' sums exceed the unprofiled steps; read the ratios and differences."
+      : `PyTorch side: not run (${probe.reason}).`,
+    "",
   ];
-  for (const { key, profile } of results) {
+  for (const { key, profile, torch } of results) {
     md.push(profileMarkdown(`${key} (${variant})`, profile, { top }));
+    if (torch?.profile) {
+      md.push(comparisonMarkdown(profile, torch.profile, { torchMedianMs: torch.medianMs, top }));
+    }
   }
   await writeFileAtomic(join("results", "bench", `${id}.md`), md.join("\n") + "\n");
   console.log(md.join("\n"));

@@ -25,9 +25,10 @@ Usage:
 
 Prints one JSON object on stdout: parameter counts (base, lora, head, total, trainable), the
 per-step times in ms of the timed steps (after warm-up), their median, samples/s, peak RSS,
-torch version and threads, and the BLAS library in use. `--threads` sets torch's intra-op
-threads (default 1: Debian's torch calls the system BLAS, and OpenBLAS's own pthreads then use
-the cores; more torch threads on top oversubscribe them).
+torch version and threads, and the BLAS library in use; with `"profileSteps": n` in the spec,
+also each op's self CPU time over n more steps under torch.profiler (`profile`). `--threads` sets
+torch's intra-op threads (default 1: Debian's torch calls the system BLAS, and OpenBLAS's own
+pthreads then use the cores; more torch threads on top oversubscribe them).
 """
 
 import argparse
@@ -340,6 +341,31 @@ def saved_for_backward_mib(torch, model, loss_fn):
     return sum(seen.values()) / 2**20
 
 
+def profile_steps(torch, step, steps):
+    """`steps` more training steps under torch.profiler (CPU): each op's self CPU time and call
+    count, per step. Self time is the time inside an op less the ops it calls, so the rows add
+    up to the profiled time; autograd's engine and the optimiser appear as rows of their own
+    (`autograd::engine::...`, `Optimizer.step#Adam.step`). None when steps is 0."""
+    if steps <= 0:
+        return None
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    ops = [
+        {
+            "name": e.key,
+            "calls": round(e.count / steps, 3),
+            "ms": round(e.self_cpu_time_total / 1000 / steps, 4),
+        }
+        for e in prof.key_averages()
+        if e.self_cpu_time_total > 0
+    ]
+    ops.sort(key=lambda o: -o["ms"])
+    return {"steps": steps, "ops": ops}
+
+
 def run(spec, torch):
     torch.manual_seed(spec.get("seed", 0))
     VitClassifier, Decoder = build_modules(torch)
@@ -400,15 +426,18 @@ def run(spec, torch):
         times.append((time.perf_counter() - t0) * 1000)
     saved_mib = saved_for_backward_mib(torch, model, loss_fn)
     med = statistics.median(times)
+    peak_rss = peak_rss_mib()  # before profiling, which adds its own memory
+    profile = profile_steps(torch, step, int(spec.get("profileSteps", 0)))
     return {
         "params": param_counts(model, head_prefix),
         "msPerStep": [round(v, 3) for v in times],
         "medianMs": round(med, 3),
         "samplesPerSecond": round(samples_per_step * 1000 / med, 2),
         "rssAfterBuildMiB": round(rss_built, 1),
-        "peakRssMiB": round(peak_rss_mib(), 1),
+        "peakRssMiB": round(peak_rss, 1),
         "savedForBackwardMiB": round(saved_mib, 1),
         "loss": {"first": losses[0], "last": losses[-1]},
+        **({"profile": profile} if profile is not None else {}),
     }
 
 

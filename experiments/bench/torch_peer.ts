@@ -30,6 +30,24 @@ export interface TorchRuntime {
   rssAfterImportMiB?: number;
 }
 
+/** One op of the peer's profile: calls and self CPU ms per step. */
+export interface TorchOpTime {
+  /** The profiler's row: `aten::mm`, `autograd::engine::evaluate_function: MmBackward0`, … */
+  name: string;
+  /** Calls per step. */
+  calls: number;
+  /** Self CPU milliseconds per step (the op's time less the ops it calls). */
+  ms: number;
+}
+
+/** The peer's profile of `steps` training steps under torch.profiler (per-step averages). */
+export interface TorchProfile {
+  /** Profiled steps. */
+  steps: number;
+  /** Every op with a self time, largest first. */
+  ops: TorchOpTime[];
+}
+
 /** One run of the peer. */
 export interface TorchPeerResult extends TorchRuntime {
   /** Parameter counts of the torch model. */
@@ -48,6 +66,8 @@ export interface TorchPeerResult extends TorchRuntime {
   savedForBackwardMiB?: number;
   /** First and last loss. */
   loss: { first: number; last: number };
+  /** Per-op self CPU time under torch.profiler, when the run asked for `profileSteps`. */
+  profile?: TorchProfile;
 }
 
 function lastJsonObject(stdout: string): Record<string, unknown> {
@@ -144,7 +164,31 @@ export function parseTorchPeerOutput(stdout: string): TorchPeerResult {
       ? { savedForBackwardMiB: o.savedForBackwardMiB }
       : {}),
     loss: { first: Number(loss.first), last: Number(loss.last) },
+    ...(o.profile !== undefined ? { profile: parseTorchProfile(o.profile) } : {}),
   };
+}
+
+function parseTorchProfile(v: unknown): TorchProfile {
+  const p = v as Record<string, unknown>;
+  if (!p || typeof p !== "object" || !Array.isArray(p.ops)) {
+    throw new Error(`torch peer: profile must be an object with an ops list`);
+  }
+  if (typeof p.steps !== "number" || !Number.isInteger(p.steps) || p.steps < 1) {
+    throw new Error(`torch peer: profile.steps must be a positive integer`);
+  }
+  const ops = (p.ops as unknown[]).map((x, i) => {
+    const op = x as Record<string, unknown>;
+    if (
+      !op || typeof op.name !== "string" || typeof op.calls !== "number" || op.calls < 0 ||
+      typeof op.ms !== "number" || !(op.ms >= 0)
+    ) {
+      throw new Error(
+        `torch peer: profile.ops[${i}] must be { name: string, calls: number ≥ 0, ms: number ≥ 0 }`,
+      );
+    }
+    return { name: op.name, calls: op.calls, ms: op.ms };
+  });
+  return { steps: p.steps, ops };
 }
 
 /** Where the peer script is. */
@@ -224,13 +268,21 @@ export async function probeTorch(
 export async function runTorchPeer(
   python: string,
   spec: BenchSpec,
-  options: { steps: number; warmup: number; threads?: number; seed?: number },
+  options: {
+    steps: number;
+    warmup: number;
+    threads?: number;
+    seed?: number;
+    /** Steps to run under torch.profiler after the timed ones (0, the default: none). */
+    profileSteps?: number;
+  },
 ): Promise<TorchPeerResult> {
   const payload = {
     ...spec,
     steps: options.steps,
     warmup: options.warmup,
     seed: options.seed ?? 0,
+    ...(options.profileSteps ? { profileSteps: options.profileSteps } : {}),
   };
   const { out } = await runPython(python, [
     TORCH_PEER_SCRIPT,

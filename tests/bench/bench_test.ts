@@ -11,6 +11,7 @@ import {
 import { tapeSavedBytes, timeTfjsSteps } from "../../experiments/bench/tfjs_steps.ts";
 import * as tf from "@tensorflow/tfjs";
 import { parseTfjsPeerOutput, peakRssMiB, runTfjsPeer } from "../../experiments/bench/tfjs_peer.ts";
+import { torchOpFamily } from "../../experiments/bench/torch_profile.ts";
 import {
   parseTorchPeerOutput,
   parseTorchProbe,
@@ -248,10 +249,13 @@ Deno.test("the PyTorch peer builds models with the harness's parameter counts", 
   await initBackend("cpu");
   for (const spec of standardSpecs(["micro", "byte-micro"], ["lora", "full"], OPTIONS)) {
     const tfjs = await timeTfjsSteps(spec, { steps: 1, warmup: 0 });
-    const torch = await runTorchPeer(python, spec, { steps: 1, warmup: 0 });
+    const torch = await runTorchPeer(python, spec, { steps: 1, warmup: 0, profileSteps: 1 });
     assertEquals(compareParamCounts(tfjs.params, torch.params), [], specKey(spec));
     assert(Number.isFinite(torch.loss.first), specKey(spec));
     assert((torch.savedForBackwardMiB ?? 0) > 0, specKey(spec));
+    // the profiled step: matrix products and autograd's engine are among its rows
+    const families = new Set(torch.profile?.ops.map((o) => torchOpFamily(o.name)));
+    assert(families.has("matmul") && families.has("framework"), specKey(spec));
   }
 });
 
