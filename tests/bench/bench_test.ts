@@ -239,6 +239,39 @@ Deno.test("tapeSavedBytes counts each saved buffer once and leaves the excluded 
   x.dispose();
 });
 
+Deno.test("parseTorchPeerOutput reads a profile and refuses a malformed one", () => {
+  const good = {
+    ok: true,
+    ...RUNTIME,
+    params: COUNTS,
+    msPerStep: [5],
+    medianMs: 5,
+    samplesPerSecond: 100,
+    rssAfterBuildMiB: 200,
+    peakRssMiB: 210,
+    loss: { first: 1, last: 0.9 },
+  };
+  const profile = {
+    steps: 2,
+    ops: [{ name: "aten::mm", calls: 8, ms: 12 }, { name: "MmBackward0", calls: 8, ms: 0.5 }],
+  };
+  assertEquals(parseTorchPeerOutput(JSON.stringify({ ...good, profile })).profile, profile);
+  assertEquals(parseTorchPeerOutput(JSON.stringify(good)).profile, undefined);
+  assertThrows(
+    () => parseTorchPeerOutput(JSON.stringify({ ...good, profile: { steps: 0, ops: [] } })),
+    Error,
+    "profile.steps",
+  );
+  assertThrows(
+    () =>
+      parseTorchPeerOutput(
+        JSON.stringify({ ...good, profile: { steps: 1, ops: [{ name: "aten::mm", ms: -1 }] } }),
+      ),
+    Error,
+    "profile.ops[0]",
+  );
+});
+
 Deno.test("the PyTorch peer builds models with the harness's parameter counts", async () => {
   const python = Deno.env.get("TREELORA_PYTHON") ?? "/usr/bin/python3";
   const probe = await probeTorch(python);

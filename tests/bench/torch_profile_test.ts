@@ -1,11 +1,10 @@
-import { assert, assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
+import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import {
   compareFamilies,
   comparisonMarkdown,
   TORCH_OP_FAMILIES,
   torchOpFamily,
 } from "../../experiments/bench/torch_profile.ts";
-import { parseTorchPeerOutput } from "../../experiments/bench/torch_peer.ts";
 import type { PhaseProfile, StepProfile } from "../../experiments/bench/tfjs_steps.ts";
 
 Deno.test("torchOpFamily: aten ops by their lists, other rows are framework, unknown aten ops other", () => {
@@ -69,7 +68,7 @@ const TFJS: StepProfile = {
   leakedTensors: 0,
 };
 
-const TORCH = {
+const TORCH_PROFILE = {
   steps: 2,
   ops: [
     { name: "aten::mm", calls: 8, ms: 12 },
@@ -83,7 +82,7 @@ const TORCH = {
 };
 
 Deno.test("compareFamilies: hand sums on both sides; tfjs's framework is wall − kernels", () => {
-  const rows = compareFamilies(TFJS.step, TORCH);
+  const rows = compareFamilies(TFJS.step, TORCH_PROFILE);
   assertEquals(rows.map((r) => [r.family, r.tfjsMs, r.torchMs]), [
     ["matmul", 18, 16],
     ["elementwise", 8, 2],
@@ -94,12 +93,12 @@ Deno.test("compareFamilies: hand sums on both sides; tfjs's framework is wall �
     ["framework", 6, 1],
   ]);
   // kernels longer than the wall clock (profiler overhead): framework 0, not negative
-  const over = compareFamilies({ ...TFJS.step, wallMs: 25 }, TORCH);
+  const over = compareFamilies({ ...TFJS.step, wallMs: 25 }, TORCH_PROFILE);
   assertEquals(over.find((r) => r.family === "framework")?.tfjsMs, 0);
 });
 
 Deno.test("comparisonMarkdown: each family's ratio and difference, then PyTorch's top ops", () => {
-  const md = comparisonMarkdown(TFJS, TORCH, { torchMedianMs: 20.5, top: 3 });
+  const md = comparisonMarkdown(TFJS, TORCH_PROFILE, { torchMedianMs: 20.5, top: 3 });
   // totals: tfjs 36 (kernels 30 + framework 6), PyTorch 20
   assertStringIncludes(md, "its unprofiled median step 20.5 ms against tfjs's 36.0 ms");
   assertStringIncludes(md, "| matmul | 18.0 | 16.0 | 1.13× | +2.0 |");
@@ -115,39 +114,4 @@ Deno.test("comparisonMarkdown: each family's ratio and difference, then PyTorch'
     ops: [{ name: "aten::mm", calls: 1, ms: 20 }],
   }, { torchMedianMs: 20, top: 1 });
   assertStringIncludes(faster, "| matmul | 18.0 | 20.0 | 0.90× | −2.0 |");
-});
-
-Deno.test("parseTorchPeerOutput reads a profile and refuses a malformed one", () => {
-  const base = {
-    ok: true,
-    torch: "1.13.0a0",
-    python: "3.11.2",
-    executable: "/usr/bin/python3",
-    threads: 1,
-    interopThreads: 1,
-    blas: { buildBlas: "generic", openblasThreads: 2 },
-    params: { base: 10, lora: 2, head: 0, total: 12, trainable: 2 },
-    msPerStep: [5],
-    medianMs: 5,
-    samplesPerSecond: 100,
-    rssAfterBuildMiB: 200,
-    peakRssMiB: 210,
-    loss: { first: 1, last: 0.9 },
-  };
-  const r = parseTorchPeerOutput(JSON.stringify({ ...base, profile: TORCH }));
-  assertEquals(r.profile, TORCH);
-  assertEquals(parseTorchPeerOutput(JSON.stringify(base)).profile, undefined);
-  assertThrows(
-    () => parseTorchPeerOutput(JSON.stringify({ ...base, profile: { steps: 0, ops: [] } })),
-    Error,
-    "profile.steps",
-  );
-  assertThrows(
-    () =>
-      parseTorchPeerOutput(
-        JSON.stringify({ ...base, profile: { steps: 1, ops: [{ name: "aten::mm", ms: -1 }] } }),
-      ),
-    Error,
-    "profile.ops[0]",
-  );
 });
